@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "board-config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "names.h"
+#include "xml-util.h"
+
+void board_config_done(BoardConfig *c) {
+        if (!c)
+                return;
+        free(c->name);
+        free(c->image);
+        free(c->model);
+        free(c->cmdline);
+        *c = (BoardConfig){};
+}
+
+static int strdup_or_null(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int board_config_copy(const BoardConfig *src, BoardConfig *dst) {
+        BoardConfig c = {
+                .owner = src->owner,
+                .persistent = src->persistent,
+                .serial_port = src->serial_port,
+                .gpio_port = src->gpio_port,
+        };
+        if (strdup_or_null(src->name, &c.name) < 0 || strdup_or_null(src->image, &c.image) < 0 ||
+            strdup_or_null(src->model, &c.model) < 0 || strdup_or_null(src->cmdline, &c.cmdline) < 0) {
+                board_config_done(&c);
+                return -ENOMEM;
+        }
+        *dst = c;
+        return 0;
+}
+
+/* open_memstream() gives us printf-style building with one error check at the end. */
+typedef struct {
+        FILE *f;
+        char *buf;
+        size_t size;
+        int r;
+} Builder;
+
+static int builder_open(Builder *b) {
+        *b = (Builder){};
+        b->f = open_memstream(&b->buf, &b->size);
+        return b->f ? 0 : -ENOMEM;
+}
+
+static void builder_abort(Builder *b) {
+        if (b->f)
+                fclose(b->f);
+        free(b->buf);
+        *b = (Builder){};
+}
+
+static int builder_finish(Builder *b, char **ret) {
+        int r = b->r;
+        if (fclose(b->f) != 0 && r >= 0)
+                r = -ENOMEM;
+        b->f = NULL;
+        if (r < 0) {
+                builder_abort(b);
+                return r;
+        }
+        *ret = TAKE_PTR(b->buf);
+        return 0;
+}
+
+/* Adds <tag>escaped</tag>; records the first failure in b->r. */
+static void builder_element(Builder *b, const char *indent, const char *tag, const char *value) {
+        _cleanup_free_ char *e = NULL;
+        int r;
+
+        if (b->r < 0)
+                return;
+        r = xml_escape(strempty(value), &e);
+        if (r < 0) {
+                b->r = r;
+                return;
+        }
+        fprintf(b->f, "%s<%s>%s</%s>\n", indent, tag, e, tag);
+}
+
+int metadata_xml_build(const BoardConfig *c, char **ret) {
+        Builder b;
+        char num[32];
+        int r;
+
+        if (!c || !piemu_name_is_valid(c->name))
+                return -EINVAL;
+        r = builder_open(&b);
+        if (r < 0)
+                return r;
+        fprintf(b.f, "\n");
+        builder_element(&b, "  ", "name", c->name);
+        builder_element(&b, "  ", "image", c->image);
+        builder_element(&b, "  ", "model", c->model ?: PIEMU_DEFAULT_MODEL);
+        builder_element(&b, "  ", "cmdline", c->cmdline);
+        snprintf(num, sizeof num, "%u", (unsigned)c->owner);
+        builder_element(&b, "  ", "owner", num);
+        builder_element(&b, "  ", "persistent", c->persistent ? "yes" : "no");
+        snprintf(num, sizeof num, "%u", (unsigned)c->serial_port);
+        builder_element(&b, "  ", "serial-port", num);
+        snprintf(num, sizeof num, "%u", (unsigned)c->gpio_port);
+        builder_element(&b, "  ", "gpio-port", num);
+        return builder_finish(&b, ret);
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+        if (isempty(s))
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                if (v > (max - (uint64_t)(*p - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t)(*p - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+int metadata_xml_parse(const char *xml, BoardConfig *ret) {
+        BoardConfig c = {};
+        _cleanup_free_ char *owner = NULL, *persistent = NULL, *sport = NULL, *gport = NULL;
+        uint64_t v;
+        int r;
+
+        if (!xml || !ret)
+                return -EINVAL;
+        r = xml_find_element_text(xml, "name", &c.name);
+        if (r < 0)
+                goto fail;
+        r = xml_find_element_text(xml, "image", &c.image);
+        if (r < 0)
+                goto fail;
+        r = xml_find_element_text(xml, "owner", &owner);
+        if (r < 0)
+                goto fail;
+        r = xml_find_element_text(xml, "model", &c.model);
+        if (r == -ENOENT) {
+                c.model = strdup(PIEMU_DEFAULT_MODEL);
+                r = c.model ? 0 : -ENOMEM;
+        }
+        if (r < 0)
+                goto fail;
+        r = xml_find_element_text(xml, "cmdline", &c.cmdline);
+        if (r == -ENOENT)
+                r = 0;
+        if (r < 0)
+                goto fail;
+        r = -EINVAL;
+        if (!piemu_name_is_valid(c.name) || !piemu_name_is_valid(c.image))
+                goto fail;
+        r = parse_uint(owner, UINT32_MAX - 1, &v);
+        if (r < 0)
+                goto fail;
+        c.owner = (uid_t)v;
+        if (xml_find_element_text(xml, "persistent", &persistent) >= 0)
+                c.persistent = streq(persistent, "yes");
+        if (xml_find_element_text(xml, "serial-port", &sport) >= 0 && parse_uint(sport, UINT16_MAX, &v) >= 0)
+                c.serial_port = (uint16_t)v;
+        if (xml_find_element_text(xml, "gpio-port", &gport) >= 0 && parse_uint(gport, UINT16_MAX, &v) >= 0)
+                c.gpio_port = (uint16_t)v;
+        *ret = c;
+        return 0;
+fail:
+        board_config_done(&c);
+        return r;
+}
+
+int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **ret) {
+        const char *base = strempty(image_cmdline);
+        /* The shim maps the GPIO block through /dev/mem when the kernel has no /dev/gpiomem,
+         * which mainline kernels only allow with iomem=relaxed. */
+        bool has_iomem = strstr(base, "iomem=relaxed") || (extra && strstr(extra, "iomem=relaxed"));
+        char *s;
+
+        if (asprintf(&s, "%s%s%s%s%s", base, *base ? " " : "", has_iomem ? "" : "iomem=relaxed",
+                     isempty(extra) ? "" : " ", strempty(extra)) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, char **ret) {
+        _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL;
+        _cleanup_free_ char *e_kernel = NULL, *e_dtb = NULL, *e_initrd = NULL, *e_cmdline = NULL;
+        Builder b;
+        int r;
+
+        if (!c || !img || !img->kernel || !img->dtb)
+                return -EINVAL;
+        if (!streq_ptr(c->model ?: PIEMU_DEFAULT_MODEL, PIEMU_DEFAULT_MODEL))
+                return -EOPNOTSUPP;
+        r = board_domain_name(c->name, &domain);
+        if (r < 0)
+                return r;
+        r = board_volume_name(c->name, &vol);
+        if (r < 0)
+                return r;
+        r = metadata_xml_build(c, &meta);
+        if (r < 0)
+                return r;
+        r = kernel_cmdline_build(img->cmdline, c->cmdline, &cmdline);
+        if (r < 0)
+                return r;
+        if ((r = xml_escape(img->kernel, &e_kernel)) < 0 || (r = xml_escape(img->dtb, &e_dtb)) < 0 ||
+            (r = xml_escape(cmdline, &e_cmdline)) < 0)
+                return r;
+        if (img->initrd && (r = xml_escape(img->initrd, &e_initrd)) < 0)
+                return r;
+
+        if (uuid && (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdef-") != 36))
+                return -EINVAL;
+        r = builder_open(&b);
+        if (r < 0)
+                return r;
+        fprintf(b.f, "<domain type='qemu'>\n");
+        if (uuid)
+                fprintf(b.f, "  <uuid>%s</uuid>\n", uuid);
+        /* raspi3b is fixed hardware: 1 GiB and four Cortex-A53 cores, nothing else is accepted by QEMU. */
+        fprintf(b.f,
+                "  <name>%s</name>\n"
+                "  <title>piemu board %s</title>\n"
+                "  <metadata>\n"
+                "    <%s:board xmlns:%s='%s'>%s</%s:board>\n"
+                "  </metadata>\n"
+                "  <memory unit='MiB'>1024</memory>\n"
+                "  <vcpu>4</vcpu>\n"
+                "  <os>\n"
+                "    <type arch='aarch64' machine='raspi3b'>hvm</type>\n"
+                "    <kernel>%s</kernel>\n",
+                domain, c->name, PIEMU_METADATA_PREFIX, PIEMU_METADATA_PREFIX, PIEMU_METADATA_URI, meta,
+                PIEMU_METADATA_PREFIX, e_kernel);
+        if (e_initrd)
+                fprintf(b.f, "    <initrd>%s</initrd>\n", e_initrd);
+        fprintf(b.f,
+                "    <dtb>%s</dtb>\n"
+                "    <cmdline>%s</cmdline>\n"
+                "  </os>\n"
+                "  <on_poweroff>destroy</on_poweroff>\n"
+                "  <on_reboot>restart</on_reboot>\n"
+                "  <on_crash>destroy</on_crash>\n"
+                "  <devices>\n"
+                "    <disk type='volume' device='disk'>\n"
+                "      <driver name='qemu' type='qcow2'/>\n"
+                "      <source pool='%s' volume='%s'/>\n"
+                "      <target dev='sda' bus='sd'/>\n"
+                "    </disk>\n"
+                "    <serial type='tcp'>\n"
+                "      <source mode='bind' host='127.0.0.1' service='%u'/>\n"
+                "      <protocol type='raw'/>\n"
+                "      <target port='0'/>\n"
+                "    </serial>\n"
+                "    <serial type='tcp'>\n"
+                "      <source mode='bind' host='127.0.0.1' service='%u'/>\n"
+                "      <protocol type='raw'/>\n"
+                "      <target port='1'/>\n"
+                "    </serial>\n"
+                "    <memballoon model='none'/>\n"
+                "  </devices>\n"
+                "</domain>\n",
+                e_dtb, e_cmdline, PIEMU_POOL_NAME, vol, (unsigned)c->serial_port, (unsigned)c->gpio_port);
+        return builder_finish(&b, ret);
+}
+
+int volume_xml_build(const char *vol_name, uint64_t capacity, const char *backing_path,
+                     const char *backing_format, char **ret) {
+        _cleanup_free_ char *e_name = NULL, *e_path = NULL;
+        char *s;
+        int r;
+
+        if (!vol_name || !backing_path || capacity == 0 ||
+            !(streq_ptr(backing_format, "raw") || streq_ptr(backing_format, "qcow2")))
+                return -EINVAL;
+        if ((r = xml_escape(vol_name, &e_name)) < 0 || (r = xml_escape(backing_path, &e_path)) < 0)
+                return r;
+        if (asprintf(&s,
+                     "<volume>\n"
+                     "  <name>%s</name>\n"
+                     "  <capacity unit='bytes'>%" PRIu64 "</capacity>\n"
+                     "  <target>\n"
+                     "    <format type='qcow2'/>\n"
+                     "    <permissions><mode>0600</mode></permissions>\n"
+                     "  </target>\n"
+                     "  <backingStore>\n"
+                     "    <path>%s</path>\n"
+                     "    <format type='%s'/>\n"
+                     "  </backingStore>\n"
+                     "</volume>\n",
+                     e_name, capacity, e_path, backing_format) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int pool_xml_build(const char *name, const char *path, char **ret) {
+        _cleanup_free_ char *e_name = NULL, *e_path = NULL;
+        char *s;
+        int r;
+
+        if ((r = xml_escape(name, &e_name)) < 0 || (r = xml_escape(path, &e_path)) < 0)
+                return r;
+        if (asprintf(&s,
+                     "<pool type='dir'>\n"
+                     "  <name>%s</name>\n"
+                     "  <target>\n"
+                     "    <path>%s</path>\n"
+                     "    <permissions><mode>0711</mode></permissions>\n"
+                     "  </target>\n"
+                     "</pool>\n",
+                     e_name, e_path) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+uint64_t sd_capacity_for(uint64_t backing_size) {
+        uint64_t c = 64ULL << 20;
+        while (c < backing_size && c < (1ULL << 62))
+                c <<= 1;
+        return c;
+}
+
+int board_domain_name(const char *board, char **ret) {
+        char *s;
+        if (!piemu_name_is_valid(board))
+                return -EINVAL;
+        if (asprintf(&s, PIEMU_DOMAIN_PREFIX "%s", board) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+const char *board_name_from_domain(const char *domain) {
+        size_t l = strlen(PIEMU_DOMAIN_PREFIX);
+        if (!domain || strncmp(domain, PIEMU_DOMAIN_PREFIX, l) != 0)
+                return NULL;
+        return piemu_name_is_valid(domain + l) ? domain + l : NULL;
+}
+
+int board_volume_name(const char *board, char **ret) {
+        char *s;
+        if (!piemu_name_is_valid(board))
+                return -EINVAL;
+        if (asprintf(&s, "%s.qcow2", board) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int chardev_peer_port(const char *json, const char *label, uint16_t *ret_peer) {
+        char needle[128];
+        const char *l, *obj_start, *fn, *arrow, *colon;
+        uint64_t v = 0;
+
+        if (!json || !label || !ret_peer)
+                return -EINVAL;
+        if (snprintf(needle, sizeof needle, "\"label\":\"%s\"", label) >= (int)sizeof needle)
+                return -EINVAL;
+        l = strstr(json, needle);
+        if (!l)
+                return -ENOENT;
+        /* The "filename" key sits in the same JSON object; find that object's start. */
+        obj_start = l;
+        while (obj_start > json && *obj_start != '{')
+                obj_start--;
+        fn = strstr(obj_start, "\"filename\":\"");
+        if (!fn)
+                return -EINVAL;
+        fn += strlen("\"filename\":\"");
+        const char *fn_end = strchr(fn, '"');
+        if (!fn_end)
+                return -EINVAL;
+        arrow = strstr(fn, " <-> ");
+        if (!arrow || arrow > fn_end) {
+                *ret_peer = 0;
+                return 0;
+        }
+        colon = NULL;
+        for (const char *p = arrow; p < fn_end; p++)
+                if (*p == ':')
+                        colon = p;
+        if (!colon)
+                return -EINVAL;
+        for (const char *p = colon + 1; p < fn_end; p++) {
+                if (*p < '0' || *p > '9' || v > 65535)
+                        return -EINVAL;
+                v = v * 10 + (uint64_t)(*p - '0');
+        }
+        if (v == 0 || v > 65535)
+                return -EINVAL;
+        *ret_peer = (uint16_t)v;
+        return 0;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PIEMU_DOMAIN_PREFIX   "piemu-"
+#define PIEMU_POOL_NAME       "piemu"
+#define PIEMU_METADATA_URI    "https://piemu.org/xmlns/board/1"
+#define PIEMU_METADATA_PREFIX "piemu"
+#define PIEMU_DEFAULT_MODEL   "raspi3b"
+
+/* Everything piemu needs to know about a board. It lives in the libvirt domain's
+ * <metadata>, so libvirt stays the only registry; this struct is what that XML
+ * element round-trips through. */
+typedef struct BoardConfig {
+        char *name;
+        char *image;
+        char *model;
+        char *cmdline; /* extra kernel arguments the user asked for */
+        uid_t owner;
+        bool persistent;
+        uint16_t serial_port;
+        uint16_t gpio_port;
+} BoardConfig;
+
+/* Files of a catalog image, resolved by the caller. */
+typedef struct ImagePaths {
+        const char *kernel;
+        const char *dtb;
+        const char *initrd; /* may be NULL */
+        const char *sd;
+        const char *sd_format; /* "raw" or "qcow2" */
+        const char *cmdline;   /* the image's own kernel arguments */
+} ImagePaths;
+
+void board_config_done(BoardConfig *c);
+int board_config_copy(const BoardConfig *src, BoardConfig *dst);
+
+/* Pure builders: return 0 and a malloc'd string, or negative errno. */
+/* uuid: the domain's UUID when it exists already (libvirt refuses a redefinition without it), or NULL. */
+int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, char **ret);
+/* The children of piemu's metadata element (the caller wraps them in its namespaced element). */
+int metadata_xml_build(const BoardConfig *c, char **ret);
+int metadata_xml_parse(const char *xml, BoardConfig *ret);
+int volume_xml_build(const char *vol_name, uint64_t capacity, const char *backing_path,
+                     const char *backing_format, char **ret);
+int pool_xml_build(const char *name, const char *path, char **ret);
+int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **ret);
+
+/* The SD card of raspi3b must be a power of two in size. */
+uint64_t sd_capacity_for(uint64_t backing_size);
+
+int board_domain_name(const char *board, char **ret);
+/* Returns the board name for a domain name "piemu-<name>", or NULL if not ours. */
+const char *board_name_from_domain(const char *domain);
+int board_volume_name(const char *board, char **ret);
+
+/* Parses the peer port of a QEMU query-chardev entry for chardev label `label`
+ * ("tcp:127.0.0.1:P,server=on <-> 127.0.0.1:PEER"). Returns the peer port (> 0),
+ * 0 when nobody is connected, or negative errno. */
+int chardev_peer_port(const char *query_chardev_json, const char *label, uint16_t *ret_peer);

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "board.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "piemu-errors.h"
+#include "polkit.h"
+
+/* Own boards need manage-own-board, everybody else's need manage-boards; root is
+ * always allowed (inside polkit_verify_async). Returns 1 allowed, 0 pending (the
+ * call is re-dispatched when polkit answers), < 0 refused. */
+int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *error) {
+        const char *details[] = {"board", b->config.name, "verb", verb, NULL};
+        uid_t uid;
+        int r;
+
+        r = bus_get_sender_uid(m, &uid);
+        if (r < 0)
+                return r;
+        return polkit_verify_async(m, uid == b->config.owner ? "org.piemu.manage-own-board" : "org.piemu.manage-boards",
+                                   details, b->manager->polkit, error);
+}
+
+#define VERIFY_OR_RETURN(b, m, verb, error)                                                               \
+        do {                                                                                              \
+                int _r = board_verify((b), (m), (verb), (error));                                         \
+                if (_r < 0)                                                                               \
+                        return _r;                                                                        \
+                if (_r == 0)                                                                              \
+                        return 1; /* answered when polkit is */                                           \
+        } while (0)
+
+static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "start", error);
+        r = board_start(b, m, error);
+        return r < 0 ? r : 1;
+}
+
+static int method_stop(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "stop", error);
+        r = board_stop(b, m, error);
+        return r < 0 ? r : 1;
+}
+
+static int method_send_serial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        const void *data;
+        size_t n;
+        int r;
+
+        r = sd_bus_message_read_array(m, 'y', &data, &n);
+        if (r < 0)
+                return r;
+        VERIFY_OR_RETURN(b, m, "send-serial", error);
+        r = board_send_serial(b, data, n, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int read_pin(sd_bus_message *m, unsigned *ret, sd_bus_error *error) {
+        uint32_t pin;
+        int r = sd_bus_message_read(m, "u", &pin);
+        if (r < 0)
+                return r;
+        if (pin >= GPIO_PROTO_NPINS)
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_PIN,
+                                         "Invalid pin %u: BCM pins are numbered 0 to %d.", pin,
+                                         GPIO_PROTO_NPINS - 1);
+        *ret = pin;
+        return 0;
+}
+
+static int method_set_pin(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        unsigned pin = 0;
+        int value, r;
+
+        r = read_pin(m, &pin, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "b", &value);
+        if (r < 0)
+                return r;
+        VERIFY_OR_RETURN(b, m, "set-pin", error);
+        r = board_set_pin(b, pin, value, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int check_running(Board *b, sd_bus_error *error) {
+        if (b->state != BOARD_RUNNING)
+                return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
+                                         b->config.name);
+        return 0;
+}
+
+static int method_get_pin(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        unsigned pin = 0;
+        int r;
+
+        r = read_pin(m, &pin, error);
+        if (r < 0)
+                return r;
+        VERIFY_OR_RETURN(b, m, "get-pin", error);
+        r = check_running(b, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "b", (int)!!(b->levels & (UINT64_C(1) << pin)));
+}
+
+static int method_get_pins(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Board *b = userdata;
+        int values[GPIO_PROTO_NPINS];
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "get-pin", error);
+        r = check_running(b, error);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < GPIO_PROTO_NPINS; i++)
+                values[i] = !!(b->levels & (UINT64_C(1) << i));
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        /* D-Bus booleans are 32-bit on the wire. */
+        r = sd_bus_message_append_array(reply, 'b', values, sizeof values);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_recent_serial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Board *b = userdata;
+        uint8_t buf[BOARD_RECENT_MAX];
+        size_t n;
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "read-serial", error);
+        n = board_recent_serial(b, buf, sizeof buf);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', buf, n);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_open_serial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "open-serial", error);
+        r = check_running(b, error);
+        if (r < 0)
+                return r;
+        r = board_open_console(b, &fd);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot open the console of %s: %m", b->config.name);
+        return sd_bus_reply_method_return(m, "h", fd);
+}
+
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        int r;
+
+        VERIFY_OR_RETURN(b, m, "watch", error);
+        if (!b->watchers) {
+                r = sd_bus_track_new(sd_bus_message_get_bus(m), &b->watchers, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        /* Repeated Watch() calls are one watch: a watcher gets every signal once. */
+        if (sd_bus_track_count_sender(b->watchers, m) == 0) {
+                r = sd_bus_track_add_sender(b->watchers, m);
+                if (r < 0)
+                        return r;
+                log_debug("board %s: %s watches", b->config.name, sd_bus_message_get_sender(m));
+        }
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+
+        /* Anyone may stop watching; nothing is revealed or changed for others. */
+        if (b->watchers)
+                while (sd_bus_track_count_sender(b->watchers, m) > 0)
+                        if (sd_bus_track_remove_sender(b->watchers, m) < 0)
+                                break;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int property_get_config_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        const char *v = "";
+
+        if (streq(property, "Name"))
+                v = b->config.name;
+        else if (streq(property, "Image"))
+                v = b->config.image;
+        else if (streq(property, "Model"))
+                v = b->config.model;
+        else if (streq(property, "Cmdline"))
+                v = b->config.cmdline;
+        else if (streq(property, "LastError"))
+                v = b->last_error;
+        return sd_bus_message_append(reply, "s", strempty(v));
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        return sd_bus_message_append(reply, "s", board_state_to_string(b->state));
+}
+
+static int property_get_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t)b->config.owner);
+}
+
+static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        bool v = streq(property, "Persistent") ? b->config.persistent : b->guest_ready;
+        return sd_bus_message_append(reply, "b", (int)v);
+}
+
+static int property_get_port(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        bool up = b->state == BOARD_RUNNING || b->state == BOARD_STARTING;
+        /* A stopped board has no ports: 0 rather than a stale number someone else may own now. */
+        uint16_t v = !up ? 0 : streq(property, "SerialPort") ? b->config.serial_port : b->config.gpio_port;
+        return sd_bus_message_append(reply, "q", v);
+}
+
+static int property_get_dropped(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        return sd_bus_message_append(reply, "t", b->dropped_lines);
+}
+
+const sd_bus_vtable board_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Image", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Model", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Cmdline", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Owner", "u", property_get_owner, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Persistent", "b", property_get_bool, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("GuestReady", "b", property_get_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Ports change with State; watch State and re-read them. */
+        SD_BUS_PROPERTY("SerialPort", "q", property_get_port, 0, 0),
+        SD_BUS_PROPERTY("GpioPort", "q", property_get_port, 0, 0),
+        SD_BUS_PROPERTY("LastError", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* A counter that a flooding guest bumps constantly: not worth a signal per change. */
+        SD_BUS_PROPERTY("DroppedGpioLines", "t", property_get_dropped, 0, 0),
+        SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Stop", NULL, NULL, method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendSerial", SD_BUS_ARGS("ay", data), SD_BUS_NO_RESULT, method_send_serial,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetPin", SD_BUS_ARGS("u", pin, "b", value), SD_BUS_NO_RESULT, method_set_pin,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetPin", SD_BUS_ARGS("u", pin), SD_BUS_RESULT("b", value), method_get_pin,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetPins", SD_BUS_NO_ARGS, SD_BUS_RESULT("ab", values), method_get_pins,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetRecentSerial", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", data),
+                                method_get_recent_serial, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenSerial", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", socket), method_open_serial,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Watch", NULL, NULL, method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Unwatch", NULL, NULL, method_unwatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("SerialOutput", SD_BUS_ARGS("ay", data), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("GpioChanged", SD_BUS_ARGS("u", pin, "b", value, "t", timestamp_usec), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int board_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *name = NULL;
+        Board *b;
+        int r;
+
+        r = sd_bus_path_decode(path, "/org/piemu/board", &name);
+        if (r <= 0)
+                return 0;
+        b = manager_find_board(m, name);
+        /* A board whose domain is still being defined is not on the bus yet. */
+        if (!b || b->op == BOARD_OP_DEFINE)
+                return 0;
+        *found = b;
+        return 1;
+}
+
+int board_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        char **l = calloc(m->n_boards + 1, sizeof(char *));
+        size_t k = 0;
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_boards; i++) {
+                if (m->boards[i]->op == BOARD_OP_DEFINE)
+                        continue;
+                l[k] = strdup(m->boards[i]->path);
+                if (!l[k]) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+                k++;
+        }
+        *nodes = l;
+        return 1;
+}

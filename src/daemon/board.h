@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+#include "board-config.h"
+#include "gpio-proto.h"
+#include "manager.h"
+#include "serial.h"
+
+typedef enum BoardState {
+        BOARD_STOPPED,
+        BOARD_STARTING,
+        BOARD_RUNNING,
+        BOARD_STOPPING,
+        BOARD_CRASHED,
+        _BOARD_STATE_MAX,
+} BoardState;
+
+#define BOARD_RECENT_MAX   8192
+#define BOARD_COALESCE_MAX (256U * 1024U)
+
+typedef enum BoardOp {
+        BOARD_OP_NONE,
+        BOARD_OP_DEFINE,
+        BOARD_OP_START,
+        BOARD_OP_STOP,
+        BOARD_OP_DELETE,
+        BOARD_OP_CLEANUP,
+} BoardOp;
+
+struct Board {
+        Manager *manager;
+        BoardConfig config;
+        char *path;
+        char *domain;
+        char *volume;
+        char uuid[VIR_UUID_STRING_BUFLEN]; /* empty until libvirt has the domain */
+        BoardState state;
+        BoardOp op;              /* one libvirt operation at a time per board */
+        sd_bus_message *pending; /* the call answered when `op` finishes */
+        char *last_error;
+        unsigned start_attempt;
+        bool attach_only; /* re-attaching to a domain that was already running */
+
+        Serial *console, *gpio;
+        struct ConsoleClient *console_clients;
+        bool console_up, gpio_up;
+
+        sd_bus_track *watchers;
+        uint8_t *out;
+        size_t out_len;
+        sd_event_source *flush_timer;
+        sd_event_source *throttle_timer;
+        uint8_t recent[BOARD_RECENT_MAX];
+        size_t recent_start, recent_len;
+
+        GpioParser parser;
+        uint64_t levels;
+        uint64_t driven_mask, driven_values;
+        bool guest_ready;
+        uint64_t dropped_lines;
+};
+
+int board_new(Manager *m, const BoardConfig *c, Board **ret);
+Board *board_free(Board *b);
+const char *board_state_to_string(BoardState s);
+
+/* Asynchronous operations. They take a ref on `reply_to` (may be NULL) and answer
+ * it when done. Errors that are known at once are returned with `error` set. */
+int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
+int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
+int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
+int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
+/* Reconnects to a domain found running at start-up. */
+int board_attach(Board *b, bool paused);
+void board_domain_stopped(Board *b, bool crashed);
+void board_guest_rebooted(Board *b);
+
+/* Returns one end of a socket pair relayed to the console (raw bytes both ways). */
+int board_open_console(Board *b, int *ret_fd);
+int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *error);
+int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error);
+int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error);
+size_t board_recent_serial(Board *b, uint8_t *buf, size_t size);
+
+int board_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error);
+int board_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
+extern const sd_bus_vtable board_vtable[];

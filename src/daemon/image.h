@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "macro.h"
+
+/* The image catalog: <dir>/<name>/{kernel,dtb,sd.img,meta[,initrd]}, filled by an
+ * admin or ImportImage. Boards can only name images from here, never paths. */
+typedef struct Image {
+        char *name;
+        char *description;
+        char *cmdline;
+        char *kernel, *dtb, *initrd, *sd;
+        const char *sd_format; /* static string: "raw" or "qcow2" */
+        uint64_t sd_size;      /* virtual size in bytes */
+} Image;
+
+/* Pure: parses the key=value meta file. Unknown keys are ignored (forward compatible). */
+int image_meta_parse(const char *text, char **ret_description, char **ret_cmdline);
+/* Pure: recognises a qcow2 header and returns its virtual size; -EINVAL if not qcow2. */
+int image_qcow2_size(const uint8_t *header, size_t n, uint64_t *ret);
+
+int image_load(const char *dir, const char *name, Image **ret);
+Image *image_free(Image *i);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Image *, image_free);
+int image_list(const char *dir, Image ***ret, size_t *ret_n);
+void image_list_free(Image **l, size_t n);

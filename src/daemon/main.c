@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "virt-event.h"
+
+static const char *arg_libvirt_uri = NULL;
+static const char *arg_images_dir = NULL;
+static bool arg_user_bus = false;
+
+static void help(void) {
+        printf("Usage: piemud [OPTIONS...]\n"
+               "\n"
+               "The piemu system service: runs emulated Raspberry Pi 3B boards through libvirt\n"
+               "and QEMU, and exposes them on the D-Bus system bus as org.piemu.\n"
+               "\n"
+               "piemud is normally started by systemd (piemud.service) or by D-Bus activation.\n"
+               "It keeps no database of its own: every board is a libvirt domain named\n"
+               "piemu-<name> whose metadata holds the board's settings, so a restarted piemud\n"
+               "finds its boards, running ones included.\n"
+               "\n"
+               "Options:\n"
+               "  -h --help               Show this help and exit\n"
+               "     --version            Show the version and exit\n"
+               "     --libvirt-uri=URI    libvirt connection to use (default: %s)\n"
+               "     --images-dir=DIR     Image catalog directory (default: %s)\n"
+               "     --log-level=LEVEL    emerg, alert, crit, err, warning, notice, info or debug\n"
+               "                          (default: info)\n"
+               "     --bus=system|user    Bus to serve on (default: system; user is for development)\n"
+               "\n"
+               "Files:\n"
+               "  %s/<name>/{kernel,dtb,sd.img,meta[,initrd]}   the image catalog\n"
+               "  %s   overlays (libvirt storage pool \"piemu\")\n"
+               "\n"
+               "Signals: SIGTERM and SIGINT stop piemud cleanly; running boards keep running\n"
+               "and are picked up again at the next start.\n"
+               "\n"
+               "See piemud(8) and piemuctl(1).\n",
+               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_IMAGES_DIR, PIEMU_POOL_DIR);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_LIBVIRT_URI, ARG_IMAGES_DIR, ARG_LOG_LEVEL, ARG_BUS };
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"libvirt-uri", required_argument, NULL, ARG_LIBVIRT_URI},
+                {"images-dir", required_argument, NULL, ARG_IMAGES_DIR},
+                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+                {"bus", required_argument, NULL, ARG_BUS},
+                {},
+        };
+        int c, l;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("piemud %s\n", PIEMU_VERSION);
+                        return 0;
+                case ARG_LIBVIRT_URI:
+                        arg_libvirt_uri = optarg;
+                        break;
+                case ARG_IMAGES_DIR:
+                        arg_images_dir = optarg;
+                        break;
+                case ARG_LOG_LEVEL:
+                        l = log_parse_level(optarg);
+                        if (l < 0) {
+                                fprintf(stderr, "piemud: unknown log level '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        log_set_max_level(l);
+                        break;
+                case ARG_BUS:
+                        if (streq(optarg, "user"))
+                                arg_user_bus = true;
+                        else if (!streq(optarg, "system")) {
+                                fprintf(stderr, "piemud: --bus takes 'system' or 'user', not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "piemud: takes no arguments (got '%s'); see --help\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received %s, shutting down.", strsignal((int)si->ssi_signo));
+        sd_notify(0, "STOPPING=1");
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        Manager *m = NULL;
+        sigset_t mask;
+        int r;
+
+        log_open();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&e);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the event loop: %m");
+        r = sd_event_add_signal(e, NULL, SIGTERM, on_exit_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch signals: %m");
+        (void)sd_event_set_watchdog(e, true);
+
+        r = manager_new(e, &m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up: %m");
+        if (arg_libvirt_uri && !(free(m->libvirt_uri), m->libvirt_uri = strdup(arg_libvirt_uri)))
+                r = log_oom();
+        if (r >= 0 && arg_images_dir && !(free(m->images_dir), m->images_dir = strdup(arg_images_dir)))
+                r = log_oom();
+        if (r >= 0)
+                r = manager_connect_libvirt(m);
+        if (r >= 0)
+                r = manager_connect_bus(m, arg_user_bus);
+        if (r >= 0)
+                r = manager_load_boards(m);
+        if (r >= 0) {
+                log_info("piemud %s ready on the %s bus as org.piemu", PIEMU_VERSION,
+                         arg_user_bus ? "user" : "system");
+                sd_notify(0, "READY=1\nSTATUS=Serving org.piemu");
+                r = sd_event_loop(e);
+                if (r < 0)
+                        log_error_errno(r, "Event loop failed: %m");
+        }
+        manager_free(m);
+        virt_event_unregister();
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

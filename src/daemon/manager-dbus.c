@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "board.h"
+#include "config.h"
+#include "image.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "names.h"
+#include "piemu-errors.h"
+#include "polkit.h"
+
+#define CMDLINE_MAX   1024
+#define DESC_MAX      256
+#define KERNEL_MAX    (256ULL << 20)
+#define DTB_MAX       (4ULL << 20)
+#define SD_IMAGE_MAX  (64ULL << 30)
+
+static bool text_is_safe(const char *s, size_t max) {
+        size_t n = 0;
+        for (const char *p = s; *p; p++, n++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || n >= max)
+                        return false;
+        return true;
+}
+
+static int verify_simple(Manager *m, sd_bus_message *msg, const char *action, const char *name, const char *verb,
+                         sd_bus_error *error) {
+        const char *details[] = {"board", name, "verb", verb, NULL};
+        if (streq(action, "org.piemu.manage-images"))
+                details[0] = "image";
+        return polkit_verify_async(msg, action, details, m->polkit, error);
+}
+
+static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *image;
+        BoardConfig c = {};
+        Board *b = NULL;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &name, &image);
+        if (r < 0)
+                return r;
+        if (!piemu_name_is_valid(name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME,
+                                         "Invalid board name '%s': use 1-63 characters [A-Za-z0-9_.-], starting "
+                                         "with a letter or digit.",
+                                         name);
+        if (isempty(image))
+                image = "default";
+        if (!piemu_name_is_valid(image))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME,
+                                         "Invalid image name '%s': images are named from the catalog, not by path.",
+                                         image);
+        const char *cmdline = NULL, *model = NULL;
+        int persistent = false;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key, *sig = NULL;
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(msg, NULL, &sig);
+                if (r < 0)
+                        return r;
+                if (streq(key, "persistent") && streq_ptr(sig, "b"))
+                        r = sd_bus_message_read(msg, "v", "b", &persistent);
+                else if (streq(key, "cmdline") && streq_ptr(sig, "s"))
+                        r = sd_bus_message_read(msg, "v", "s", &cmdline);
+                else if (streq(key, "model") && streq_ptr(sig, "s"))
+                        r = sd_bus_message_read(msg, "v", "s", &model);
+                else if (streq(key, "persistent") || streq(key, "cmdline") || streq(key, "model"))
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option '%s' has the wrong type '%s' (expected %s).", key,
+                                                 strempty(sig), streq(key, "persistent") ? "b" : "s");
+                else
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Unknown option '%s' (known: persistent, cmdline, model).", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        if (cmdline && !text_is_safe(cmdline, CMDLINE_MAX))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "Option 'cmdline' must be printable ASCII of at most %d characters.",
+                                         CMDLINE_MAX);
+        if (model && !streq(model, PIEMU_DEFAULT_MODEL))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "Unsupported model '%s' (supported: " PIEMU_DEFAULT_MODEL ").", model);
+
+        r = verify_simple(m, msg, "org.piemu.create-board", name, "create", error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        if (manager_find_board(m, name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_BOARD_EXISTS, "Board %s already exists.", name);
+        r = bus_get_sender_uid(msg, &uid);
+        if (r < 0)
+                return r;
+        c = (BoardConfig){
+                .name = (char *)name,
+                .image = (char *)image,
+                .model = (char *)PIEMU_DEFAULT_MODEL,
+                .cmdline = (char *)cmdline,
+                .owner = uid,
+                .persistent = persistent,
+        };
+        r = board_new(m, &c, &b);
+        if (r < 0)
+                return r;
+        r = manager_add_board(m, b);
+        if (r < 0) {
+                board_free(b);
+                return r;
+        }
+        /* Hidden from the bus (and from BoardAdded) until libvirt has the domain. */
+        b->op = BOARD_OP_DEFINE;
+        r = board_define(b, msg, error);
+        if (r < 0) {
+                manager_remove_board(m, b);
+                return r;
+        }
+        return 1;
+}
+
+static int find_board_or_fail(Manager *m, sd_bus_message *msg, Board **ret, sd_bus_error *error) {
+        const char *name;
+        int r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!piemu_name_is_valid(name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid board name '%s'.", name);
+        Board *b = manager_find_board(m, name);
+        if (!b || b->op == BOARD_OP_DEFINE)
+                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_BOARD, "No board named %s.", name);
+        *ret = b;
+        return 0;
+}
+
+static int method_delete_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        Board *b;
+        int r;
+
+        r = find_board_or_fail(m, msg, &b, error);
+        if (r < 0)
+                return r;
+        r = board_verify(b, msg, "delete", error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = board_delete(b, msg, error);
+        return r < 0 ? r : 1;
+}
+
+static int method_get_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        Board *b;
+        int r;
+
+        /* Board names and state are public, as in `machinectl list`. */
+        r = find_board_or_fail(m, msg, &b, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", b->path);
+}
+
+static int method_list_boards(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssuo)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_boards; i++) {
+                Board *b = m->boards[i];
+                if (b->op == BOARD_OP_DEFINE)
+                        continue;
+                r = sd_bus_message_append(reply, "(ssuo)", b->config.name, board_state_to_string(b->state),
+                                          (uint32_t)b->config.owner, b->path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_images(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        Image **l = NULL;
+        size_t n = 0;
+        int r;
+
+        r = image_list(m->images_dir, &l, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot read the image catalog %s: %m", m->images_dir);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(ss)", l[i]->name, l[i]->description);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        image_list_free(l, n);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- ImportImage: copies from the caller's descriptors on a worker thread ---- */
+
+typedef struct ImportJob {
+        Manager *manager;
+        sd_bus_message *msg;
+        char *name, *description, *cmdline;
+        int fds[4]; /* kernel, dtb, sd, initrd (or -1) */
+        char *tmpdir;
+        int r;
+        char *error;
+} ImportJob;
+
+static void import_job_free(ImportJob *j) {
+        if (!j)
+                return;
+        sd_bus_message_unref(j->msg);
+        free(j->name);
+        free(j->description);
+        free(j->cmdline);
+        for (size_t i = 0; i < ELEMENTSOF(j->fds); i++)
+                safe_close(j->fds[i]);
+        free(j->tmpdir);
+        free(j->error);
+        free(j);
+}
+
+static int copy_fd(int in, const char *path, uint64_t max, uint8_t *head, size_t head_size, size_t *head_len) {
+        _cleanup_close_ int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        uint8_t buf[1 << 16];
+        uint64_t total = 0;
+
+        if (out < 0)
+                return negative_errno();
+        *head_len = 0;
+        for (;;) {
+                ssize_t n = read(in, buf, sizeof buf);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                total += (uint64_t)n;
+                if (total > max)
+                        return -EFBIG;
+                if (*head_len < head_size) {
+                        size_t k = head_size - *head_len < (size_t)n ? head_size - *head_len : (size_t)n;
+                        memcpy(head + *head_len, buf, k);
+                        *head_len += k;
+                }
+                for (ssize_t w = 0; w < n;) {
+                        ssize_t k = write(out, buf + w, (size_t)(n - w));
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return negative_errno();
+                        }
+                        w += k;
+                }
+        }
+        if (total == 0)
+                return -ENODATA;
+        if (fsync(out) < 0)
+                return negative_errno();
+        return 0;
+}
+
+_printf_(3, 4) static void set_import_error(ImportJob *j, int r, const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+
+        j->r = r;
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        free(j->error);
+        if (asprintf(&j->error, "%s: %s", strempty(what), strerror(-r)) < 0)
+                j->error = NULL;
+}
+
+static void remove_tree(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        if (d) {
+                while ((de = readdir(d)))
+                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                                (void)unlinkat(dirfd(d), de->d_name, 0);
+                closedir(d);
+        }
+        (void)rmdir(dir);
+}
+
+static void import_work(void *userdata) {
+        ImportJob *j = userdata;
+        static const char *const files[] = {"kernel", "dtb", "sd.img", "initrd"};
+        static const uint64_t limits[] = {KERNEL_MAX, DTB_MAX, SD_IMAGE_MAX, KERNEL_MAX};
+        _cleanup_free_ char *final = NULL, *meta = NULL;
+        uint8_t head[64];
+        size_t head_len;
+        int r;
+
+        if (asprintf(&final, "%s/%s", j->manager->images_dir, j->name) < 0 ||
+            asprintf(&j->tmpdir, "%s/.import-%s-XXXXXX", j->manager->images_dir, j->name) < 0) {
+                j->r = -ENOMEM;
+                return;
+        }
+        if (mkdir(j->manager->images_dir, 0755) < 0 && errno != EEXIST) {
+                set_import_error(j, negative_errno(), "Cannot create the catalog %s", j->manager->images_dir);
+                return;
+        }
+        if (!mkdtemp(j->tmpdir)) {
+                set_import_error(j, negative_errno(), "Cannot create %s", j->tmpdir);
+                return;
+        }
+        (void)chmod(j->tmpdir, 0755);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = NULL;
+                if (j->fds[i] < 0)
+                        continue;
+                if (asprintf(&p, "%s/%s", j->tmpdir, files[i]) < 0) {
+                        j->r = -ENOMEM;
+                        goto fail;
+                }
+                r = copy_fd(j->fds[i], p, limits[i], head, sizeof head, &head_len);
+                if (r < 0) {
+                        set_import_error(j, r, "Cannot copy the %s", files[i]);
+                        goto fail;
+                }
+                /* A device tree blob starts with 0xd00dfeed; anything else would only fail at boot. */
+                if (i == 1 && (head_len < 4 || memcmp(head, "\xd0\x0d\xfe\xed", 4) != 0)) {
+                        set_import_error(j, -EINVAL, "The %s is not a flattened device tree", "dtb");
+                        goto fail;
+                }
+        }
+        if (asprintf(&meta, "%s/meta", j->tmpdir) < 0) {
+                j->r = -ENOMEM;
+                goto fail;
+        }
+        {
+                _cleanup_fclose_ FILE *f = fopen(meta, "wxe");
+                if (!f) {
+                        set_import_error(j, negative_errno(), "Cannot write %s", meta);
+                        goto fail;
+                }
+                fprintf(f, "description=%s\ncmdline=%s\n", j->description, j->cmdline);
+                if (fflush(f) != 0 || ferror(f)) {
+                        set_import_error(j, -EIO, "Cannot write %s", meta);
+                        goto fail;
+                }
+        }
+        /* The rename is the commit point: a catalog entry is either complete or absent. */
+        if (renameat2(AT_FDCWD, j->tmpdir, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+                set_import_error(j, negative_errno(), "Cannot install image %s", j->name);
+                goto fail;
+        }
+        j->r = 0;
+        return;
+fail:
+        remove_tree(j->tmpdir);
+}
+
+static void import_done(void *userdata) {
+        ImportJob *j = userdata;
+        if (j->r < 0) {
+                log_error("Import of image %s failed: %s", j->name, strempty(j->error));
+                (void)sd_bus_reply_method_errorf(j->msg, j->r == -EEXIST ? PIEMU_ERROR_BUSY : PIEMU_ERROR_FAILED,
+                                                 "Import of image %s failed: %s", j->name,
+                                                 j->error ?: strerror(-j->r));
+        } else {
+                log_info("Imported image %s", j->name);
+                (void)sd_bus_reply_method_return(j->msg, NULL);
+        }
+        import_job_free(j);
+}
+
+static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *description = "", *cmdline = "console=ttyAMA0,115200";
+        int kernel, dtb, sd, initrd = -1;
+        ImportJob *j;
+        int r;
+
+        r = sd_bus_message_read(msg, "shhh", &name, &kernel, &dtb, &sd);
+        if (r < 0)
+                return r;
+        if (!piemu_name_is_valid(name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key, *sig = NULL;
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(msg, NULL, &sig);
+                if (r < 0)
+                        return r;
+                if (streq(key, "description") && streq_ptr(sig, "s"))
+                        r = sd_bus_message_read(msg, "v", "s", &description);
+                else if (streq(key, "cmdline") && streq_ptr(sig, "s"))
+                        r = sd_bus_message_read(msg, "v", "s", &cmdline);
+                else if (streq(key, "initrd") && streq_ptr(sig, "h"))
+                        r = sd_bus_message_read(msg, "v", "h", &initrd);
+                else
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Unknown or mistyped option '%s' (known: description s, cmdline s, "
+                                                 "initrd h).",
+                                                 key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        if (!text_is_safe(description, DESC_MAX) || !text_is_safe(cmdline, CMDLINE_MAX))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "description and cmdline must be short printable ASCII.");
+        int fds[4] = {kernel, dtb, sd, initrd};
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                struct stat st;
+                if (fds[i] < 0)
+                        continue;
+                /* Only data the caller could read itself: files or pipes, never directories or sockets. */
+                if (fstat(fds[i], &st) < 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)))
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Descriptor %zu is not a regular file or a pipe.", i);
+        }
+
+        r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        _cleanup_(image_freep) Image *existing = NULL;
+        if (image_load(m->images_dir, name, &existing) >= 0)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Image %s already exists; remove it first.",
+                                         name);
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (ImportJob){.manager = m, .fds = {-EBADF, -EBADF, -EBADF, -EBADF}};
+        j->msg = sd_bus_message_ref(msg);
+        j->name = strdup(name);
+        j->description = strdup(description);
+        j->cmdline = strdup(cmdline);
+        if (!j->name || !j->description || !j->cmdline) {
+                import_job_free(j);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                if (fds[i] >= 0 && (j->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+                        r = negative_errno();
+                        import_job_free(j);
+                        return r;
+                }
+        r = worker_submit(m->workers, import_work, import_done, j);
+        if (r < 0) {
+                import_job_free(j);
+                return r;
+        }
+        return 1;
+}
+
+static int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_free_ char *dir = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!piemu_name_is_valid(name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
+        r = verify_simple(m, msg, "org.piemu.manage-images", name, "remove-image", error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        if (image_load(m->images_dir, name, &img) < 0)
+                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", name);
+        if (manager_image_in_use(m, name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Image %s is used by a board; delete it first.",
+                                         name);
+        if (asprintf(&dir, "%s/%s", m->images_dir, name) < 0)
+                return -ENOMEM;
+        remove_tree(dir);
+        log_info("Removed image %s", name);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PIEMU_VERSION);
+}
+
+const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("CreateBoard", SD_BUS_ARGS("s", name, "s", image, "a{sv}", options),
+                                SD_BUS_RESULT("o", board), method_create_board, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteBoard", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_delete_board,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetBoard", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", board), method_get_board,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBoards", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", boards), method_list_boards,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListImages", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", images), method_list_images,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ImportImage",
+                                SD_BUS_ARGS("s", name, "h", kernel, "h", dtb, "h", sd_image, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveImage", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_image,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("BoardAdded", SD_BUS_ARGS("s", name, "o", board), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("BoardRemoved", SD_BUS_ARGS("s", name, "o", board), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_connect_bus(Manager *m, bool user_bus) {
+        int r;
+
+        r = user_bus ? sd_bus_default_user(&m->bus) : sd_bus_default_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Cannot connect to the %s bus: %m", user_bus ? "user" : "system");
+        r = sd_bus_add_object_vtable(m->bus, NULL, "/org/piemu", "org.piemu.Manager", manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register the manager object: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, "/org/piemu/board", "org.piemu.Board", board_vtable,
+                                       board_object_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register board objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, "/org/piemu/board", board_node_enumerator, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register the board enumerator: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, "/org/piemu");
+        if (r < 0)
+                return log_error_errno(r, "Cannot register the object manager: %m");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
+        r = sd_bus_request_name(m->bus, "org.piemu", 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot own the name org.piemu (is another piemud running, and does the "
+                                          "bus policy allow this user?): %m");
+        return 0;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <libvirt/libvirt.h>
+
+#include "worker.h"
+
+typedef struct Board Board;
+typedef struct PolkitRegistry PolkitRegistry;
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        virConnectPtr conn;
+        WorkerPool *workers;
+        PolkitRegistry *polkit;
+        char *libvirt_uri;
+        char *images_dir;
+        char *pool_dir;
+        Board **boards;
+        size_t n_boards, n_alloc;
+        int lifecycle_cb;
+        int reboot_cb;
+        bool exiting;
+} Manager;
+
+int manager_new(sd_event *e, Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_connect_libvirt(Manager *m);
+int manager_load_boards(Manager *m);
+int manager_connect_bus(Manager *m, bool user_bus);
+
+Board *manager_find_board(Manager *m, const char *name);
+int manager_add_board(Manager *m, Board *b);
+void manager_remove_board(Manager *m, Board *b);
+/* True if some board other than `except` uses this TCP port. */
+bool manager_port_in_use(Manager *m, uint16_t port, const Board *except);
+bool manager_image_in_use(Manager *m, const char *image);
+
+extern const sd_bus_vtable manager_vtable[];

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "serial.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+
+struct Serial {
+        int fd;
+        sd_event_source *io;
+        bool connected;
+        bool reading;
+        uint16_t port, local_port;
+        uint8_t *wbuf;
+        size_t wlen;
+        serial_data_cb on_data;
+        serial_state_cb on_state;
+        void *userdata;
+};
+
+static void update_events(Serial *s) {
+        uint32_t ev = 0;
+        if (!s->connected)
+                ev = EPOLLOUT;
+        else {
+                if (s->reading)
+                        ev |= EPOLLIN;
+                if (s->wlen > 0)
+                        ev |= EPOLLOUT;
+        }
+        sd_event_source_set_io_events(s->io, ev);
+        sd_event_source_set_enabled(s->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void closed(Serial *s, int error) {
+        s->io = sd_event_source_disable_unref(s->io);
+        s->fd = safe_close(s->fd);
+        s->connected = false;
+        if (s->on_state)
+                s->on_state(s, error, s->userdata);
+}
+
+static int flush_writes(Serial *s) {
+        while (s->wlen > 0) {
+                ssize_t n = send(s->fd, s->wbuf, s->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return negative_errno();
+                }
+                memmove(s->wbuf, s->wbuf + n, s->wlen - (size_t)n);
+                s->wlen -= (size_t)n;
+        }
+        return 0;
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Serial *s = userdata;
+        uint8_t buf[65536];
+
+        if (!s->connected) {
+                int err = 0;
+                socklen_t l = sizeof err;
+                struct sockaddr_in a;
+                socklen_t al = sizeof a;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+                        err = errno;
+                if (err != 0) {
+                        closed(s, -err);
+                        return 0;
+                }
+                if (getsockname(fd, (struct sockaddr *)&a, &al) >= 0)
+                        s->local_port = ntohs(a.sin_port);
+                s->connected = true;
+                update_events(s);
+                if (s->on_state)
+                        s->on_state(s, 0, s->userdata);
+                return 0;
+        }
+
+        if (revents & EPOLLOUT) {
+                int r = flush_writes(s);
+                if (r < 0) {
+                        closed(s, r);
+                        return 0;
+                }
+        }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                /* One read per wakeup: a flooding guest cannot starve other boards' sources. */
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0) {
+                        closed(s, -ECONNRESET);
+                        return 0;
+                }
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR) {
+                                closed(s, negative_errno());
+                                return 0;
+                        }
+                } else if (s->on_data)
+                        s->on_data(s, buf, (size_t)n, s->userdata);
+                /* on_data may have freed s via its owner: callers never free from on_data. */
+        }
+        if (s->io)
+                update_events(s);
+        return 0;
+}
+
+int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_state_cb on_state, void *userdata,
+                   Serial **ret) {
+        struct sockaddr_in a = {
+                .sin_family = AF_INET,
+                .sin_port = htons(port),
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        Serial *s;
+        int r, one = 1;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        *s = (Serial){.fd = -EBADF, .port = port, .reading = true, .on_data = on_data, .on_state = on_state,
+                      .userdata = userdata};
+        s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* Pin changes are single short lines: don't let Nagle hold them back. */
+        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(s->fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = sd_event_add_io(e, &s->io, s->fd, EPOLLOUT, on_io, s);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(s->io, "serial");
+        *ret = s;
+        return 0;
+fail:
+        serial_free(s);
+        return r;
+}
+
+Serial *serial_free(Serial *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->io);
+        safe_close(s->fd);
+        free(s->wbuf);
+        free(s);
+        return NULL;
+}
+
+uint16_t serial_local_port(const Serial *s) {
+        return s ? s->local_port : 0;
+}
+
+uint16_t serial_remote_port(const Serial *s) {
+        return s ? s->port : 0;
+}
+
+int serial_write(Serial *s, const void *data, size_t n) {
+        uint8_t *nb;
+        int r;
+
+        if (!s || !s->connected)
+                return -ENOTCONN;
+        if (n == 0)
+                return 0;
+        if (s->wlen + n > SERIAL_WRITE_MAX)
+                return -ENOBUFS;
+        nb = realloc(s->wbuf, s->wlen + n);
+        if (!nb)
+                return -ENOMEM;
+        s->wbuf = nb;
+        memcpy(s->wbuf + s->wlen, data, n);
+        s->wlen += n;
+        /* Try at once: most writes go out without a loop iteration, which keeps SetPin latency low. */
+        r = flush_writes(s);
+        if (r < 0)
+                return r;
+        update_events(s);
+        return 0;
+}
+
+int serial_set_reading(Serial *s, bool on) {
+        if (!s || !s->io)
+                return -ENOTCONN;
+        s->reading = on;
+        update_events(s);
+        return 0;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#define PIEMU_ERROR_INVALID_NAME    "org.piemu.Error.InvalidName"
+#define PIEMU_ERROR_NO_SUCH_BOARD   "org.piemu.Error.NoSuchBoard"
+#define PIEMU_ERROR_BOARD_EXISTS    "org.piemu.Error.BoardExists"
+#define PIEMU_ERROR_NO_SUCH_IMAGE   "org.piemu.Error.NoSuchImage"
+#define PIEMU_ERROR_NOT_RUNNING     "org.piemu.Error.NotRunning"
+#define PIEMU_ERROR_ALREADY_RUNNING "org.piemu.Error.AlreadyRunning"
+#define PIEMU_ERROR_INVALID_PIN     "org.piemu.Error.InvalidPin"
+#define PIEMU_ERROR_INVALID_OPTION  "org.piemu.Error.InvalidOption"
+#define PIEMU_ERROR_BUSY            "org.piemu.Error.Busy"
+#define PIEMU_ERROR_FAILED          "org.piemu.Error.Failed"
+#define PIEMU_ERROR_IMAGE_IN_USE    "org.piemu.Error.Busy"
