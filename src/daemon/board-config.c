@@ -185,15 +185,27 @@ fail:
 }
 
 int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **ret) {
-        const char *base = strempty(image_cmdline);
+        const char *parts[3] = {strempty(image_cmdline), NULL, strempty(extra)};
+        size_t n = 0;
+        char *s, *p;
+
         /* The shim maps the GPIO block through /dev/mem when the kernel has no /dev/gpiomem,
          * which mainline kernels only allow with iomem=relaxed. */
-        bool has_iomem = strstr(base, "iomem=relaxed") || (extra && strstr(extra, "iomem=relaxed"));
-        char *s;
-
-        if (asprintf(&s, "%s%s%s%s%s", base, *base ? " " : "", has_iomem ? "" : "iomem=relaxed",
-                     isempty(extra) ? "" : " ", strempty(extra)) < 0)
+        if (!strstr(parts[0], "iomem=relaxed") && !strstr(parts[2], "iomem=relaxed"))
+                parts[1] = "iomem=relaxed";
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++)
+                n += strlen(strempty(parts[i])) + 1;
+        s = p = malloc(n + 1);
+        if (!s)
                 return -ENOMEM;
+        *p = 0;
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                if (isempty(parts[i]))
+                        continue;
+                if (p != s)
+                        *p++ = ' ';
+                p = stpcpy(p, parts[i]);
+        }
         *ret = s;
         return 0;
 }

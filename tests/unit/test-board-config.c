@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdint.h>
+
+#include "board-config.h"
+#include "image.h"
+#include "macro.h"
+#include "tests.h"
+
+static const ImagePaths img = {
+        .kernel = "/var/lib/piemu/images/default/kernel",
+        .dtb = "/var/lib/piemu/images/default/dtb",
+        .initrd = "/var/lib/piemu/images/default/initrd",
+        .sd = "/var/lib/piemu/images/default/sd.img",
+        .sd_format = "raw",
+        .cmdline = "console=ttyAMA0,115200 rdinit=/init",
+};
+
+static void test_domain_xml(void) {
+        BoardConfig c = {
+                .name = (char *)"b1",
+                .image = (char *)"default",
+                .model = (char *)"raspi3b",
+                .cmdline = (char *)"quiet x=<&>",
+                .owner = 1000,
+                .persistent = true,
+                .serial_port = 40001,
+                .gpio_port = 40002,
+        };
+        _cleanup_free_ char *xml = NULL;
+
+        CHECK(domain_xml_build(&c, &img, NULL, &xml) == 0);
+        CHECK_CONTAINS(xml, "<name>piemu-b1</name>");
+        CHECK_CONTAINS(xml, "machine='raspi3b'");
+        CHECK_CONTAINS(xml, "<memory unit='MiB'>1024</memory>");
+        CHECK_CONTAINS(xml, "<target dev='sda' bus='sd'/>");
+        CHECK_CONTAINS(xml, "<source pool='piemu' volume='b1.qcow2'/>");
+        CHECK_CONTAINS(xml, "<source mode='bind' host='127.0.0.1' service='40001'/>");
+        CHECK_CONTAINS(xml, "<source mode='bind' host='127.0.0.1' service='40002'/>");
+        CHECK_CONTAINS(xml, "<initrd>/var/lib/piemu/images/default/initrd</initrd>");
+        /* User text is escaped and iomem=relaxed is added for the shim. */
+        CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init iomem=relaxed quiet x=&lt;&amp;&gt;</cmdline>");
+        CHECK_CONTAINS(xml, "<owner>1000</owner>");
+        CHECK_CONTAINS(xml, "<persistent>yes</persistent>");
+        CHECK(!strstr(xml, "<uuid>"));
+
+        /* Round trip through the metadata parser. */
+        BoardConfig back = {};
+        CHECK(strstr(xml, "<piemu:board"));
+        CHECK(metadata_xml_parse(strstr(xml, "<piemu:board"), &back) == 0);
+        CHECK_STREQ(back.name, "b1");
+        CHECK_STREQ(back.image, "default");
+        CHECK_STREQ(back.cmdline, "quiet x=<&>");
+        CHECK(back.owner == 1000);
+        CHECK(back.persistent);
+        CHECK(back.serial_port == 40001 && back.gpio_port == 40002);
+        board_config_done(&back);
+
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &img, "e0ed8b30-0859-4907-8e2c-0b3a4270b870", &xml) == 0);
+        CHECK_CONTAINS(xml, "<uuid>e0ed8b30-0859-4907-8e2c-0b3a4270b870</uuid>");
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &img, "e0ed8b30'/><evil", &xml) == -EINVAL);
+
+        c.model = (char *)"raspi4b";
+        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EOPNOTSUPP);
+        c.model = (char *)"raspi3b";
+        c.name = (char *)"../x";
+        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EINVAL);
+        c.name = (char *)"b1";
+        c.cmdline = (char *)"bad\x01";
+        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EINVAL);
+}
+
+static void test_metadata_parse_bad(void) {
+        BoardConfig c = {};
+        CHECK(metadata_xml_parse("<board><name>b1</name></board>", &c) < 0);
+        CHECK(metadata_xml_parse("<board><name>../x</name><image>default</image><owner>0</owner></board>", &c) ==
+              -EINVAL);
+        CHECK(metadata_xml_parse("<board><name>b</name><image>default</image><owner>99999999999</owner></board>",
+                                 &c) == -ERANGE);
+        CHECK(metadata_xml_parse("<board><name>b</name><image>/etc</image><owner>1</owner></board>", &c) ==
+              -EINVAL);
+        CHECK(metadata_xml_parse("<board xmlns='u'><name>b</name><image>i</image><owner>7</owner></board>", &c) ==
+              0);
+        CHECK_STREQ(c.model, "raspi3b");
+        CHECK(!c.persistent && c.owner == 7);
+        board_config_done(&c);
+}
+
+static void test_volume_and_pool(void) {
+        _cleanup_free_ char *v = NULL, *p = NULL;
+        CHECK(volume_xml_build("b1.qcow2", 67108864, "/x/sd.img", "raw", &v) == 0);
+        CHECK_CONTAINS(v, "<capacity unit='bytes'>67108864</capacity>");
+        CHECK_CONTAINS(v, "<path>/x/sd.img</path>");
+        CHECK_CONTAINS(v, "<format type='raw'/>");
+        CHECK(volume_xml_build("b1.qcow2", 1, "/x", "vmdk", &p) == -EINVAL);
+        CHECK(pool_xml_build("piemu", "/var/lib/piemu/overlays", &p) == 0);
+        CHECK_CONTAINS(p, "<pool type='dir'>");
+        CHECK_CONTAINS(p, "<path>/var/lib/piemu/overlays</path>");
+}
+
+static void test_capacity(void) {
+        CHECK(sd_capacity_for(0) == 64ULL << 20);
+        CHECK(sd_capacity_for(30ULL << 20) == 64ULL << 20);
+        CHECK(sd_capacity_for(64ULL << 20) == 64ULL << 20);
+        CHECK(sd_capacity_for((64ULL << 20) + 1) == 128ULL << 20);
+        CHECK(sd_capacity_for(5ULL << 30) == 8ULL << 30);
+}
+
+static void test_names(void) {
+        _cleanup_free_ char *d = NULL, *v = NULL;
+        CHECK(board_domain_name("b1", &d) == 0);
+        CHECK_STREQ(d, "piemu-b1");
+        CHECK(board_volume_name("b1", &v) == 0);
+        CHECK_STREQ(v, "b1.qcow2");
+        CHECK_STREQ(board_name_from_domain("piemu-b1"), "b1");
+        CHECK(board_name_from_domain("other-b1") == NULL);
+        CHECK(board_name_from_domain("piemu-") == NULL);
+        CHECK(board_name_from_domain("piemu-../x") == NULL);
+}
+
+static void test_cmdline(void) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        CHECK(kernel_cmdline_build("console=ttyAMA0", NULL, &a) == 0);
+        CHECK_STREQ(a, "console=ttyAMA0 iomem=relaxed");
+        CHECK(kernel_cmdline_build("console=ttyAMA0 iomem=relaxed", "quiet", &b) == 0);
+        CHECK_STREQ(b, "console=ttyAMA0 iomem=relaxed quiet");
+        CHECK(kernel_cmdline_build("", "", &c) == 0);
+        CHECK_STREQ(c, "iomem=relaxed");
+}
+
+static void test_chardev(void) {
+        const char *json =
+                "{\"return\":[{\"frontend-open\":true,\"filename\":\"tcp:127.0.0.1:40002,server=on <-> "
+                "127.0.0.1:39812\",\"label\":\"charserial1\"},{\"frontend-open\":true,\"filename\":\"tcp:127.0.0.1:"
+                "40001,server=on <-> 127.0.0.1:34090\",\"label\":\"charserial0\"},{\"frontend-open\":true,"
+                "\"filename\":\"disconnected:tcp:127.0.0.1:1,server=on\",\"label\":\"charserial2\"}],\"id\":\"x\"}";
+        uint16_t p = 1;
+        CHECK(chardev_peer_port(json, "charserial0", &p) == 0 && p == 34090);
+        CHECK(chardev_peer_port(json, "charserial1", &p) == 0 && p == 39812);
+        CHECK(chardev_peer_port(json, "charserial2", &p) == 0 && p == 0);
+        CHECK(chardev_peer_port(json, "charserial3", &p) == -ENOENT);
+        CHECK(chardev_peer_port("{\"filename\":\"tcp:a <-> 127.0.0.1:99999\",\"label\":\"c\"}", "c", &p) ==
+              -EINVAL);
+}
+
+static void test_image_meta(void) {
+        _cleanup_free_ char *d = NULL, *c = NULL;
+        uint8_t qcow[32] = {'Q', 'F', 'I', 0xfb};
+        uint64_t size = 0;
+
+        CHECK(image_meta_parse("# comment\ndescription=Debian arm64\ncmdline=console=ttyAMA0 a=b\nfuture=1\n", &d,
+                               &c) == 0);
+        CHECK_STREQ(d, "Debian arm64");
+        CHECK_STREQ(c, "console=ttyAMA0 a=b");
+        free(d);
+        free(c);
+        d = c = NULL;
+        CHECK(image_meta_parse("", &d, &c) == 0);
+        CHECK_STREQ(d, "");
+        free(d);
+        free(c);
+        d = c = NULL;
+        CHECK(image_meta_parse("cmdline=a\x01\n", &d, &c) == -EINVAL);
+        qcow[31] = 0x40;
+        qcow[30] = 0x00;
+        qcow[29] = 0x00;
+        qcow[28] = 0x04; /* bytes 24..31 big-endian: 0x04000040 */
+        CHECK(image_qcow2_size(qcow, sizeof qcow, &size) == 0 && size == 0x04000040ULL);
+        CHECK(image_qcow2_size((const uint8_t *)"raw data raw data raw data raw data", 32, &size) == -EINVAL);
+}
+
+int main(void) {
+        test_domain_xml();
+        test_metadata_parse_bad();
+        test_volume_and_pool();
+        test_capacity();
+        test_names();
+        test_cmdline();
+        test_chardev();
+        test_image_meta();
+        printf("test-board-config: ok\n");
+        return 0;
+}
