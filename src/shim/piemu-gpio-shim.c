@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* piemu-gpio-shim: runs inside an emulated Raspberry Pi 3B and bridges the BCM2837 GPIO
+ * registers to piemud over the second serial line. Statically linked, so it can be dropped into
+ * any guest (initramfs, Raspberry Pi OS, Debian) without caring about its libc. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+
+#include "gpio-proto.h"
+#include "gpio-regs.h"
+#include "macro.h"
+#include "shim-loop.h"
+#include "shim-tty.h"
+
+#ifndef PIEMU_SHIM_VERSION
+#define PIEMU_SHIM_VERSION "0.1.0"
+#endif
+
+/* Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("Usage:\n"
+               "  piemu-gpio-shim daemon [--device DEV] [--interval-ms N] [--verbose]\n"
+               "  piemu-gpio-shim get PIN\n"
+               "  piemu-gpio-shim set PIN 0|1\n"
+               "  piemu-gpio-shim --help | --version\n"
+               "\n"
+               "Bridge the GPIO pins of an emulated Raspberry Pi 3B (QEMU machine raspi3b) to\n"
+               "piemud on the host, over the board's second serial line.\n"
+               "\n"
+               "Commands:\n"
+               "  daemon        Open the host line, announce \"HELLO piemu-shim %s\", then\n"
+               "                read all 54 pin levels every interval and send \"GPIO <pin> <0|1>\"\n"
+               "                for each change. From the host, \"SET <pin> <0|1>\" drives a\n"
+               "                level through GPSET/GPCLR and \"SYNC\" is answered with\n"
+               "                \"PINS <hex mask>\". Runs until SIGTERM or SIGINT.\n"
+               "  get PIN       Print the level of BCM pin PIN (0-53) as 0 or 1.\n"
+               "  set PIN 0|1   Make BCM pin PIN an output and drive it low (0) or high (1).\n"
+               "                Pins 46-53 carry the SD card on a Pi 3; changing them can\n"
+               "                take the root file system away.\n"
+               "\n"
+               "Options:\n"
+               "  -d, --device DEV       Host line for the daemon. Default: the tty of the\n"
+               "                         BCM2835 mini UART found through the device tree\n"
+               "                         (compatible \"brcm,bcm2835-aux-uart\", then\n"
+               "                         aliases/serial1), else %s.\n"
+               "  -i, --interval-ms N    Scan period in milliseconds, 1-%u (default %u).\n"
+               "  -v, --verbose          Log every message to standard error.\n"
+               "  -h, --help             Show this help and exit.\n"
+               "      --version          Show the version and exit.\n"
+               "\n"
+               "Registers:\n"
+               "  The GPIO block at physical 0x%08X is mapped from /dev/gpiomem when the\n"
+               "  kernel provides it, else from /dev/mem; mainline kernels only allow the\n"
+               "  latter when booted with iomem=relaxed. Root is needed for /dev/mem.\n"
+               "\n"
+               "Exit status: 0 on success, 1 on failure, 2 on invalid usage.\n",
+               PIEMU_SHIM_VERSION, SHIM_TTY_FALLBACK, SHIM_INTERVAL_MS_MAX, SHIM_INTERVAL_MS_DEFAULT,
+               BCM2837_GPIO_PHYS);
+}
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        fputs("piemu-gpio-shim: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputs("\nTry 'piemu-gpio-shim --help'.\n", stderr);
+        va_end(ap);
+        return EXIT_USAGE;
+}
+
+static int parse_pin_arg(const char *s, unsigned *ret) {
+        if (gpio_proto_parse_pin(s, strlen(s), ret) < 0) {
+                fprintf(stderr, "piemu-gpio-shim: invalid pin '%s': expected a BCM pin number 0-%u.\n", s,
+                        GPIO_PROTO_NPINS - 1);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int open_regs(GpioRegs *regs) {
+        const char *dev = NULL;
+        int r;
+
+        r = gpio_regs_open(regs, &dev);
+        if (r < 0) {
+                fprintf(stderr,
+                        "piemu-gpio-shim: cannot map the GPIO registers via /dev/gpiomem or /dev/mem: "
+                        "%s%s\n",
+                        strerror(-r),
+                        r == -EPERM || r == -EACCES
+                                ? " (are you root, and was the kernel booted with iomem=relaxed?)"
+                                : "");
+                return r;
+        }
+        return 0;
+}
+
+static int cmd_get(const char *pin_arg) {
+        GpioRegs regs;
+        unsigned pin;
+
+        if (parse_pin_arg(pin_arg, &pin) < 0)
+                return EXIT_USAGE;
+        if (open_regs(&regs) < 0)
+                return EXIT_FAILURE;
+        printf("%d\n", gpio_regs_get_level(&regs, pin) ? 1 : 0);
+        gpio_regs_close(&regs);
+        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static int cmd_set(const char *pin_arg, const char *value_arg) {
+        GpioRegs regs;
+        unsigned pin;
+
+        if (parse_pin_arg(pin_arg, &pin) < 0)
+                return EXIT_USAGE;
+        if (!streq(value_arg, "0") && !streq(value_arg, "1")) {
+                fprintf(stderr, "piemu-gpio-shim: invalid value '%s': expected 0 or 1.\n", value_arg);
+                return EXIT_USAGE;
+        }
+        if (open_regs(&regs) < 0)
+                return EXIT_FAILURE;
+        /* Level first, then the function: a real pin then starts driving the wanted level
+         * instead of glitching through the previous one. */
+        gpio_regs_write_level(&regs, pin, value_arg[0] == '1');
+        gpio_regs_set_function(&regs, pin, GPIO_FSEL_OUTPUT);
+        gpio_regs_close(&regs);
+        return EXIT_SUCCESS;
+}
+
+static int cmd_daemon(const char *device, unsigned interval_ms, bool verbose) {
+        _cleanup_close_ int fd = -EBADF, sigfd = -EBADF;
+        char found[PATH_MAX];
+        GpioRegs regs;
+        sigset_t mask;
+        Shim shim;
+        int r;
+
+        if (!device) {
+                r = shim_find_host_tty(NULL, NULL, found, sizeof(found));
+                if (r < 0) {
+                        fprintf(stderr, "piemu-gpio-shim: cannot name the host line: %s\n", strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                if (r == 0)
+                        fprintf(stderr, "piemu-gpio-shim: no mini UART in the device tree, trying %s\n",
+                                found);
+                device = found;
+        }
+
+        /* Signals arrive through poll() like everything else, so shutdown never races a write. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+                fprintf(stderr, "piemu-gpio-shim: sigprocmask: %m\n");
+                return EXIT_FAILURE;
+        }
+        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sigfd < 0) {
+                fprintf(stderr, "piemu-gpio-shim: signalfd: %m\n");
+                return EXIT_FAILURE;
+        }
+        /* A host that closes the line must not kill us with SIGPIPE (sockets via --device). */
+        signal(SIGPIPE, SIG_IGN);
+
+        fd = shim_open_host_line(device);
+        if (fd < 0) {
+                fprintf(stderr, "piemu-gpio-shim: cannot open host line %s: %s\n", device, strerror(-fd));
+                return EXIT_FAILURE;
+        }
+
+        if (open_regs(&regs) < 0)
+                return EXIT_FAILURE;
+
+        shim_init(&shim, &regs, fd, PIEMU_SHIM_VERSION, verbose);
+        if (verbose)
+                fprintf(stderr, "piemu-gpio-shim: host line %s, scanning every %u ms\n", device,
+                        interval_ms);
+        r = shim_start(&shim);
+        if (r >= 0)
+                r = shim_run(&shim, interval_ms, sigfd);
+        gpio_regs_close(&regs);
+        if (r < 0) {
+                fprintf(stderr, "piemu-gpio-shim: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (verbose)
+                fprintf(stderr,
+                        "piemu-gpio-shim: sent %llu lines, dropped %llu, %llu invalid and %llu ignored "
+                        "input "
+                        "lines\n",
+                        (unsigned long long)shim.n_lines_sent, (unsigned long long)shim.n_lines_dropped,
+                        (unsigned long long)shim.parser.n_invalid, (unsigned long long)shim.n_ignored);
+        return EXIT_SUCCESS;
+}
+
+static int parse_interval(const char *s, unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        if (!s[0] || s[0] < '0' || s[0] > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end || v < 1 || v > SHIM_INTERVAL_MS_MAX)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, ARG_VERSION},
+                {"device", required_argument, NULL, 'd'}, {"interval-ms", required_argument, NULL, 'i'},
+                {"verbose", no_argument, NULL, 'v'},      {},
+        };
+        const char *device = NULL, *cmd;
+        unsigned interval_ms = SHIM_INTERVAL_MS_DEFAULT;
+        bool verbose = false, daemon_opts = false;
+        int c, nargs;
+
+        while ((c = getopt_long(argc, argv, "hd:i:v", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("piemu-gpio-shim %s\n", PIEMU_SHIM_VERSION);
+                        return EXIT_SUCCESS;
+                case 'd':
+                        device = optarg;
+                        daemon_opts = true;
+                        break;
+                case 'i':
+                        if (parse_interval(optarg, &interval_ms) < 0)
+                                return usage_error("invalid --interval-ms '%s': expected 1-%u.", optarg,
+                                                   SHIM_INTERVAL_MS_MAX);
+                        daemon_opts = true;
+                        break;
+                case 'v':
+                        verbose = true;
+                        break;
+                default:
+                        /* getopt has already said what was wrong */
+                        fputs("Try 'piemu-gpio-shim --help'.\n", stderr);
+                        return EXIT_USAGE;
+                }
+
+        if (optind >= argc)
+                return usage_error("missing command: daemon, get or set.");
+        cmd = argv[optind];
+        nargs = argc - optind - 1;
+
+        if (streq(cmd, "daemon")) {
+                if (nargs != 0)
+                        return usage_error("unexpected argument '%s' after daemon.", argv[optind + 1]);
+                return cmd_daemon(device, interval_ms, verbose);
+        }
+        if (daemon_opts)
+                return usage_error("--device and --interval-ms only apply to daemon, not %s.", cmd);
+        if (streq(cmd, "get")) {
+                if (nargs != 1)
+                        return usage_error("usage: piemu-gpio-shim get PIN");
+                return cmd_get(argv[optind + 1]);
+        }
+        if (streq(cmd, "set")) {
+                if (nargs != 2)
+                        return usage_error("usage: piemu-gpio-shim set PIN 0|1");
+                return cmd_set(argv[optind + 1], argv[optind + 2]);
+        }
+        return usage_error("unknown command '%s': expected daemon, get or set.", cmd);
+}
