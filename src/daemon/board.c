@@ -643,7 +643,8 @@ static void verify_and_resume(Board *b) {
         if (r >= 0) {
                 j->console_local = serial_local_port(b->console);
                 j->gpio_local = serial_local_port(b->gpio);
-                j->resume = true;
+                /* libvirt refuses to resume a running domain, so only a fresh or paused one is resumed. */
+                j->resume = !b->attach_only || b->attach_paused;
                 r = submit(b, BOARD_OP_START, j, verify_work, verify_done);
                 if (r >= 0)
                         return;
@@ -785,14 +786,13 @@ int board_attach(Board *b, bool paused) {
 
         set_state(b, BOARD_STARTING);
         b->attach_only = true;
+        b->attach_paused = paused;
         r = connect_serials(b);
         if (r < 0) {
                 start_failed(b, r, "cannot connect to the serial ports");
                 return r;
         }
-        /* verify_and_resume() runs once both lines are connected; resuming a running domain is
-         * harmless, so paused and running are handled alike. */
-        (void)paused;
+        /* verify_and_resume() runs once both lines are connected. */
         return 0;
 }
 

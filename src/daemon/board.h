@@ -44,7 +44,8 @@ struct Board {
         sd_bus_message *pending; /* the call answered when `op` finishes */
         char *last_error;
         unsigned start_attempt;
-        bool attach_only; /* re-attaching to a domain that was already running */
+        bool attach_only;   /* re-attaching to a domain that was already running */
+        bool attach_paused; /* ...and found it paused (piemud died between start and resume) */
 
         Serial *console, *gpio;
         struct ConsoleClient *console_clients;

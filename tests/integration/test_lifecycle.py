@@ -1,0 +1,212 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 2 end to end: real dbus-daemon + shipped policy, real libvirtd, real QEMU guest."""
+
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+import piemu_bus as pb
+from piemu_bus import BOARD_IFACE, MANAGER_IFACE, MANAGER_PATH
+
+IMAGES = "/var/lib/piemu/images"
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def base_image_hash():
+    path = f"{IMAGES}/default/sd.img"
+    before = sha256(path)
+    yield
+    # Whatever the guests wrote went to their overlays, never to the catalog image.
+    assert sha256(path) == before, "the default image's SD file changed"
+
+
+@pytest.mark.boot
+def test_boot_console_and_stop(bus, board_factory, base_image_hash):
+    b = board_factory()
+    assert b.prop("State") == "stopped"
+    b.watch()
+    b.call("Start")
+    assert b.prop("State") == "running"
+    assert 1024 <= b.prop("SerialPort") <= 65535 and 1024 <= b.prop("GpioPort") <= 65535
+    assert b.prop("SerialPort") != b.prop("GpioPort")
+    # The kernel's very first lines arrive: nothing is lost between start and connect.
+    b.wait_serial(rb"Booting Linux on physical CPU", 60)
+    assert b.serial.find(b"Booting Linux") < b.serial.find(b"Machine model: Raspberry Pi 3 Model B")
+    b.wait_prompt()
+    b.run("echo $((6*7))", rb"\n42\r?\n")
+    # The guest really runs on its SD card.
+    b.run("grep mmcblk0 /proc/mounts", rb"/dev/mmcblk0 /mnt/sd ext4 rw")
+    assert pb.volume_exists(b.name)
+    b.call("Stop")
+    assert b.prop("State") == "stopped"
+    b.wait_for(lambda: "stopped" in b.states, 5, "a State PropertiesChanged signal")
+    assert "starting" in b.states and "running" in b.states
+    assert not pb.volume_exists(b.name), "a non-persistent board's overlay must go at Stop"
+    assert b.prop("SerialPort") == 0
+    # Coalescing: the boot log arrives in far fewer signals than bytes.
+    assert len(b.serial) > 5000
+
+
+@pytest.mark.boot
+def test_persistent_board_keeps_sd_card(bus, board_factory, base_image_hash):
+    b = board_factory(persistent=True)
+    assert b.prop("Persistent") is True
+    b.watch()
+    b.call("Start")
+    b.wait_prompt()
+    token = pb.unique_name("tok")
+    b.run(f"echo {token} > /mnt/sd/persist.txt && sync && echo sync-done", rb"\nsync-done")
+    b.call("Stop")  # a power cut: only what was synced survives, as on a real Pi
+    assert pb.volume_exists(b.name), "a persistent board keeps its overlay across Stop"
+    b.serial.clear()
+    b.call("Start")
+    b.wait_prompt()
+    b.run("cat /mnt/sd/persist.txt", token.encode())
+    b.call("Stop")
+    b.delete()
+    assert not pb.volume_exists(b.name)
+    assert not pb.domain_exists(b.name)
+
+
+@pytest.mark.boot
+def test_fresh_overlay_each_start(bus, board_factory, base_image_hash):
+    b = board_factory()
+    b.watch()
+    b.call("Start")
+    b.wait_prompt()
+    b.run("echo scratch > /mnt/sd/scratch.txt && sync && echo done1", rb"\ndone1")
+    b.call("Stop")
+    b.serial.clear()
+    b.call("Start")
+    b.wait_prompt()
+    b.run("ls /mnt/sd/scratch.txt 2>&1; echo done2", rb"No such file or directory")
+    b.call("Stop")
+
+
+def restart_piemud(kill9):
+    service = os.path.join(pb.REPO, "tools", "piemud-service.sh")
+    if kill9:
+        out = subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True, text=True)
+        pid = int([l for l in out.stdout.splitlines() if l.startswith("PID=")][0][4:])
+        os.kill(pid, 9)
+        for _ in range(100):
+            if subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True).returncode:
+                break
+            time.sleep(0.05)
+    subprocess.run([service, "start"], check=True, capture_output=True)
+
+
+@pytest.mark.boot
+def test_kill9_and_restart_recovers_running_board(bus, board_factory, base_image_hash):
+    b = board_factory()
+    b.watch()
+    b.call("Start")
+    b.wait_prompt()
+    restart_piemud(kill9=True)
+    # The same board, found again from libvirt alone.
+    conn = pb.private_system_bus()
+    boards = {n: (s, o) for n, s, _, o in pb.call(conn, MANAGER_PATH, MANAGER_IFACE, "ListBoards")[0]}
+    assert b.name in boards
+    b2 = pb.Board(conn, b.name, boards[b.name][1])
+    b2.wait_state("running", 30)
+    b2.watch()
+    b2.run("echo $((7*6))after", rb"\n42after")
+    b2.call("Stop")
+    assert b2.prop("State") == "stopped"
+    b2.unsubscribe()
+
+
+BAD_NAMES = ["", "a" * 64, "a/b", "..", "../x", "a b", "caf\u00e9", ".hidden", "-x", "x\ny"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_invalid_board_names(bus, name):
+    before = pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListBoards")[0]
+    err, msg = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", (name, "", {}))
+    assert err == "org.piemu.Error.InvalidName", (err, msg)
+    assert pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListBoards")[0] == before
+    for method in ("GetBoard", "DeleteBoard"):
+        err, _ = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, method, "(s)", (name,))
+        assert err == "org.piemu.Error.InvalidName"
+
+
+def test_bad_create_arguments_leave_nothing(bus, board_factory):
+    name = pb.unique_name("bad")
+    cases = [
+        ((name, "no-such-image", {}), "org.piemu.Error.NoSuchImage"),
+        ((name, "/etc/shadow", {}), "org.piemu.Error.InvalidName"),
+        ((name, "../x", {}), "org.piemu.Error.InvalidName"),
+        ((name, "", {"frobnicate": pb.GLib.Variant("b", True)}), "org.piemu.Error.InvalidOption"),
+        ((name, "", {"persistent": pb.GLib.Variant("s", "yes")}), "org.piemu.Error.InvalidOption"),
+        ((name, "", {"model": pb.GLib.Variant("s", "raspi4b")}), "org.piemu.Error.InvalidOption"),
+        ((name, "", {"cmdline": pb.GLib.Variant("s", "a\x01b")}), "org.piemu.Error.InvalidOption"),
+    ]
+    for args, expected in cases:
+        err, msg = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", args)
+        assert err == expected, (args, err, msg)
+        assert msg, "errors carry a message"
+    assert not pb.domain_exists(name)
+    err, _ = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "GetBoard", "(s)", (name,))
+    assert err == "org.piemu.Error.NoSuchBoard"
+
+    b = board_factory(name=name)
+    err, _ = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", (name, "", {}))
+    assert err == "org.piemu.Error.BoardExists"
+    assert pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "GetBoard", "(s)", (name,))[0] == b.path
+    assert b.error("Stop")[0] == "org.piemu.Error.NotRunning"
+    assert b.error("SendSerial", "(ay)", (b"x",))[0] == "org.piemu.Error.NotRunning"
+    assert b.error("SetPin", "(ub)", (54, True))[0] == "org.piemu.Error.InvalidPin"
+    assert b.error("SetPin", "(ub)", (4, True))[0] == "org.piemu.Error.NotRunning"
+    assert b.prop("State") == "stopped"
+
+
+@pytest.mark.boot
+def test_start_twice_and_delete_while_running(bus, board_factory):
+    b = board_factory()
+    b.call("Start")
+    err, _ = b.error("Start")
+    assert err == "org.piemu.Error.AlreadyRunning"
+    assert b.prop("State") == "running"
+    # Documented: DeleteBoard stops a running board (a power cut) and removes everything.
+    pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", (b.name,))
+    assert not pb.domain_exists(b.name)
+    assert not pb.volume_exists(b.name)
+    err, _ = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "GetBoard", "(s)", (b.name,))
+    assert err == "org.piemu.Error.NoSuchBoard"
+
+
+def test_board_added_and_removed_signals(bus):
+    seen = []
+    sub = bus.signal_subscribe(
+        "org.piemu", MANAGER_IFACE, None, MANAGER_PATH, None, pb.Gio.DBusSignalFlags.NONE,
+        lambda c, s, p, i, m, params: seen.append((m, params.unpack())),
+    )
+    try:
+        b = pb.Board.create(bus)
+        pb.pump(0.3)
+        assert ("BoardAdded", (b.name, b.path)) in seen
+        # ObjectManager knows it too.
+        objs = pb.call(bus, MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")[0]
+        assert objs[b.path][BOARD_IFACE]["Name"] == b.name
+        b.delete()
+        pb.pump(0.3)
+        assert ("BoardRemoved", (b.name, b.path)) in seen
+    finally:
+        bus.signal_unsubscribe(sub)
+
+
+def test_list_images_and_version(bus):
+    images = dict(pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListImages")[0])
+    assert "default" in images and images["default"]
+    assert pb.get_prop(bus, MANAGER_PATH, MANAGER_IFACE, "Version")

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The one set-up path for a fresh Debian 12 machine, as root, with or without
+# systemd as PID 1: dependencies, build, install, services, the default guest
+# image, and piemud itself. Safe to run again; later runs are quick.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: run as root (it installs packages and system services)" >&2
+    exit 1
+fi
+
+step "Installing dependencies (Debian packages, libvirt and QEMU from bookworm-backports)"
+tools/install-deps.sh
+
+step "Building piemu"
+if [ ! -f build/build.ninja ]; then
+    meson setup build --prefix=/usr --sysconfdir=/etc --localstatedir=/var \
+        --buildtype=debugoptimized -Dwerror=true
+fi
+ninja -C build
+
+step "Installing piemu"
+meson install -C build --quiet
+
+step "Starting system services (dbus, polkitd, virtlogd, libvirtd)"
+tools/start-services.sh
+# The bus policy was just installed or updated.
+dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
+
+step "Building the default guest image (cached after the first run)"
+tools/build-image.sh --shim build/src/shim/piemu-gpio-shim-aarch64
+
+step "Starting piemud"
+# A freshly installed binary must replace an older running one.
+if [ "${PIEMU_RESTART:-1}" = 1 ]; then
+    tools/piemud-service.sh restart
+else
+    tools/piemud-service.sh start
+fi
