@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The whole test suite, on a fresh Debian 12 machine as root: set-up (packages,
+# build, install, services, guest image), unit and fuzz-replay tests, the same
+# under ASan/UBSan, the integration suite against a sanitized piemud, and then
+# the full end-to-end suite against the installed piemud.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+step() { printf '\n==> %s\n' "$*"; }
+PY=/usr/bin/python3   # Debian's python, which has python3-gi and pytest
+
+tools/setup.sh
+
+step "Unit tests and fuzz-corpus replays (gcc, -Werror)"
+meson test -C build --print-errorlogs
+
+step "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+if [ ! -f build-asan/build.ninja ]; then
+    meson setup build-asan --prefix=/usr --sysconfdir=/etc --localstatedir=/var \
+        -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true -Dshim=false
+fi
+ninja -C build-asan
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+    meson test -C build-asan --print-errorlogs
+
+export PIEMU_REQUIRE_DAEMON=1
+asan_log=/var/tmp/piemud-asan.log  # writable by the piemu user
+step "Integration tests against piemud built with ASan/UBSan"
+: >"$asan_log.asan"
+PIEMUD="$here/build-asan/src/daemon/piemud" \
+    ASAN_OPTIONS="detect_leaks=1:log_path=$asan_log.asan:abort_on_error=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:log_path=$asan_log.asan" \
+    tools/piemud-service.sh restart
+"$PY" -m pytest -q -p no:cacheprovider tests/integration -m "not boot" \
+    -k "not ctl_console" || { tools/piemud-service.sh stop; exit 1; }
+# One real boot under the sanitizers too: the serial, libvirt and event paths.
+"$PY" -m pytest -q -p no:cacheprovider tests/integration/test_lifecycle.py -k test_boot_console_and_stop \
+    || { tools/piemud-service.sh stop; exit 1; }
+tools/piemud-service.sh stop
+if cat "$asan_log".asan* 2>/dev/null | grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:"; then
+    echo "piemud reported sanitizer errors (see $asan_log.asan*)" >&2
+    exit 1
+fi
+echo "no sanitizer reports from piemud"
+
+step "End-to-end suite against the installed piemud"
+tools/piemud-service.sh start
+"$PY" -m pytest -p no:cacheprovider -v tests/integration
