@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# bash completion for piemuctl(1). Installed as .../bash-completion/completions/piemuctl and loaded
+# on demand by the bash-completion package, whose helpers (_init_completion, _filedir) it uses.
+
+__piemuctl_names() {
+        # Board and image names never contain spaces; errors (no piemud) just mean no candidates.
+        command piemuctl --no-legend --no-pager --no-ask-password --quiet --timeout=3 "$1" 2>/dev/null |
+                while read -r name _; do printf '%s\n' "$name"; done
+}
+
+_piemuctl() {
+        local cur prev words cword split
+        _init_completion -s || return
+
+        local verbs='list status create delete start stop restart images import-image remove-image
+                     send set-pin get-pin pins watch console wait help'
+        local global_opts='-h --help --version --no-pager --no-legend -j --json= --no-ask-password
+                           -q --quiet --timeout= --user'
+        local -A verb_opts=(
+                [status]='-n --lines='
+                [create]='--image= --persistent --cmdline= --model='
+                [import-image]='--kernel= --dtb= --sd= --initrd= --description= --cmdline='
+                [send]='--no-newline'
+                [wait]='--state= --ready --serial= --pin= --since-now'
+        )
+
+        case $prev in
+        --image)
+                mapfile -t COMPREPLY < <(compgen -W "$(__piemuctl_names images)" -- "$cur")
+                return ;;
+        --kernel | --dtb | --sd | --initrd)
+                _filedir
+                return ;;
+        --json)
+                mapfile -t COMPREPLY < <(compgen -W 'short pretty off' -- "$cur")
+                return ;;
+        --state)
+                mapfile -t COMPREPLY < <(compgen -W 'stopped starting running stopping crashed' -- "$cur")
+                return ;;
+        --timeout | --cmdline | --model | --description | --lines | -n | --serial | --pin)
+                return ;;
+        esac
+        $split && return
+
+        # Find the verb and count its arguments, skipping options and their separate arguments.
+        local i w verb='' nargs=0
+        for ((i = 1; i < cword; i++)); do
+                w=${words[i]}
+                case $w in
+                --timeout | --image | --cmdline | --model | --kernel | --dtb | --sd | --initrd | \
+                        --description | --lines | -n | --state | --serial | --pin)
+                        ((i++))
+                        continue ;;
+                -*)
+                        continue ;;
+                esac
+                if [[ -z $verb ]]; then
+                        verb=$w
+                else
+                        ((nargs++))
+                fi
+        done
+
+        if [[ $cur == -* ]]; then
+                mapfile -t COMPREPLY < <(compgen -W "$global_opts ${verb_opts[$verb]:-}" -- "$cur")
+                [[ ${COMPREPLY[*]} == *= ]] && compopt -o nospace
+                return
+        fi
+
+        if [[ -z $verb ]]; then
+                mapfile -t COMPREPLY < <(compgen -W "$verbs" -- "$cur")
+                return
+        fi
+
+        local candidates=''
+        case $verb in
+        status | pins | watch | console | wait)
+                ((nargs == 0)) && candidates=$(__piemuctl_names list) ;;
+        delete | start | stop | restart)
+                candidates=$(__piemuctl_names list) ;;
+        send)
+                ((nargs == 0)) && candidates=$(__piemuctl_names list) ;;
+        get-pin | set-pin)
+                if ((nargs == 0)); then
+                        candidates=$(__piemuctl_names list)
+                elif ((nargs == 1)); then
+                        candidates=$(seq 0 53)
+                elif ((nargs == 2)) && [[ $verb == set-pin ]]; then
+                        candidates='0 1'
+                fi ;;
+        remove-image)
+                ((nargs == 0)) && candidates=$(__piemuctl_names images) ;;
+        help)
+                ((nargs == 0)) && candidates=$verbs ;;
+        esac
+        mapfile -t COMPREPLY < <(compgen -W "$candidates" -- "$cur")
+}
+
+complete -F _piemuctl piemuctl

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Bus plumbing for piemuctl: connecting, calling piemud, turning D-Bus errors into a sentence that says
+ * what to do plus a meaningful exit code, and the polkit text agent. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "names.h"
+
+static sd_bus *cached_bus = NULL;
+static char *bus_description = NULL;
+
+const char *ctl_bus_description(void) {
+        return bus_description ?: "the system bus";
+}
+
+static int set_bus_description(void) {
+        const char *address = getenv("PIEMU_BUS_ADDRESS");
+        char *d;
+
+        if (!isempty(address)) {
+                if (asprintf(&d, "the bus at %s", address) < 0)
+                        return -ENOMEM;
+        } else
+                d = strdup(arg_user ? "the user bus" : "the system bus");
+        if (!d)
+                return -ENOMEM;
+        free(bus_description);
+        bus_description = d;
+        return 0;
+}
+
+static int open_bus(sd_bus **ret) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+        const char *address = getenv("PIEMU_BUS_ADDRESS");
+        int r;
+
+        /* Tests (and people running a private piemud) point us at another bus without touching the
+         * system-wide DBUS_SYSTEM_BUS_ADDRESS that other tools also read. */
+        if (!isempty(address)) {
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_address(bus, address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_bus_client(bus, true);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(bus);
+                if (r < 0)
+                        return r;
+        } else if (arg_user) {
+                r = sd_bus_open_user(&bus);
+                if (r < 0)
+                        return r;
+        } else {
+                r = sd_bus_open_system(&bus);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+/* Returns an exit status (0 on success): the caller can return it directly from a verb. */
+int ctl_bus(sd_bus **ret) {
+        int r;
+
+        if (cached_bus) {
+                *ret = cached_bus;
+                return CTL_EXIT_OK;
+        }
+
+        r = set_bus_description();
+        if (r < 0) {
+                fprintf(stderr, "Out of memory.\n");
+                return CTL_EXIT_FAILURE;
+        }
+
+        r = open_bus(&cached_bus);
+        if (r < 0) {
+                fprintf(stderr, "Cannot connect to %s: %s\n", ctl_bus_description(), strerror(-r));
+                if (!isempty(getenv("PIEMU_BUS_ADDRESS")))
+                        fprintf(stderr, "Check the address in $PIEMU_BUS_ADDRESS, or unset it to use the "
+                                        "system bus.\n");
+                else
+                        fprintf(stderr, "Is D-Bus running? piemud and piemuctl talk over %s.\n",
+                                ctl_bus_description());
+                return CTL_EXIT_NO_DAEMON;
+        }
+
+        /* Lets piemud's polkit check ask for a password (through our agent) instead of refusing. */
+        (void)sd_bus_set_allow_interactive_authorization(cached_bus, arg_ask_password);
+
+        *ret = cached_bus;
+        return CTL_EXIT_OK;
+}
+
+void ctl_bus_close(void) {
+        cached_bus = sd_bus_flush_close_unref(cached_bus);
+        free(bus_description);
+        bus_description = NULL;
+}
+
+/* --timeout overrides the verb's default for each call. "infinity" becomes a week: sd-bus adds the
+ * timeout to the current time, and a call that takes a week has failed anyway. */
+uint64_t ctl_call_timeout(uint64_t verb_default) {
+        if (arg_timeout_usec == USEC_INFINITY)
+                return 7 * 24 * 3600 * USEC_PER_SEC;
+        return arg_timeout_usec > 0 ? arg_timeout_usec : verb_default;
+}
+
+static bool error_is(const sd_bus_error *e, const char *name) {
+        return e && sd_bus_error_has_name(e, name);
+}
+
+static void print_not_running(void) {
+        fprintf(stderr, "piemud is not running (%s has no owner on %s).\n", PIEMU_BUS_NAME,
+                ctl_bus_description());
+        if (!isempty(getenv("PIEMU_BUS_ADDRESS")))
+                fprintf(stderr, "Start piemud on that bus, or unset $PIEMU_BUS_ADDRESS.\n");
+        else if (arg_user)
+                fprintf(stderr, "Start it with 'piemud --bus user', then try again.\n");
+        else
+                fprintf(stderr, "Start it with 'systemctl start piemud.service' (or run 'piemud' as root), "
+                                "then try again.\n");
+}
+
+int ctl_error(const sd_bus_error *error, int r, const char *action, const char *board, const char *image) {
+        _cleanup_free_ char *escaped = NULL;
+        const char *raw, *msg;
+        char span[32];
+
+        if (error && !sd_bus_error_is_set(error))
+                error = NULL;
+
+        raw = error && error->message ? error->message : strerror(r < 0 ? -r : EIO);
+        /* Error texts can carry libvirt or guest-derived strings; keep them from driving the terminal. */
+        escaped = escape_for_terminal(raw, strlen(raw), true);
+        msg = escaped ?: raw;
+        board = strempty(board);
+        image = strempty(image);
+
+        if (error_is(error, "org.freedesktop.DBus.Error.ServiceUnknown") ||
+            error_is(error, "org.freedesktop.DBus.Error.NameHasNoOwner")) {
+                print_not_running();
+                return CTL_EXIT_NO_DAEMON;
+        }
+        if (error && strncmp(error->name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0) {
+                fprintf(stderr, "piemud is not running and D-Bus could not start it: %s\n", msg);
+                fprintf(stderr, "Check its log (journalctl -u piemud) or start it by hand with 'piemud'.\n");
+                return CTL_EXIT_NO_DAEMON;
+        }
+        /* dbus-daemon answers NoReply both when the callee vanished and (like sd-bus) on a timeout;
+         * only the former says "disconnected". */
+        if (error_is(error, "org.freedesktop.DBus.Error.NoReply") && strstr(raw, "disconnected")) {
+                fprintf(stderr, "piemud went away (crashed or was stopped) while trying to %s.\n", action);
+                fprintf(stderr, "Check its log (journalctl -u piemud) and start it again.\n");
+                return CTL_EXIT_NO_DAEMON;
+        }
+        if (r == -ETIMEDOUT || error_is(error, "org.freedesktop.DBus.Error.NoReply") ||
+            error_is(error, "org.freedesktop.DBus.Error.Timeout") ||
+            error_is(error, "org.freedesktop.DBus.Error.TimedOut")) {
+                fprintf(stderr, "piemud did not answer within %s while trying to %s.\n",
+                        format_timespan(span, sizeof(span), ctl_call_timeout(25 * USEC_PER_SEC)), action);
+                fprintf(stderr,
+                        "It may be busy or stuck: check its log, or allow more time with --timeout.\n");
+                return CTL_EXIT_TIMEOUT;
+        }
+        if (error_is(error, "org.freedesktop.DBus.Error.Disconnected") || r == -ECONNRESET ||
+            r == -ENOTCONN || r == -EPIPE || r == -ECONNREFUSED) {
+                fprintf(stderr, "Lost the connection to %s while trying to %s: %s\n", ctl_bus_description(),
+                        action, msg);
+                return CTL_EXIT_NO_DAEMON;
+        }
+        if (error_is(error, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")) {
+                fprintf(stderr,
+                        "Not allowed to %s without authentication, and piemuctl could not ask for a "
+                        "password%s.\n",
+                        action, arg_ask_password ? " (no terminal on stdin)" : " (--no-ask-password)");
+                fprintf(stderr, "Run it from a terminal without --no-ask-password, or with sudo.\n");
+                return CTL_EXIT_ACCESS;
+        }
+        if (error_is(error, "org.freedesktop.DBus.Error.AccessDenied")) {
+                fprintf(stderr, "Access denied: not allowed to %s: %s\n", action, msg);
+                fprintf(stderr, "Boards can be managed by their owner, root, and users polkit allows "
+                                "(org.piemu.* actions); try sudo or ask an administrator.\n");
+                return CTL_EXIT_ACCESS;
+        }
+        if (error_is(error, "org.piemu.Error.NoSuchBoard") ||
+            (!isempty(board) && error_is(error, "org.freedesktop.DBus.Error.UnknownObject"))) {
+                fprintf(stderr, "No board named \"%s\".\n", board);
+                fprintf(stderr, "'piemuctl list' shows the boards; 'piemuctl create %s' makes a new one.\n",
+                        isempty(board) ? "NAME" : board);
+                return CTL_EXIT_NOT_FOUND;
+        }
+        if (error_is(error, "org.piemu.Error.NoSuchImage")) {
+                fprintf(stderr, "No image named \"%s\" (%s).\n", isempty(image) ? "?" : image, msg);
+                fprintf(stderr, "'piemuctl images' shows the images; 'piemuctl import-image' adds one.\n");
+                return CTL_EXIT_NOT_FOUND;
+        }
+        if (error_is(error, "org.piemu.Error.BoardExists")) {
+                fprintf(stderr, "A board named \"%s\" already exists.\n", board);
+                fprintf(stderr, "Pick another name, or remove it first with 'piemuctl delete %s'.\n", board);
+                return CTL_EXIT_STATE;
+        }
+        if (error_is(error, "org.piemu.Error.NotRunning")) {
+                fprintf(stderr, "Board \"%s\" is not running.\n", board);
+                fprintf(stderr, "Start it with 'piemuctl start %s'.\n", board);
+                return CTL_EXIT_STATE;
+        }
+        if (error_is(error, "org.piemu.Error.AlreadyRunning")) {
+                fprintf(stderr, "Board \"%s\" is already running.\n", board);
+                fprintf(stderr, "Use 'piemuctl restart %s' to reboot it.\n", board);
+                return CTL_EXIT_STATE;
+        }
+        if (error_is(error, "org.piemu.Error.Busy")) {
+                fprintf(stderr, "Cannot %s right now: %s\n", action, msg);
+                fprintf(stderr, "Another operation is in progress; try again in a moment.\n");
+                return CTL_EXIT_STATE;
+        }
+        if (error_is(error, "org.piemu.Error.InvalidName") ||
+            error_is(error, "org.piemu.Error.InvalidPin") ||
+            error_is(error, "org.piemu.Error.InvalidOption")) {
+                fprintf(stderr, "Cannot %s: %s\n", action, msg);
+                return CTL_EXIT_USAGE;
+        }
+        if (error_is(error, "org.freedesktop.DBus.Error.UnknownMethod") ||
+            error_is(error, "org.freedesktop.DBus.Error.UnknownInterface") ||
+            error_is(error, "org.freedesktop.DBus.Error.UnknownProperty") ||
+            error_is(error, "org.freedesktop.DBus.Error.UnknownObject")) {
+                fprintf(stderr, "piemud does not understand the request to %s: %s\n", action, msg);
+                fprintf(stderr, "piemuctl " PIEMU_VERSION " and the running piemud are probably different "
+                                "versions.\n");
+                return CTL_EXIT_FAILURE;
+        }
+
+        fprintf(stderr, "Failed to %s: %s\n", action, msg);
+        if (error_is(error, "org.piemu.Error.Failed") &&
+            (strcasestr(raw, "libvirt") || strstr(raw, "virConnect") || strcasestr(raw, "connect socket")))
+                fprintf(stderr, "Is libvirtd (or virtqemud) running? piemud needs it to run boards: "
+                                "'systemctl start libvirtd'.\n");
+        return CTL_EXIT_FAILURE;
+}
+
+int ctl_new_call(sd_bus *bus, sd_bus_message **ret, const char *path, const char *iface,
+                 const char *member) {
+        return sd_bus_message_new_method_call(bus, ret, PIEMU_BUS_NAME, path, iface, member);
+}
+
+/* Returns an exit status. 'interactive' marks calls that piemud checks with polkit: for those we make
+ * sure a password prompt can be shown first. */
+int ctl_call_message(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, bool interactive,
+                     sd_bus_message **ret_reply, const char *action, const char *board, const char *image) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (interactive)
+                polkit_agent_open_if_enabled();
+
+        r = sd_bus_call(bus, m, timeout_usec, &error, ret_reply);
+        if (r < 0)
+                return ctl_error(&error, r, action, board, image);
+        return CTL_EXIT_OK;
+}
+
+int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *member, uint64_t timeout_usec,
+             bool interactive, sd_bus_message **ret_reply, const char *action, const char *board,
+             const char *image, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = ctl_new_call(bus, &m, path, iface, member);
+        if (r < 0)
+                return ctl_error(NULL, r, action, board, image);
+
+        if (types) {
+                va_list ap;
+
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return ctl_error(NULL, r, action, board, image);
+        }
+
+        return ctl_call_message(bus, m, timeout_usec, interactive, ret_reply, action, board, image);
+}
+
+int ctl_check_name(const char *kind, const char *name) {
+        _cleanup_free_ char *e = NULL;
+
+        if (piemu_name_is_valid(name))
+                return CTL_EXIT_OK;
+
+        e = escape_for_terminal(name, strlen(name), false);
+        fprintf(stderr,
+                "Invalid %s name \"%s\": names are 1-%d characters from A-Z a-z 0-9 _ . - and start "
+                "with a letter or digit.\n",
+                kind, e ?: "?", PIEMU_NAME_MAX);
+        return CTL_EXIT_USAGE;
+}
+
+/* Returns an exit status; on success *ret_path is the board's object path. GetBoard (rather than
+ * encoding the path ourselves) gives a clean NoSuchBoard for unknown names. */
+int ctl_board_path(sd_bus *bus, const char *name, char **ret_path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        char *p;
+        int r;
+
+        r = ctl_check_name("board", name);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_call(bus, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "GetBoard", ctl_call_timeout(0), false,
+                     &reply, "look up the board", name, NULL, "s", name);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", name, NULL);
+
+        p = strdup(path);
+        if (!p) {
+                fprintf(stderr, "Out of memory.\n");
+                return CTL_EXIT_FAILURE;
+        }
+        *ret_path = p;
+        return CTL_EXIT_OK;
+}
+
+/* The unique name currently owning org.piemu. Signals are matched on it, so that nobody else on the
+ * bus can inject fake serial output or pin changes into what we print. Returns an exit status. */
+int ctl_daemon_owner(sd_bus *bus, char **ret_unique) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *unique;
+        char *u;
+        int r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetNameOwner", &error, &reply, "s", PIEMU_BUS_NAME);
+        if (r < 0)
+                return ctl_error(&error, r, "find piemud on the bus", NULL, NULL);
+
+        r = sd_bus_message_read(reply, "s", &unique);
+        if (r < 0)
+                return ctl_error(NULL, r, "find piemud on the bus", NULL, NULL);
+
+        u = strdup(unique);
+        if (!u) {
+                fprintf(stderr, "Out of memory.\n");
+                return CTL_EXIT_FAILURE;
+        }
+        *ret_unique = u;
+        return CTL_EXIT_OK;
+}
+
+/* ---- polkit agent, as systemd's polkit_agent_open() ---- */
+
+static pid_t agent_pid = 0;
+
+/* piemud checks most calls with polkit. When polkit wants a password, it asks an agent registered for
+ * our process or session; on a text console there usually is none, so we start pkttyagent (for our
+ * process, its parent) and wait until it has registered. Skipped when it cannot help: no terminal on
+ * stdin, --no-ask-password, or root (whom polkit always authorizes). */
+void polkit_agent_open_if_enabled(void) {
+        int fds[2];
+        pid_t parent = getpid();
+        pid_t pid;
+
+        if (agent_pid > 0 || !arg_ask_password || geteuid() == 0 || !isatty(STDIN_FILENO))
+                return;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return;
+
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return;
+        }
+        if (pid == 0) {
+                char fd_str[16];
+                sigset_t ss;
+
+                /* An agent outliving us would keep prompting on the terminal. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() != parent)
+                        _exit(EXIT_FAILURE);
+                sigemptyset(&ss);
+                (void)sigprocmask(SIG_SETMASK, &ss, NULL);
+                /* The agent closes this descriptor once it is registered: keep it open across exec. */
+                if (fcntl(fds[1], F_SETFD, 0) < 0)
+                        _exit(EXIT_FAILURE);
+                snprintf(fd_str, sizeof(fd_str), "%d", fds[1]);
+                execlp("pkttyagent", "pkttyagent", "--notify-fd", fd_str, "--fallback", (char *)NULL);
+                _exit(127);
+        }
+
+        safe_close(fds[1]);
+        agent_pid = pid;
+
+        /* POLLHUP arrives when the agent registered (closed the fd) or died (e.g. not installed).
+         * Bounded, so that a wedged polkitd cannot hang us forever. */
+        for (;;) {
+                struct pollfd p = {.fd = fds[0], .events = POLLIN};
+                int k = poll(&p, 1, 10000);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                break;
+        }
+        safe_close(fds[0]);
+}
+
+void polkit_agent_close(void) {
+        if (agent_pid <= 0)
+                return;
+
+        (void)kill(agent_pid, SIGTERM);
+        (void)kill(agent_pid, SIGCONT);
+        while (waitpid(agent_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        agent_pid = 0;
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Declarations shared by the piemuctl source files. The program is small enough that options live in
+ * globals (like systemd's arg_* variables); everything else is passed explicitly. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+/* Exit codes. They are part of the interface (documented in --help and piemuctl(1)): scripts branch on
+ * them, so never renumber. Verb functions return one of these; helpers return negative errno. */
+enum {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_FAILURE = 1,   /* anything not listed below, e.g. libvirt failed */
+        CTL_EXIT_USAGE = 2,     /* bad command line, invalid name/pin/option, unreadable file */
+        CTL_EXIT_NOT_FOUND = 3, /* no such board or image */
+        CTL_EXIT_STATE = 4,     /* wrong state: not running, already running, busy, already exists */
+        CTL_EXIT_ACCESS = 5,    /* access denied / authorization required */
+        CTL_EXIT_TIMEOUT = 6,   /* wait timed out, or piemud did not answer in time */
+        CTL_EXIT_NO_DAEMON = 7, /* piemud (or the bus) is not reachable */
+};
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+#define USEC_INFINITY UINT64_MAX
+
+#define PIEMU_BUS_NAME      "org.piemu"
+#define PIEMU_MANAGER_PATH  "/org/piemu"
+#define PIEMU_MANAGER_IFACE "org.piemu.Manager"
+#define PIEMU_BOARD_IFACE   "org.piemu.Board"
+#define PIEMU_N_PINS        54u
+
+typedef enum JsonMode {
+        JSON_OFF,
+        JSON_SHORT,
+        JSON_PRETTY,
+} JsonMode;
+
+/* Global options. */
+extern JsonMode arg_json;
+extern bool arg_no_pager;
+extern bool arg_legend;
+extern bool arg_ask_password;
+extern bool arg_quiet;
+extern bool arg_user;
+extern uint64_t arg_timeout_usec; /* 0 = not given */
+
+/* wait options */
+extern const char *arg_wait_state;
+extern bool arg_wait_ready;
+extern const char *arg_wait_serial;
+extern int arg_wait_pin; /* -1 = not given */
+extern bool arg_wait_pin_value;
+extern bool arg_since_now;
+
+/* ctl-output.c */
+char *escape_for_terminal(const void *data, size_t size, bool keep_newline);
+size_t utf8_display_width(const char *s);
+void format_timestamp(char *buf, size_t size, uint64_t usec);
+uint64_t now_usec(clockid_t clock);
+int parse_timeout(const char *s, uint64_t *ret_usec);
+char *format_timespan(char *buf, size_t size, uint64_t usec);
+
+typedef struct JsonWriter {
+        FILE *f;
+        bool pretty;
+        unsigned depth;
+        bool need_comma;
+        bool after_key;
+} JsonWriter;
+
+void json_init(JsonWriter *w, FILE *f, JsonMode mode);
+void json_open(JsonWriter *w, char bracket);
+void json_close(JsonWriter *w, char bracket);
+void json_key(JsonWriter *w, const char *key);
+void json_string(JsonWriter *w, const char *s);
+void json_text(JsonWriter *w, const void *data, size_t size);
+void json_uint(JsonWriter *w, uint64_t v);
+void json_bool(JsonWriter *w, bool b);
+void json_null(JsonWriter *w);
+void json_finish(JsonWriter *w);
+
+typedef struct Table Table;
+Table *table_new(size_t n_columns, const char *const *headers);
+int table_add_row(Table *t, const char *const *cells);
+void table_print(Table *t, FILE *f);
+size_t table_rows(const Table *t);
+Table *table_free(Table *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+
+void pager_open(void);
+void pager_close(void);
+
+/* ctl-bus.c */
+int ctl_bus(sd_bus **ret);
+void ctl_bus_close(void);
+const char *ctl_bus_description(void);
+int ctl_error(const sd_bus_error *error, int r, const char *action, const char *board, const char *image);
+int ctl_new_call(sd_bus *bus, sd_bus_message **ret, const char *path, const char *iface, const char *member);
+int ctl_call_message(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, bool interactive,
+                     sd_bus_message **ret_reply, const char *action, const char *board, const char *image);
+int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *member, uint64_t timeout_usec,
+             bool interactive, sd_bus_message **ret_reply, const char *action, const char *board,
+             const char *image, const char *types, ...);
+int ctl_board_path(sd_bus *bus, const char *name, char **ret_path);
+int ctl_check_name(const char *kind, const char *name);
+int ctl_daemon_owner(sd_bus *bus, char **ret_unique);
+uint64_t ctl_call_timeout(uint64_t verb_default);
+void polkit_agent_open_if_enabled(void);
+void polkit_agent_close(void);
+
+/* ctl-console.c */
+int run_console(sd_bus *bus, const char *name, const char *path);
+
+/* ctl-watch.c */
+int run_watch(sd_bus *bus, const char *name, const char *path);
+int run_wait(sd_bus *bus, const char *name, const char *path);

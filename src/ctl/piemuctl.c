@@ -1,0 +1,1605 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* piemuctl: the command-line client of piemud, in the manner of machinectl. A table of verbs with
+ * argument counts; global options plus per-verb options that are rejected on verbs they do not apply
+ * to; tables for people and --json for programs; exit codes that say what went wrong (see ctl.h). */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "names.h"
+
+JsonMode arg_json = JSON_OFF;
+bool arg_no_pager = false;
+bool arg_legend = true;
+bool arg_ask_password = true;
+bool arg_quiet = false;
+bool arg_user = false;
+uint64_t arg_timeout_usec = 0;
+
+const char *arg_wait_state = NULL;
+bool arg_wait_ready = false;
+const char *arg_wait_serial = NULL;
+int arg_wait_pin = -1;
+bool arg_wait_pin_value = false;
+bool arg_since_now = false;
+
+static bool arg_help = false;
+static const char *arg_image = NULL;
+static bool arg_persistent = false;
+static const char *arg_cmdline = NULL;
+static const char *arg_model = NULL;
+static const char *arg_kernel = NULL;
+static const char *arg_dtb = NULL;
+static const char *arg_sd = NULL;
+static const char *arg_initrd = NULL;
+static const char *arg_description = NULL;
+static unsigned arg_lines = 10;
+static bool arg_no_newline = false;
+
+/* Verb-specific options, as bits: a verb lists the ones it accepts, so that "start b --persistent" is
+ * an error instead of being silently ignored. */
+enum {
+        OPT_IMAGE = 1u << 0,
+        OPT_PERSISTENT = 1u << 1,
+        OPT_CMDLINE = 1u << 2,
+        OPT_MODEL = 1u << 3,
+        OPT_KERNEL = 1u << 4,
+        OPT_DTB = 1u << 5,
+        OPT_SD = 1u << 6,
+        OPT_INITRD = 1u << 7,
+        OPT_DESCRIPTION = 1u << 8,
+        OPT_LINES = 1u << 9,
+        OPT_NO_NEWLINE = 1u << 10,
+        OPT_STATE = 1u << 11,
+        OPT_READY = 1u << 12,
+        OPT_SERIAL = 1u << 13,
+        OPT_PIN = 1u << 14,
+        OPT_SINCE_NOW = 1u << 15,
+};
+static unsigned arg_seen = 0;
+
+#define START_TIMEOUT  (120 * USEC_PER_SEC)     /* Start waits for the domain to run */
+#define CREATE_TIMEOUT (60 * USEC_PER_SEC)      /* creating the overlay volume */
+#define IMPORT_TIMEOUT (30 * 60 * USEC_PER_SEC) /* copying an SD card image */
+
+#define VERB_ANY UINT_MAX
+
+typedef struct Verb {
+        const char *name;
+        unsigned min_args, max_args; /* including the verb itself */
+        int (*dispatch)(int argc, char *argv[]);
+        unsigned options;
+        const char *usage;
+        const char *help;
+} Verb;
+
+static const Verb *find_verb(const char *name);
+
+/* ---- small helpers ---- */
+
+static int oom(void) {
+        fprintf(stderr, "Out of memory.\n");
+        return CTL_EXIT_FAILURE;
+}
+
+static int parse_pin(const char *s, uint32_t *ret) {
+        unsigned long v;
+        char *end;
+
+        if (!s[0] || strspn(s, "0123456789") != strlen(s) || strlen(s) > 3)
+                goto invalid;
+        v = strtoul(s, &end, 10);
+        if (v >= PIEMU_N_PINS)
+                goto invalid;
+        *ret = (uint32_t)v;
+        return CTL_EXIT_OK;
+
+invalid : {
+        _cleanup_free_ char *e = escape_for_terminal(s, strlen(s), false);
+        fprintf(stderr, "Invalid pin \"%s\": pins are BCM GPIO numbers 0-%u.\n", e ?: "?", PIEMU_N_PINS - 1);
+        return CTL_EXIT_USAGE;
+}
+}
+
+static int parse_level(const char *s, bool *ret) {
+        if (streq(s, "0") || streq(s, "low")) {
+                *ret = false;
+                return CTL_EXIT_OK;
+        }
+        if (streq(s, "1") || streq(s, "high")) {
+                *ret = true;
+                return CTL_EXIT_OK;
+        }
+        _cleanup_free_ char *e = escape_for_terminal(s, strlen(s), false);
+        fprintf(stderr, "Invalid level \"%s\": use 0 or 1.\n", e ?: "?");
+        return CTL_EXIT_USAGE;
+}
+
+static const char *owner_name(uint32_t uid, char *buf, size_t size) {
+        struct passwd *pw = getpwuid(uid);
+
+        if (pw && pw->pw_name)
+                snprintf(buf, size, "%s", pw->pw_name);
+        else
+                snprintf(buf, size, "%u", uid);
+        return buf;
+}
+
+static bool want_json(void) {
+        return arg_json != JSON_OFF;
+}
+
+/* ---- list ---- */
+
+typedef struct BoardEntry {
+        char *name;
+        char *state;
+        uint32_t owner;
+        char *path;
+} BoardEntry;
+
+static int compare_boards(const void *a, const void *b) {
+        return strcmp(((const BoardEntry *)a)->name, ((const BoardEntry *)b)->name);
+}
+
+static void free_boards(BoardEntry *e, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(e[i].name);
+                free(e[i].state);
+                free(e[i].path);
+        }
+        free(e);
+}
+
+static int verb_list(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BoardEntry *boards = NULL;
+        size_t n = 0, allocated = 0;
+        const char *name, *state, *path;
+        uint32_t owner;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_call(bus, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "ListBoards", ctl_call_timeout(0), false,
+                     &reply, "list boards", NULL, NULL, NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(ssuo)");
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        while ((r = sd_bus_message_read(reply, "(ssuo)", &name, &state, &owner, &path)) > 0) {
+                if (n == allocated) {
+                        size_t k = allocated ? allocated * 2 : 16;
+                        BoardEntry *b = reallocarray(boards, k, sizeof(BoardEntry));
+                        if (!b) {
+                                free_boards(boards, n);
+                                return oom();
+                        }
+                        boards = b;
+                        allocated = k;
+                }
+                boards[n] = (BoardEntry){
+                        .name = strdup(name),
+                        .state = strdup(state),
+                        .owner = owner,
+                        .path = strdup(path),
+                };
+                n++;
+                if (!boards[n - 1].name || !boards[n - 1].state || !boards[n - 1].path) {
+                        free_boards(boards, n);
+                        return oom();
+                }
+        }
+        if (r < 0) {
+                free_boards(boards, n);
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        }
+        if (n > 1)
+                qsort(boards, n, sizeof(BoardEntry), compare_boards);
+
+        pager_open();
+        if (want_json()) {
+                JsonWriter j;
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '[');
+                for (size_t i = 0; i < n; i++) {
+                        json_open(&j, '{');
+                        json_key(&j, "name");
+                        json_string(&j, boards[i].name);
+                        json_key(&j, "state");
+                        json_string(&j, boards[i].state);
+                        json_key(&j, "owner");
+                        json_uint(&j, boards[i].owner);
+                        json_key(&j, "path");
+                        json_string(&j, boards[i].path);
+                        json_close(&j, '}');
+                }
+                json_close(&j, ']');
+                json_finish(&j);
+        } else {
+                _cleanup_(table_freep) Table *t =
+                        table_new(3, (const char *const[]){"NAME", "STATE", "OWNER"});
+                if (!t) {
+                        free_boards(boards, n);
+                        return oom();
+                }
+                for (size_t i = 0; i < n; i++) {
+                        char user[64];
+                        if (table_add_row(t, (const char *const[]){
+                                                     boards[i].name, boards[i].state,
+                                                     owner_name(boards[i].owner, user, sizeof(user))}) < 0) {
+                                free_boards(boards, n);
+                                return oom();
+                        }
+                }
+                if (n > 0)
+                        table_print(t, stdout);
+                if (arg_legend) {
+                        if (n == 0)
+                                printf("No boards.\n");
+                        else
+                                printf("\n%zu board%s listed.\n", n, n == 1 ? "" : "s");
+                }
+        }
+
+        free_boards(boards, n);
+        return CTL_EXIT_OK;
+}
+
+/* ---- status ---- */
+
+typedef struct BoardInfo {
+        char *name, *image, *model, *cmdline, *state, *last_error;
+        uint32_t owner;
+        int persistent, guest_ready;
+        uint16_t serial_port, gpio_port;
+        uint64_t dropped;
+        unsigned seen;
+} BoardInfo;
+
+enum {
+        SEEN_NAME = 1u << 0,
+        SEEN_IMAGE = 1u << 1,
+        SEEN_MODEL = 1u << 2,
+        SEEN_CMDLINE = 1u << 3,
+        SEEN_STATE = 1u << 4,
+        SEEN_LAST_ERROR = 1u << 5,
+        SEEN_OWNER = 1u << 6,
+        SEEN_PERSISTENT = 1u << 7,
+        SEEN_GUEST_READY = 1u << 8,
+        SEEN_SERIAL_PORT = 1u << 9,
+        SEEN_GPIO_PORT = 1u << 10,
+        SEEN_DROPPED = 1u << 11,
+};
+
+static void board_info_done(BoardInfo *i) {
+        free(i->name);
+        free(i->image);
+        free(i->model);
+        free(i->cmdline);
+        free(i->state);
+        free(i->last_error);
+}
+
+/* Reads the properties we know, skipping others and any of unexpected type: a newer piemud may add
+ * properties, and status must keep working. */
+static int read_board_info(sd_bus_message *m, BoardInfo *info) {
+        static const struct {
+                const char *name;
+                const char *sig;
+                unsigned bit;
+                size_t offset;
+        } props[] = {
+                {"Name", "s", SEEN_NAME, offsetof(BoardInfo, name)},
+                {"Image", "s", SEEN_IMAGE, offsetof(BoardInfo, image)},
+                {"Model", "s", SEEN_MODEL, offsetof(BoardInfo, model)},
+                {"Cmdline", "s", SEEN_CMDLINE, offsetof(BoardInfo, cmdline)},
+                {"State", "s", SEEN_STATE, offsetof(BoardInfo, state)},
+                {"LastError", "s", SEEN_LAST_ERROR, offsetof(BoardInfo, last_error)},
+                {"Owner", "u", SEEN_OWNER, offsetof(BoardInfo, owner)},
+                {"Persistent", "b", SEEN_PERSISTENT, offsetof(BoardInfo, persistent)},
+                {"GuestReady", "b", SEEN_GUEST_READY, offsetof(BoardInfo, guest_ready)},
+                {"SerialPort", "q", SEEN_SERIAL_PORT, offsetof(BoardInfo, serial_port)},
+                {"GpioPort", "q", SEEN_GPIO_PORT, offsetof(BoardInfo, gpio_port)},
+                {"DroppedGpioLines", "t", SEEN_DROPPED, offsetof(BoardInfo, dropped)},
+        };
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key, *contents;
+                bool handled = false;
+                char type;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        return r;
+
+                for (size_t i = 0; i < ELEMENTSOF(props) && !handled; i++) {
+                        void *field = (uint8_t *)info + props[i].offset;
+
+                        if (!streq(key, props[i].name) || !streq(contents, props[i].sig))
+                                continue;
+                        handled = true;
+                        r = sd_bus_message_enter_container(m, 'v', contents);
+                        if (r < 0)
+                                return r;
+                        if (props[i].sig[0] == 's') {
+                                const char *s;
+                                char *copy;
+
+                                r = sd_bus_message_read(m, "s", &s);
+                                if (r < 0)
+                                        return r;
+                                copy = strdup(s);
+                                if (!copy)
+                                        return -ENOMEM;
+                                free(*(char **)field);
+                                *(char **)field = copy;
+                        } else {
+                                r = sd_bus_message_read_basic(m, props[i].sig[0], field);
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = sd_bus_message_exit_container(m);
+                        if (r < 0)
+                                return r;
+                        info->seen |= props[i].bit;
+                }
+                if (!handled) {
+                        r = sd_bus_message_skip(m, "v");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static void print_field(const char *label, const char *value) {
+        _cleanup_free_ char *e = value ? escape_for_terminal(value, strlen(value), false) : NULL;
+
+        printf("%13s: %s\n", label, value ? (e ?: "?") : "-");
+}
+
+static void print_port(const char *label, bool seen, uint16_t port) {
+        char buf[32];
+
+        if (seen && port > 0)
+                snprintf(buf, sizeof(buf), "127.0.0.1:%u", port);
+        print_field(label, seen && port > 0 ? buf : NULL);
+}
+
+/* Prints the last n lines of the console buffer, escaped, without \r. */
+static void print_last_lines(const uint8_t *data, size_t size, unsigned n) {
+        size_t start = size, end = size;
+        unsigned lines = 0;
+
+        /* A final newline does not start another (empty) line. */
+        if (end > 0 && data[end - 1] == '\n')
+                end--;
+        start = end;
+        while (start > 0 && lines < n) {
+                start--;
+                if (data[start] == '\n') {
+                        lines++;
+                        if (lines == n) {
+                                start++;
+                                break;
+                        }
+                }
+        }
+        if (n == 0 || end == 0) {
+                printf("  (none)\n");
+                return;
+        }
+
+        while (start < end) {
+                const uint8_t *nl = memchr(data + start, '\n', end - start);
+                size_t len = (nl ? (size_t)(nl - data) : end) - start;
+                size_t k = len;
+                _cleanup_free_ char *e = NULL;
+
+                while (k > 0 && data[start + k - 1] == '\r')
+                        k--;
+                e = escape_for_terminal(data + start, k, false);
+                printf("  %s\n", e ?: "?");
+                start += len + 1;
+        }
+}
+
+static int verb_status(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *serial = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *name = argv[1];
+        const void *data = NULL;
+        const char *serial_note = NULL;
+        BoardInfo info = {};
+        size_t size = 0;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_board_path(bus, name, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_call(bus, path, "org.freedesktop.DBus.Properties", "GetAll", ctl_call_timeout(0), false,
+                     &reply, "read the board's properties", name, NULL, "s", PIEMU_BOARD_IFACE);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = read_board_info(reply, &info);
+        if (r < 0) {
+                board_info_done(&info);
+                return ctl_error(NULL, r, "parse the board's properties", name, NULL);
+        }
+
+        /* The console is private to the owner (and whom polkit allows); the properties are not. Show
+         * what we may see instead of failing. */
+        polkit_agent_open_if_enabled();
+        r = sd_bus_call_method(bus, PIEMU_BUS_NAME, path, PIEMU_BOARD_IFACE, "GetRecentSerial", &error,
+                               &serial, NULL);
+        if (r >= 0) {
+                r = sd_bus_message_read_array(serial, 'y', &data, &size);
+                if (r < 0) {
+                        board_info_done(&info);
+                        return ctl_error(NULL, r, "parse piemud's reply", name, NULL);
+                }
+        } else if (sd_bus_error_has_names(&error, "org.freedesktop.DBus.Error.AccessDenied",
+                                          "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"))
+                serial_note = "not available: access denied";
+        else if (sd_bus_error_has_name(&error, "org.piemu.Error.NotRunning"))
+                serial_note = "not available: board not running";
+        else {
+                board_info_done(&info);
+                return ctl_error(&error, r, "read the board's console output", name, NULL);
+        }
+
+        pager_open();
+        if (want_json()) {
+                JsonWriter j;
+                const struct {
+                        const char *key;
+                        unsigned bit;
+                        char type;
+                        const void *value;
+                } fields[] = {
+                        {"name", SEEN_NAME, 's', &info.name},
+                        {"image", SEEN_IMAGE, 's', &info.image},
+                        {"model", SEEN_MODEL, 's', &info.model},
+                        {"cmdline", SEEN_CMDLINE, 's', &info.cmdline},
+                        {"owner", SEEN_OWNER, 'u', &info.owner},
+                        {"state", SEEN_STATE, 's', &info.state},
+                        {"persistent", SEEN_PERSISTENT, 'b', &info.persistent},
+                        {"guest_ready", SEEN_GUEST_READY, 'b', &info.guest_ready},
+                        {"serial_port", SEEN_SERIAL_PORT, 'q', &info.serial_port},
+                        {"gpio_port", SEEN_GPIO_PORT, 'q', &info.gpio_port},
+                        {"last_error", SEEN_LAST_ERROR, 's', &info.last_error},
+                        {"dropped_gpio_lines", SEEN_DROPPED, 't', &info.dropped},
+                };
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '{');
+                for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                        json_key(&j, fields[i].key);
+                        if (!(info.seen & fields[i].bit))
+                                json_null(&j);
+                        else if (fields[i].type == 's')
+                                json_string(&j, *(char *const *)fields[i].value);
+                        else if (fields[i].type == 'u')
+                                json_uint(&j, *(const uint32_t *)fields[i].value);
+                        else if (fields[i].type == 'q')
+                                json_uint(&j, *(const uint16_t *)fields[i].value);
+                        else if (fields[i].type == 't')
+                                json_uint(&j, *(const uint64_t *)fields[i].value);
+                        else
+                                json_bool(&j, *(const int *)fields[i].value);
+                }
+                json_key(&j, "path");
+                json_string(&j, path);
+                json_key(&j, "recent_serial");
+                if (serial_note)
+                        json_null(&j);
+                else
+                        json_text(&j, data, size);
+                json_close(&j, '}');
+                json_finish(&j);
+        } else {
+                char user[64], owner[96], dropped[32];
+
+                printf("%s\n", name);
+                print_field("State", info.seen & SEEN_STATE ? info.state : NULL);
+                print_field("Image", info.seen & SEEN_IMAGE ? info.image : NULL);
+                print_field("Model", info.seen & SEEN_MODEL ? info.model : NULL);
+                print_field("Cmdline",
+                            info.seen & SEEN_CMDLINE && !isempty(info.cmdline) ? info.cmdline : NULL);
+                if (info.seen & SEEN_OWNER)
+                        snprintf(owner, sizeof(owner), "%s (%u)", owner_name(info.owner, user, sizeof(user)),
+                                 info.owner);
+                print_field("Owner", info.seen & SEEN_OWNER ? owner : NULL);
+                print_field("Persistent",
+                            info.seen & SEEN_PERSISTENT ? (info.persistent ? "yes" : "no") : NULL);
+                print_field("Guest ready",
+                            info.seen & SEEN_GUEST_READY ? (info.guest_ready ? "yes" : "no") : NULL);
+                print_port("Serial port", info.seen & SEEN_SERIAL_PORT, info.serial_port);
+                print_port("GPIO port", info.seen & SEEN_GPIO_PORT, info.gpio_port);
+                print_field("Last error", info.seen & SEEN_LAST_ERROR && !isempty(info.last_error)
+                                                  ? info.last_error
+                                                  : NULL);
+                snprintf(dropped, sizeof(dropped), "%" PRIu64, info.dropped);
+                print_field("Dropped GPIO", info.seen & SEEN_DROPPED ? dropped : NULL);
+                print_field("Path", path);
+
+                if (serial_note)
+                        printf("\nRecent console output: %s\n", serial_note);
+                else {
+                        printf("\nRecent console output:\n");
+                        print_last_lines(data, size, arg_lines);
+                }
+        }
+
+        board_info_done(&info);
+        return CTL_EXIT_OK;
+}
+
+/* ---- create / delete / start / stop / restart ---- */
+
+static int verb_create(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *name = argv[1], *path;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_check_name("board", name);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (arg_image) {
+                r = ctl_check_name("image", arg_image);
+                if (r != CTL_EXIT_OK)
+                        return r;
+        }
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_new_call(bus, &m, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "CreateBoard");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", name, strempty(arg_image));
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        /* Only what the user gave: the daemon owns the defaults. */
+        if (r >= 0 && (arg_seen & OPT_PERSISTENT))
+                r = sd_bus_message_append(m, "{sv}", "persistent", "b", arg_persistent);
+        if (r >= 0 && arg_cmdline)
+                r = sd_bus_message_append(m, "{sv}", "cmdline", "s", arg_cmdline);
+        if (r >= 0 && arg_model)
+                r = sd_bus_message_append(m, "{sv}", "model", "s", arg_model);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error(NULL, r, "create the board", name, arg_image);
+
+        r = ctl_call_message(bus, m, ctl_call_timeout(CREATE_TIMEOUT), true, &reply, "create the board",
+                             name, arg_image);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", name, NULL);
+
+        if (want_json()) {
+                JsonWriter j;
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '{');
+                json_key(&j, "name");
+                json_string(&j, name);
+                json_key(&j, "path");
+                json_string(&j, path);
+                json_close(&j, '}');
+                json_finish(&j);
+        }
+        return CTL_EXIT_OK;
+}
+
+/* Runs one board method on every NAME given; the first failure decides the exit status, but all
+ * boards are tried, as "machinectl stop a b c" does. */
+static int for_each_board(int argc, char *argv[], int (*fn)(sd_bus *bus, const char *name)) {
+        sd_bus *bus;
+        int ret = CTL_EXIT_OK, r;
+
+        for (int i = 1; i < argc; i++) {
+                r = ctl_check_name("board", argv[i]);
+                if (r != CTL_EXIT_OK && ret == CTL_EXIT_OK)
+                        ret = r;
+        }
+        if (ret != CTL_EXIT_OK)
+                return ret;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        for (int i = 1; i < argc; i++) {
+                r = fn(bus, argv[i]);
+                if (r != CTL_EXIT_OK && ret == CTL_EXIT_OK)
+                        ret = r;
+                /* Without piemud the remaining names would fail the same way. */
+                if (r == CTL_EXIT_NO_DAEMON)
+                        break;
+        }
+        return ret;
+}
+
+static int board_method(sd_bus *bus, const char *name, const char *method, uint64_t timeout,
+                        const char *action) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = ctl_board_path(bus, name, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return ctl_call(bus, path, PIEMU_BOARD_IFACE, method, ctl_call_timeout(timeout), true, NULL, action,
+                        name, NULL, NULL);
+}
+
+static int do_start(sd_bus *bus, const char *name) {
+        return board_method(bus, name, "Start", START_TIMEOUT, "start the board");
+}
+
+static int do_stop(sd_bus *bus, const char *name) {
+        return board_method(bus, name, "Stop", START_TIMEOUT, "stop the board");
+}
+
+static int do_restart(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = ctl_board_path(bus, name, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        /* A board that is not running is simply started. */
+        r = ctl_new_call(bus, &m, path, PIEMU_BOARD_IFACE, "Stop");
+        if (r < 0)
+                return ctl_error(NULL, r, "stop the board", name, NULL);
+        polkit_agent_open_if_enabled();
+        r = sd_bus_call(bus, m, ctl_call_timeout(START_TIMEOUT), &error, NULL);
+        if (r < 0 && !sd_bus_error_has_name(&error, "org.piemu.Error.NotRunning"))
+                return ctl_error(&error, r, "stop the board", name, NULL);
+
+        return ctl_call(bus, path, PIEMU_BOARD_IFACE, "Start", ctl_call_timeout(START_TIMEOUT), true, NULL,
+                        "start the board", name, NULL, NULL);
+}
+
+static int do_delete(sd_bus *bus, const char *name) {
+        return ctl_call(bus, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "DeleteBoard",
+                        ctl_call_timeout(START_TIMEOUT), true, NULL, "delete the board", name, NULL, "s",
+                        name);
+}
+
+static int verb_start(int argc, char *argv[]) {
+        return for_each_board(argc, argv, do_start);
+}
+
+static int verb_stop(int argc, char *argv[]) {
+        return for_each_board(argc, argv, do_stop);
+}
+
+static int verb_restart(int argc, char *argv[]) {
+        return for_each_board(argc, argv, do_restart);
+}
+
+static int verb_delete(int argc, char *argv[]) {
+        return for_each_board(argc, argv, do_delete);
+}
+
+/* ---- images ---- */
+
+typedef struct ImageEntry {
+        char *name;
+        char *description;
+} ImageEntry;
+
+static int compare_images(const void *a, const void *b) {
+        return strcmp(((const ImageEntry *)a)->name, ((const ImageEntry *)b)->name);
+}
+
+static void free_images(ImageEntry *e, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(e[i].name);
+                free(e[i].description);
+        }
+        free(e);
+}
+
+static int verb_images(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ImageEntry *images = NULL;
+        size_t n = 0, allocated = 0;
+        const char *name, *description;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_call(bus, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "ListImages", ctl_call_timeout(0), false,
+                     &reply, "list images", NULL, NULL, NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(ss)");
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        while ((r = sd_bus_message_read(reply, "(ss)", &name, &description)) > 0) {
+                if (n == allocated) {
+                        size_t k = allocated ? allocated * 2 : 8;
+                        ImageEntry *e = reallocarray(images, k, sizeof(ImageEntry));
+                        if (!e) {
+                                free_images(images, n);
+                                return oom();
+                        }
+                        images = e;
+                        allocated = k;
+                }
+                images[n] = (ImageEntry){.name = strdup(name), .description = strdup(description)};
+                n++;
+                if (!images[n - 1].name || !images[n - 1].description) {
+                        free_images(images, n);
+                        return oom();
+                }
+        }
+        if (r < 0) {
+                free_images(images, n);
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        }
+        if (n > 1)
+                qsort(images, n, sizeof(ImageEntry), compare_images);
+
+        pager_open();
+        if (want_json()) {
+                JsonWriter j;
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '[');
+                for (size_t i = 0; i < n; i++) {
+                        json_open(&j, '{');
+                        json_key(&j, "name");
+                        json_string(&j, images[i].name);
+                        json_key(&j, "description");
+                        json_string(&j, images[i].description);
+                        json_close(&j, '}');
+                }
+                json_close(&j, ']');
+                json_finish(&j);
+        } else {
+                _cleanup_(table_freep) Table *t = table_new(2, (const char *const[]){"NAME", "DESCRIPTION"});
+                if (!t) {
+                        free_images(images, n);
+                        return oom();
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (table_add_row(t, (const char *const[]){images[i].name, images[i].description}) <
+                            0) {
+                                free_images(images, n);
+                                return oom();
+                        }
+                if (n > 0)
+                        table_print(t, stdout);
+                if (arg_legend) {
+                        if (n == 0)
+                                printf("No images. Import one with 'piemuctl import-image'.\n");
+                        else
+                                printf("\n%zu image%s listed.\n", n, n == 1 ? "" : "s");
+                }
+        }
+
+        free_images(images, n);
+        return CTL_EXIT_OK;
+}
+
+/* We open the files, with our own permissions, and pass descriptors: piemud never opens a path a client
+ * names. Returns an exit status. */
+static int open_image_file(const char *what, const char *path, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                fprintf(stderr, "Cannot open the %s file %s: %s\n", what, path, strerror(errno));
+                return CTL_EXIT_USAGE;
+        }
+        if (fstat(fd, &st) < 0) {
+                fprintf(stderr, "Cannot stat the %s file %s: %s\n", what, path, strerror(errno));
+                return CTL_EXIT_USAGE;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                fprintf(stderr, "The %s file %s is not a regular file.\n", what, path);
+                return CTL_EXIT_USAGE;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return CTL_EXIT_OK;
+}
+
+static int verb_import_image(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_close_ int kernel = -EBADF, dtb = -EBADF, sd = -EBADF, initrd = -EBADF;
+        const char *name = argv[1];
+        sd_bus *bus;
+        int r;
+
+        r = ctl_check_name("image", name);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (!arg_kernel || !arg_dtb || !arg_sd) {
+                fprintf(stderr, "import-image needs --kernel=FILE, --dtb=FILE and --sd=FILE.\n");
+                return CTL_EXIT_USAGE;
+        }
+
+        r = open_image_file("kernel", arg_kernel, &kernel);
+        if (r == CTL_EXIT_OK)
+                r = open_image_file("device tree", arg_dtb, &dtb);
+        if (r == CTL_EXIT_OK)
+                r = open_image_file("SD card image", arg_sd, &sd);
+        if (r == CTL_EXIT_OK && arg_initrd)
+                r = open_image_file("initrd", arg_initrd, &initrd);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_new_call(bus, &m, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "ImportImage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "shhh", name, kernel, dtb, sd);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg_description)
+                r = sd_bus_message_append(m, "{sv}", "description", "s", arg_description);
+        if (r >= 0 && arg_cmdline)
+                r = sd_bus_message_append(m, "{sv}", "cmdline", "s", arg_cmdline);
+        if (r >= 0 && initrd >= 0)
+                r = sd_bus_message_append(m, "{sv}", "initrd", "h", initrd);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error(NULL, r, "import the image", NULL, name);
+
+        return ctl_call_message(bus, m, ctl_call_timeout(IMPORT_TIMEOUT), true, NULL, "import the image",
+                                NULL, name);
+}
+
+static int verb_remove_image(int argc, char *argv[]) {
+        const char *name = argv[1];
+        sd_bus *bus;
+        int r;
+
+        r = ctl_check_name("image", name);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return ctl_call(bus, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "RemoveImage", ctl_call_timeout(0),
+                        true, NULL, "remove the image", NULL, name, "s", name);
+}
+
+/* ---- serial and pins ---- */
+
+/* Connects and resolves the board named in argv[1]. Returns an exit status. */
+static int open_board(char *argv[], sd_bus **ret_bus, char **ret_path) {
+        int r;
+
+        r = ctl_check_name("board", argv[1]);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_bus(ret_bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return ctl_board_path(*ret_bus, argv[1], ret_path);
+}
+
+static int verb_send(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 0;
+        sd_bus *bus;
+        int r;
+
+        /* Like echo: the words joined by spaces, then Enter. */
+        for (int i = 2; i < argc; i++)
+                len += strlen(argv[i]) + 1;
+        text = malloc(len + 1);
+        if (!text)
+                return oom();
+        len = 0;
+        for (int i = 2; i < argc; i++) {
+                size_t k = strlen(argv[i]);
+
+                if (i > 2)
+                        text[len++] = ' ';
+                memcpy(text + len, argv[i], k);
+                len += k;
+        }
+        if (!arg_no_newline)
+                text[len++] = '\n';
+
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_new_call(bus, &m, path, PIEMU_BOARD_IFACE, "SendSerial");
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', text, len);
+        if (r < 0)
+                return ctl_error(NULL, r, "send to the serial console", argv[1], NULL);
+        return ctl_call_message(bus, m, ctl_call_timeout(0), true, NULL, "send to the serial console",
+                                argv[1], NULL);
+}
+
+static int verb_set_pin(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        uint32_t pin;
+        bool level;
+        sd_bus *bus;
+        int r;
+
+        r = parse_pin(argv[2], &pin);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = parse_level(argv[3], &level);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return ctl_call(bus, path, PIEMU_BOARD_IFACE, "SetPin", ctl_call_timeout(0), true, NULL,
+                        "set the pin", argv[1], NULL, "ub", pin, (int)level);
+}
+
+static int verb_get_pin(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        uint32_t pin;
+        int level;
+        sd_bus *bus;
+        int r;
+
+        r = parse_pin(argv[2], &pin);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_call(bus, path, PIEMU_BOARD_IFACE, "GetPin", ctl_call_timeout(0), true, &reply,
+                     "read the pin", argv[1], NULL, "u", pin);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = sd_bus_message_read(reply, "b", &level);
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", argv[1], NULL);
+
+        if (want_json()) {
+                JsonWriter j;
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '{');
+                json_key(&j, "pin");
+                json_uint(&j, pin);
+                json_key(&j, "level");
+                json_uint(&j, level ? 1 : 0);
+                json_close(&j, '}');
+                json_finish(&j);
+        } else
+                printf("%d\n", level ? 1 : 0);
+        return CTL_EXIT_OK;
+}
+
+static int verb_pins(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        int levels[PIEMU_N_PINS];
+        size_t n = 0;
+        sd_bus *bus;
+        int r;
+
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_call(bus, path, PIEMU_BOARD_IFACE, "GetPins", ctl_call_timeout(0), true, &reply,
+                     "read the pins", argv[1], NULL, NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+        /* sd-bus refuses read_array() for booleans: read them one by one. */
+        r = sd_bus_message_enter_container(reply, 'a', "b");
+        while (r >= 0 && n < ELEMENTSOF(levels)) {
+                r = sd_bus_message_read_basic(reply, 'b', &levels[n]);
+                if (r <= 0)
+                        break;
+                n++;
+        }
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", argv[1], NULL);
+
+        pager_open();
+        if (want_json()) {
+                JsonWriter j;
+
+                json_init(&j, stdout, arg_json);
+                json_open(&j, '[');
+                for (size_t i = 0; i < n; i++) {
+                        json_open(&j, '{');
+                        json_key(&j, "pin");
+                        json_uint(&j, i);
+                        json_key(&j, "level");
+                        json_uint(&j, levels[i] ? 1 : 0);
+                        json_close(&j, '}');
+                }
+                json_close(&j, ']');
+                json_finish(&j);
+        } else {
+                _cleanup_(table_freep) Table *t = table_new(2, (const char *const[]){"PIN", "LEVEL"});
+                if (!t)
+                        return oom();
+                for (size_t i = 0; i < n; i++) {
+                        char pin[24];
+
+                        snprintf(pin, sizeof(pin), "%zu", i);
+                        if (table_add_row(t, (const char *const[]){pin, levels[i] ? "1" : "0"}) < 0)
+                                return oom();
+                }
+                table_print(t, stdout);
+                if (arg_legend)
+                        printf("\n%zu pins.\n", n);
+        }
+        return CTL_EXIT_OK;
+}
+
+static int verb_watch(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        int r;
+
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_watch(bus, argv[1], path);
+}
+
+static int verb_console(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        int r;
+
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_console(bus, argv[1], path);
+}
+
+static int verb_wait(int argc, char *argv[]) {
+        static const char *const states[] = {"stopped", "starting", "running", "stopping", "crashed"};
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        bool ok = false;
+        int r;
+
+        if (!arg_wait_state && !arg_wait_ready && !arg_wait_serial && arg_wait_pin < 0) {
+                fprintf(stderr, "wait needs a condition: --state=STATE, --ready, --serial=REGEX or "
+                                "--pin=PIN=0|1.\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_wait_state) {
+                for (size_t i = 0; i < ELEMENTSOF(states); i++)
+                        ok = ok || streq(arg_wait_state, states[i]);
+                if (!ok) {
+                        fprintf(stderr,
+                                "Invalid state \"%s\": use stopped, starting, running, stopping or "
+                                "crashed.\n",
+                                arg_wait_state);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_wait(bus, argv[1], path);
+}
+
+/* ---- help ---- */
+
+static void print_exit_codes(void) {
+        printf("\nExit status:\n"
+               "  0  success                      4  wrong state: not running, already running,\n"
+               "  1  other failure                   already exists, busy\n"
+               "  2  bad usage or argument        5  access denied\n"
+               "  3  no such board or image       6  timed out (wait, or piemud too slow)\n"
+               "                                  7  piemud (or the bus) not reachable\n");
+}
+
+static int help(void) {
+        printf("piemuctl [OPTIONS...] COMMAND ...\n\n"
+               "Create, run and wire up emulated Raspberry Pi 3B boards managed by piemud.\n\n"
+               "Boards:\n"
+               "  list                     List boards (the default command)\n"
+               "  status NAME              Show a board's properties and recent console output\n"
+               "  create NAME              Create a board (--image, --persistent, --cmdline, --model)\n"
+               "  delete NAME...           Delete boards, stopping them first\n"
+               "  start NAME...            Power boards on\n"
+               "  stop NAME...             Power boards off (like pulling the cable)\n"
+               "  restart NAME...          Stop and start boards\n"
+               "\nConsole and GPIO:\n"
+               "  console NAME             Attach to the serial console (leave with ^]^]^])\n"
+               "  send NAME TEXT...        Type TEXT and Enter on the serial console\n"
+               "  watch NAME               Print console output, pin and state changes until Ctrl-C\n"
+               "  wait NAME CONDITION...   Wait for --state, --ready, --serial or --pin\n"
+               "  get-pin NAME PIN         Print the level of a BCM pin (0 or 1)\n"
+               "  set-pin NAME PIN 0|1     Drive an input pin\n"
+               "  pins NAME                Show the levels of all 54 pins\n"
+               "\nImages:\n"
+               "  images                   List images\n"
+               "  import-image NAME        Import an image (--kernel, --dtb, --sd)\n"
+               "  remove-image NAME        Remove an image\n"
+               "  help [COMMAND]           Show this help, or help for a command\n"
+               "\nOptions:\n"
+               "  -h --help                Show this help; 'piemuctl COMMAND --help' for a command\n"
+               "     --version             Show the version\n"
+               "     --no-pager            Do not pipe output into a pager\n"
+               "     --no-legend           Do not print column headers and the summary line\n"
+               "  -j --json[=MODE]         Print JSON: short, pretty or off (default with -j:\n"
+               "                           pretty on a terminal, short otherwise)\n"
+               "     --no-ask-password     Do not ask for a password when polkit wants one\n"
+               "  -q --quiet               Do not print informational messages\n"
+               "     --timeout=TIME        wait: give up after TIME (default: infinity);\n"
+               "                           others: time allowed for each call to piemud\n"
+               "                           (e.g. 30, 1.5s, 500ms, 2min, infinity)\n"
+               "     --user                Talk to a piemud on the user bus\n");
+        print_exit_codes();
+        printf("\nEnvironment: PIEMU_BUS_ADDRESS (use that bus instead of the system bus),\n"
+               "PIEMU_PAGER or PAGER (the pager; empty or \"cat\" disables it).\n"
+               "\nSee the piemuctl(1) manual page for details.\n");
+        return CTL_EXIT_OK;
+}
+
+static int help_verb(const Verb *v) {
+        printf("Usage: piemuctl [OPTIONS...] %s\n\n%s", v->usage, v->help);
+        printf("\nGlobal options (--json, --no-pager, --no-legend, --no-ask-password, --quiet, --timeout, "
+               "--user):\nsee 'piemuctl --help'.\n");
+        print_exit_codes();
+        return CTL_EXIT_OK;
+}
+
+static int verb_help(int argc, char *argv[]) {
+        const Verb *v;
+
+        if (argc < 2)
+                return help();
+        v = find_verb(argv[1]);
+        if (!v) {
+                fprintf(stderr, "Unknown command \"%s\". See 'piemuctl --help'.\n", argv[1]);
+                return CTL_EXIT_USAGE;
+        }
+        return help_verb(v);
+}
+
+static const Verb verbs[] = {
+        {"list", 1, 1, verb_list, 0, "list",
+         "List the boards piemud knows, with their state and owner. --json prints an array of\n"
+         "{\"name\", \"state\", \"owner\" (uid), \"path\"} objects.\n"},
+        {"status", 2, 2, verb_status, OPT_LINES, "status NAME [-n LINES]",
+         "Show all properties of a board and the last lines of its serial console.\n\n"
+         "Options:\n"
+         "  -n --lines=N             Show N console lines (default 10)\n\n"
+         "--json prints one object with every property (name, image, model, cmdline, owner,\n"
+         "state, persistent, guest_ready, serial_port, gpio_port, last_error,\n"
+         "dropped_gpio_lines, path) and recent_serial: the whole recent console buffer as text,\n"
+         "bytes that are not UTF-8 written as \\xNN, or null if you may not read the console.\n"},
+        {"create", 2, 2, verb_create, OPT_IMAGE | OPT_PERSISTENT | OPT_CMDLINE | OPT_MODEL,
+         "create NAME [--image=IMAGE] [--persistent] [--cmdline=ARGS] [--model=MODEL]",
+         "Create a board (stopped). Names are 1-63 characters from A-Z a-z 0-9 _ . - starting\n"
+         "with a letter or digit.\n\n"
+         "Options:\n"
+         "     --image=IMAGE        Boot this image from 'piemuctl images' (default: piemud's default)\n"
+         "     --persistent         Keep the board's disk changes across stop and start\n"
+         "     --cmdline=ARGS       Append ARGS to the kernel command line\n"
+         "     --model=MODEL        Machine model (default raspi3b)\n"},
+        {"delete", 2, VERB_ANY, verb_delete, 0, "delete NAME...",
+         "Delete boards: stop them if running and remove their disk overlay.\n"},
+        {"start", 2, VERB_ANY, verb_start, 0, "start NAME...",
+         "Power boards on. Returns once each board is running; the guest then boots (its shell\n"
+         "prompt appears on the console some seconds later: see 'piemuctl wait --serial').\n"},
+        {"stop", 2, VERB_ANY, verb_stop, 0, "stop NAME...",
+         "Power boards off at once, like pulling the cable of a real Pi.\n"},
+        {"restart", 2, VERB_ANY, verb_restart, 0, "restart NAME...",
+         "Stop boards (if running) and start them again.\n"},
+        {"images", 1, 1, verb_images, 0, "images",
+         "List the images boards can boot. --json prints an array of {\"name\", \"description\"}.\n"},
+        {"import-image", 2, 2, verb_import_image,
+         OPT_KERNEL | OPT_DTB | OPT_SD | OPT_INITRD | OPT_DESCRIPTION | OPT_CMDLINE,
+         "import-image NAME --kernel=FILE --dtb=FILE --sd=FILE [--initrd=FILE]\n"
+         "                                 [--description=TEXT] [--cmdline=ARGS]",
+         "Add an image to piemud's catalog. piemuctl opens the files with your permissions and\n"
+         "passes them to piemud as file descriptors; piemud copies them.\n\n"
+         "Options:\n"
+         "     --kernel=FILE        Kernel image (required)\n"
+         "     --dtb=FILE           Device tree blob (required)\n"
+         "     --sd=FILE            SD card image (required)\n"
+         "     --initrd=FILE        Initial ramdisk\n"
+         "     --description=TEXT   One line shown by 'piemuctl images'\n"
+         "     --cmdline=ARGS       Default kernel command line for boards using the image\n"},
+        {"remove-image", 2, 2, verb_remove_image, 0, "remove-image NAME",
+         "Remove an image from the catalog. Refused while a board uses it.\n"},
+        {"send", 3, VERB_ANY, verb_send, OPT_NO_NEWLINE, "send NAME [--no-newline] TEXT...",
+         "Type TEXT on the board's serial console, followed by Enter (a newline). Several words\n"
+         "are joined by single spaces, like echo. Put -- before TEXT that starts with '-'.\n\n"
+         "Options:\n"
+         "     --no-newline         Do not add the newline\n"},
+        {"set-pin", 4, 4, verb_set_pin, 0, "set-pin NAME PIN 0|1",
+         "Drive BCM GPIO pin PIN (0-53) of a running board low (0) or high (1), as if wired to\n"
+         "an external signal.\n"},
+        {"get-pin", 3, 3, verb_get_pin, 0, "get-pin NAME PIN",
+         "Print the level (0 or 1) of BCM GPIO pin PIN (0-53). --json prints {\"pin\", \"level\"}.\n"},
+        {"pins", 2, 2, verb_pins, 0, "pins NAME",
+         "Show the levels of all 54 GPIO pins. --json prints an array of {\"pin\", \"level\"}.\n"},
+        {"watch", 2, 2, verb_watch, 0, "watch NAME",
+         "Print what happens on a board until Ctrl-C, one line per event, each with a timestamp:\n"
+         "  2026-11-21 20:01:02.123456 serial: <console line>\n"
+         "  2026-11-21 20:01:02.200000 gpio 23 = 1\n"
+         "  2026-11-21 20:01:05.000000 state stopped\n"
+         "  2026-11-21 20:01:05.000000 guest-ready no\n"
+         "Control characters in console output are shown as \\xNN. A line without newline (a\n"
+         "prompt) is printed after 1 s of quiet. With --json, one JSON object per line:\n"
+         "{\"time\", \"timestamp_usec\", \"type\": \"serial\"|\"gpio\"|\"state\"|\"guest-ready\", and\n"
+         "\"text\", \"pin\" and \"level\", \"state\" or \"guest_ready\"}.\n"},
+        {"console", 2, 2, verb_console, 0, "console NAME",
+         "Attach the terminal to the board's serial console. Every key goes to the board,\n"
+         "Ctrl-C included; press ^] (Ctrl-]) three times within one second to leave. The\n"
+         "terminal is restored however piemuctl ends. With stdin not a terminal, input is\n"
+         "forwarded until end of file. Ends with status 4 if the board stops.\n"},
+        {"wait", 2, 2, verb_wait, OPT_STATE | OPT_READY | OPT_SERIAL | OPT_PIN | OPT_SINCE_NOW,
+         "wait NAME [--state=STATE] [--ready] [--serial=REGEX] [--pin=PIN=0|1]\n"
+         "                         [--since-now] [--timeout=TIME]",
+         "Wait until every given condition holds, then exit 0. Exits 6 when --timeout passes\n"
+         "(default: wait forever), and 4 when waiting for --ready, --serial or --pin on a board\n"
+         "that is or becomes stopped or crashed.\n\n"
+         "Options:\n"
+         "     --state=STATE        The board is in STATE: stopped, starting, running,\n"
+         "                          stopping or crashed\n"
+         "     --ready              The guest's GPIO shim has reported in (GuestReady)\n"
+         "     --serial=REGEX       The console printed text matching REGEX (POSIX extended,\n"
+         "                          matched line-wise: ^ and $ match at line ends; carriage\n"
+         "                          returns are removed). Output already in the recent console\n"
+         "                          buffer counts, unless --since-now is given\n"
+         "     --since-now          Only match console output printed after wait started\n"
+         "     --pin=PIN=0|1        BCM pin PIN has that level\n"
+         "     --timeout=TIME       Give up after TIME (e.g. 30, 1.5s, 2min)\n\n"
+         "Example: piemuctl start b && piemuctl wait b --serial='piemu:/# ' --timeout=2min\n"},
+        {"help", 1, 2, verb_help, 0, "help [COMMAND]", "Show the help, or the help for COMMAND.\n"},
+};
+
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, name))
+                        return &verbs[i];
+        return NULL;
+}
+
+/* ---- command line ---- */
+
+static const struct {
+        unsigned bit;
+        const char *name;
+} option_names[] = {
+        {OPT_IMAGE, "--image"},
+        {OPT_PERSISTENT, "--persistent"},
+        {OPT_CMDLINE, "--cmdline"},
+        {OPT_MODEL, "--model"},
+        {OPT_KERNEL, "--kernel"},
+        {OPT_DTB, "--dtb"},
+        {OPT_SD, "--sd"},
+        {OPT_INITRD, "--initrd"},
+        {OPT_DESCRIPTION, "--description"},
+        {OPT_LINES, "--lines"},
+        {OPT_NO_NEWLINE, "--no-newline"},
+        {OPT_STATE, "--state"},
+        {OPT_READY, "--ready"},
+        {OPT_SERIAL, "--serial"},
+        {OPT_PIN, "--pin"},
+        {OPT_SINCE_NOW, "--since-now"},
+};
+
+/* Returns 1 to run a verb, 0 to exit successfully (--version), < 0 to exit with that status negated. */
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_NO_PAGER,
+                ARG_NO_LEGEND,
+                ARG_JSON,
+                ARG_NO_ASK_PASSWORD,
+                ARG_TIMEOUT,
+                ARG_USER,
+                ARG_IMAGE,
+                ARG_PERSISTENT,
+                ARG_CMDLINE,
+                ARG_MODEL,
+                ARG_KERNEL,
+                ARG_DTB,
+                ARG_SD,
+                ARG_INITRD,
+                ARG_DESCRIPTION,
+                ARG_NO_NEWLINE,
+                ARG_STATE,
+                ARG_READY,
+                ARG_SERIAL,
+                ARG_PIN,
+                ARG_SINCE_NOW,
+        };
+        static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                                {"version", no_argument, NULL, ARG_VERSION},
+                                                {"no-pager", no_argument, NULL, ARG_NO_PAGER},
+                                                {"no-legend", no_argument, NULL, ARG_NO_LEGEND},
+                                                {"json", optional_argument, NULL, ARG_JSON},
+                                                {"no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD},
+                                                {"quiet", no_argument, NULL, 'q'},
+                                                {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                                                {"user", no_argument, NULL, ARG_USER},
+                                                {"image", required_argument, NULL, ARG_IMAGE},
+                                                {"persistent", no_argument, NULL, ARG_PERSISTENT},
+                                                {"cmdline", required_argument, NULL, ARG_CMDLINE},
+                                                {"model", required_argument, NULL, ARG_MODEL},
+                                                {"kernel", required_argument, NULL, ARG_KERNEL},
+                                                {"dtb", required_argument, NULL, ARG_DTB},
+                                                {"sd", required_argument, NULL, ARG_SD},
+                                                {"initrd", required_argument, NULL, ARG_INITRD},
+                                                {"description", required_argument, NULL, ARG_DESCRIPTION},
+                                                {"lines", required_argument, NULL, 'n'},
+                                                {"no-newline", no_argument, NULL, ARG_NO_NEWLINE},
+                                                {"state", required_argument, NULL, ARG_STATE},
+                                                {"ready", no_argument, NULL, ARG_READY},
+                                                {"serial", required_argument, NULL, ARG_SERIAL},
+                                                {"pin", required_argument, NULL, ARG_PIN},
+                                                {"since-now", no_argument, NULL, ARG_SINCE_NOW},
+                                                {}};
+        int c, r;
+
+        /* Usage errors are reported by us, with a pointer to --help. */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hjqn:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        arg_help = true;
+                        break;
+                case ARG_VERSION:
+                        printf("piemuctl %s\n", PIEMU_VERSION);
+                        return 0;
+                case ARG_NO_PAGER:
+                        arg_no_pager = true;
+                        break;
+                case ARG_NO_LEGEND:
+                        arg_legend = false;
+                        break;
+                case 'j':
+                case ARG_JSON:
+                        if (!optarg)
+                                arg_json = isatty(STDOUT_FILENO) ? JSON_PRETTY : JSON_SHORT;
+                        else if (streq(optarg, "short"))
+                                arg_json = JSON_SHORT;
+                        else if (streq(optarg, "pretty"))
+                                arg_json = JSON_PRETTY;
+                        else if (streq(optarg, "off"))
+                                arg_json = JSON_OFF;
+                        else {
+                                fprintf(stderr, "Invalid --json mode \"%s\": use short, pretty or off.\n",
+                                        optarg);
+                                return -CTL_EXIT_USAGE;
+                        }
+                        break;
+                case ARG_NO_ASK_PASSWORD:
+                        arg_ask_password = false;
+                        break;
+                case 'q':
+                        arg_quiet = true;
+                        break;
+                case ARG_TIMEOUT:
+                        r = parse_timeout(optarg, &arg_timeout_usec);
+                        if (r < 0 || arg_timeout_usec == 0) {
+                                fprintf(stderr,
+                                        "Invalid --timeout \"%s\": use seconds (e.g. 30 or 1.5), a unit "
+                                        "(500ms, 2min, 1h) or infinity.\n",
+                                        optarg);
+                                return -CTL_EXIT_USAGE;
+                        }
+                        break;
+                case ARG_USER:
+                        arg_user = true;
+                        break;
+                case ARG_IMAGE:
+                        arg_image = optarg;
+                        arg_seen |= OPT_IMAGE;
+                        break;
+                case ARG_PERSISTENT:
+                        arg_persistent = true;
+                        arg_seen |= OPT_PERSISTENT;
+                        break;
+                case ARG_CMDLINE:
+                        arg_cmdline = optarg;
+                        arg_seen |= OPT_CMDLINE;
+                        break;
+                case ARG_MODEL:
+                        arg_model = optarg;
+                        arg_seen |= OPT_MODEL;
+                        break;
+                case ARG_KERNEL:
+                        arg_kernel = optarg;
+                        arg_seen |= OPT_KERNEL;
+                        break;
+                case ARG_DTB:
+                        arg_dtb = optarg;
+                        arg_seen |= OPT_DTB;
+                        break;
+                case ARG_SD:
+                        arg_sd = optarg;
+                        arg_seen |= OPT_SD;
+                        break;
+                case ARG_INITRD:
+                        arg_initrd = optarg;
+                        arg_seen |= OPT_INITRD;
+                        break;
+                case ARG_DESCRIPTION:
+                        arg_description = optarg;
+                        arg_seen |= OPT_DESCRIPTION;
+                        break;
+                case 'n': {
+                        char *end;
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end || optarg[0] == '-' || v > 100000) {
+                                fprintf(stderr, "Invalid --lines \"%s\": use a number of lines.\n", optarg);
+                                return -CTL_EXIT_USAGE;
+                        }
+                        arg_lines = (unsigned)v;
+                        arg_seen |= OPT_LINES;
+                        break;
+                }
+                case ARG_NO_NEWLINE:
+                        arg_no_newline = true;
+                        arg_seen |= OPT_NO_NEWLINE;
+                        break;
+                case ARG_STATE:
+                        arg_wait_state = optarg;
+                        arg_seen |= OPT_STATE;
+                        break;
+                case ARG_READY:
+                        arg_wait_ready = true;
+                        arg_seen |= OPT_READY;
+                        break;
+                case ARG_SERIAL:
+                        arg_wait_serial = optarg;
+                        arg_seen |= OPT_SERIAL;
+                        break;
+                case ARG_PIN: {
+                        _cleanup_free_ char *pin = NULL;
+                        const char *eq = strchr(optarg, '=');
+                        uint32_t p;
+                        bool v;
+
+                        if (!eq) {
+                                fprintf(stderr,
+                                        "Invalid --pin \"%s\": use PIN=0 or PIN=1, e.g. --pin=17=1.\n",
+                                        optarg);
+                                return -CTL_EXIT_USAGE;
+                        }
+                        pin = strndup(optarg, (size_t)(eq - optarg));
+                        if (!pin)
+                                return -oom();
+                        r = parse_pin(pin, &p);
+                        if (r == CTL_EXIT_OK)
+                                r = parse_level(eq + 1, &v);
+                        if (r != CTL_EXIT_OK)
+                                return -r;
+                        arg_wait_pin = (int)p;
+                        arg_wait_pin_value = v;
+                        arg_seen |= OPT_PIN;
+                        break;
+                }
+                case ARG_SINCE_NOW:
+                        arg_since_now = true;
+                        arg_seen |= OPT_SINCE_NOW;
+                        break;
+                case ':':
+                        fprintf(stderr, "Option %s needs an argument. See 'piemuctl --help'.\n",
+                                argv[optind - 1]);
+                        return -CTL_EXIT_USAGE;
+                case '?':
+                default:
+                        if (optopt)
+                                fprintf(stderr, "Unknown option -%c. See 'piemuctl --help'.\n", optopt);
+                        else
+                                fprintf(stderr, "Unknown option %s. See 'piemuctl --help'.\n",
+                                        argv[optind - 1]);
+                        return -CTL_EXIT_USAGE;
+                }
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        const char *verb_name;
+        const Verb *v;
+        int n_args, r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return -r;
+
+        verb_name = optind < argc ? argv[optind] : "list";
+        v = find_verb(verb_name);
+        if (!v) {
+                _cleanup_free_ char *e = escape_for_terminal(verb_name, strlen(verb_name), false);
+                fprintf(stderr, "Unknown command \"%s\". See 'piemuctl --help'.\n", e ?: "?");
+                return CTL_EXIT_USAGE;
+        }
+
+        if (arg_help)
+                return optind < argc ? help_verb(v) : help();
+
+        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
+                if ((arg_seen & option_names[i].bit) && !(v->options & option_names[i].bit)) {
+                        fprintf(stderr, "Option %s does not apply to '%s'. See 'piemuctl %s --help'.\n",
+                                option_names[i].name, v->name, v->name);
+                        return CTL_EXIT_USAGE;
+                }
+
+        n_args = optind < argc ? argc - optind : 1;
+        if ((unsigned)n_args < v->min_args || (v->max_args != VERB_ANY && (unsigned)n_args > v->max_args)) {
+                fprintf(stderr, "%s arguments for '%s'.\nUsage: piemuctl %s\n",
+                        (unsigned)n_args < v->min_args ? "Too few" : "Too many", v->name, v->usage);
+                return CTL_EXIT_USAGE;
+        }
+
+        r = v->dispatch(n_args, optind < argc ? argv + optind : (char *[]){(char *)"list", NULL});
+
+        pager_close();
+        polkit_agent_close();
+        ctl_bus_close();
+        return r;
+}
