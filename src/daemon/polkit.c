@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Asynchronous polkit checks, modelled on systemd's src/shared/bus-polkit.c.
+ *
+ * Flow for one method call M that needs action A:
+ *
+ *   handler(M) -> polkit_verify_async(M, A): nothing in the registry, caller is not root
+ *                 -> CheckAuthorization sent with sd_bus_call_async(), query (M, A) registered, returns 0
+ *   handler returns 1 without replying; sd-bus leaves M unanswered
+ *   ... polkitd answers -> on_check_reply(): answer stored in the query, M rewound and put back into
+ *                          the bus read queue (sd_bus_enqueue_for_read), idle-priority GC source armed
+ *   handler(M) again   -> polkit_verify_async(M, A) finds the answer and returns 1 or an error
+ *   ... loop idle      -> on_gc(): the query is freed
+ *
+ * Why answers are collected at idle time and not the moment the handler reads them: a handler may
+ * verify more than one action for one message (first A, then B). If A's answer were dropped when
+ * read, the run that finds B answered would ask for A again, forever. Idle-priority defer sources
+ * run only when nothing else is pending, i.e. after sd-bus has dispatched the re-queued message
+ * (a non-empty read queue makes the bus's own event source fire first). A bus without an event
+ * loop has no idle time: there answers are freed when read, which suits one action per call.
+ *
+ * While a query is pending we watch the caller's unique name: if it disconnects, the query is
+ * dropped at once instead of lingering until polkitd answers (with interactive authentication that
+ * can be minutes). Nothing here blocks: the only synchronous bus traffic is the sender-credentials
+ * lookup done by sd_bus_query_sender_creds() for the root shortcut, which dbus-daemon answers
+ * itself. */
+
+#include <errno.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "polkit.h"
+
+#define POLKIT_SERVICE   "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
+
+/* CheckAuthorization flag bit: polkitd may ask an authentication agent. */
+#define POLKIT_CHECK_ALLOW_USER_INTERACTION 1u
+
+/* A person typing a password takes longer than sd-bus's default 25 s call timeout. */
+#define POLKIT_INTERACTIVE_TIMEOUT_USEC (5u * 60u * UINT64_C(1000000))
+
+typedef enum PolkitAnswer {
+        POLKIT_ANSWER_PENDING,
+        POLKIT_ANSWER_AUTHORIZED,
+        POLKIT_ANSWER_DENIED,
+        POLKIT_ANSWER_CHALLENGE,   /* polkit wants authentication, the call did not allow it */
+        POLKIT_ANSWER_UNREACHABLE, /* the bus could not deliver the question or polkitd never answered */
+        POLKIT_ANSWER_FAILED,      /* polkitd answered with an error, or with garbage */
+} PolkitAnswer;
+
+typedef struct PolkitQuery PolkitQuery;
+
+struct PolkitQuery {
+        PolkitRegistry *registry;
+        PolkitQuery *prev, *next;
+
+        /* The key: the call (referenced, so its address cannot be reused while we live) and action. */
+        sd_bus_message *call;
+        char *action;
+        char **details;
+
+        sd_bus_slot *check_slot;  /* pending CheckAuthorization; NULL once answered */
+        sd_bus_slot *vanish_slot; /* NameOwnerChanged match on the caller while pending */
+        sd_event_source *gc_source;
+
+        PolkitAnswer answer;
+        char *error_text;     /* polkitd's or the bus's error message, for UNREACHABLE/FAILED */
+        bool free_on_consume; /* no event loop to collect us at idle time */
+        bool interactive;     /* the call allowed interactive authorization */
+};
+
+struct PolkitRegistry {
+        PolkitQuery *queries;
+        unsigned n_queries;
+};
+
+static void query_unlink(PolkitQuery *q) {
+        if (!q->registry)
+                return;
+        if (q->prev)
+                q->prev->next = q->next;
+        else
+                q->registry->queries = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+        q->registry->n_queries--;
+        q->registry = NULL;
+        q->prev = q->next = NULL;
+}
+
+static void query_link(PolkitRegistry *r, PolkitQuery *q) {
+        q->registry = r;
+        q->prev = NULL;
+        q->next = r->queries;
+        if (r->queries)
+                r->queries->prev = q;
+        r->queries = q;
+        r->n_queries++;
+}
+
+static PolkitQuery *query_free(PolkitQuery *q) {
+        if (!q)
+                return NULL;
+
+        query_unlink(q);
+
+        /* Dropping the slot cancels the reply callback / match; safe from within those callbacks,
+         * sd-bus holds its own reference while dispatching. Same for the defer source. */
+        sd_bus_slot_unref(q->check_slot);
+        sd_bus_slot_unref(q->vanish_slot);
+        sd_event_source_disable_unref(q->gc_source);
+
+        sd_bus_message_unref(q->call);
+        free(q->action);
+        strv_free(q->details);
+        free(q->error_text);
+        free(q);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitQuery *, query_free);
+
+static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call, const char *action) {
+        for (PolkitQuery *q = r->queries; q; q = q->next)
+                if (q->call == call && streq(q->action, action))
+                        return q;
+        return NULL;
+}
+
+static bool registry_call_pending(PolkitRegistry *r, sd_bus_message *call) {
+        for (PolkitQuery *q = r->queries; q; q = q->next)
+                if (q->call == call && q->answer == POLKIT_ANSWER_PENDING)
+                        return true;
+        return false;
+}
+
+/* Frees every query about one call. */
+static void registry_drop_call(PolkitRegistry *r, sd_bus_message *call) {
+        /* Keep the message alive: freeing the last query unrefs it while we still compare against it. */
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ref = sd_bus_message_ref(call);
+        PolkitQuery *next;
+
+        for (PolkitQuery *q = r->queries; q; q = next) {
+                next = q->next;
+                if (q->call == ref)
+                        query_free(q);
+        }
+}
+
+static size_t details_count(const char *const *l) {
+        size_t n = 0;
+
+        if (l)
+                while (l[n])
+                        n++;
+        return n;
+}
+
+static bool details_equal(char **a, const char **b) {
+        size_t n = details_count((const char *const *)a);
+
+        if (n != details_count(b))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+static int details_copy(const char **l, char ***ret) {
+        size_t n = details_count(l);
+        _cleanup_strv_free_ char **c = NULL;
+
+        /* key/value pairs: an odd count is a programming error in the caller */
+        if (n % 2 != 0)
+                return -EINVAL;
+
+        c = calloc(n + 1, sizeof(char *));
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                c[i] = strdup(l[i]);
+                if (!c[i])
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* Formats " (key=value, ...)" for error messages; "" when there are no details or on OOM, the
+ * action name alone still says what was refused. */
+static char *details_format(char **l) {
+        size_t n = details_count((const char *const *)l), len = 3;
+        char *s, *p;
+
+        if (n == 0)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                len += strlen(l[i]) + 2;
+        s = malloc(len);
+        if (!s)
+                return NULL;
+        p = stpcpy(s, " (");
+        for (size_t i = 0; i + 1 < n; i += 2) {
+                if (i > 0)
+                        p = stpcpy(p, ", ");
+                p = stpcpy(stpcpy(stpcpy(p, l[i]), "="), l[i + 1]);
+        }
+        stpcpy(p, ")");
+        return s;
+}
+
+/* Error names that mean the question never reached polkitd or it never answered. */
+static bool error_is_unreachable(const char *name) {
+        static const char *const names[] = {
+                SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
+                SD_BUS_ERROR_TIMEOUT,         SD_BUS_ERROR_DISCONNECTED,      SD_BUS_ERROR_NO_SERVER,
+        };
+
+        if (!name)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(name, names[i]))
+                        return true;
+        /* activation failures: org.freedesktop.DBus.Error.Spawn.* */
+        return strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0;
+}
+
+static int query_read_answer(PolkitQuery *q, sd_bus_message *reply) {
+        int authorized, challenge, r;
+
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                q->answer = error_is_unreachable(e ? e->name : NULL) ? POLKIT_ANSWER_UNREACHABLE
+                                                                     : POLKIT_ANSWER_FAILED;
+                if (e && (e->message || e->name)) {
+                        q->error_text = strdup(e->message ?: e->name);
+                        if (!q->error_text)
+                                return -ENOMEM;
+                }
+                return 0;
+        }
+
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                q->answer = POLKIT_ANSWER_FAILED;
+                q->error_text = strdup("unexpected reply from polkitd");
+                return r;
+        }
+
+        q->answer = authorized  ? POLKIT_ANSWER_AUTHORIZED
+                    : challenge ? POLKIT_ANSWER_CHALLENGE
+                                : POLKIT_ANSWER_DENIED;
+        return 0;
+}
+
+static int on_gc(sd_event_source *s, void *userdata) {
+        PolkitQuery *q = userdata;
+
+        /* Another question about the same call is still out: its answer re-dispatches the call, and
+         * the handler will want this answer again then. Whoever collects that one collects us. */
+        if (registry_call_pending(q->registry, q->call)) {
+                q->gc_source = sd_event_source_disable_unref(q->gc_source);
+                return 0;
+        }
+
+        registry_drop_call(q->registry, q->call);
+        return 0;
+}
+
+static int query_arm_gc(PolkitQuery *q) {
+        sd_event *e = sd_bus_get_event(sd_bus_message_get_bus(q->call));
+        int r;
+
+        if (!e) {
+                q->free_on_consume = true;
+                return 0;
+        }
+
+        r = sd_event_add_defer(e, &q->gc_source, on_gc, q);
+        if (r < 0)
+                return r;
+        /* After the re-queued call has been dispatched: see the comment at the top. A GC source at
+         * normal priority could run first and make the handler ask again, so never keep one. */
+        r = sd_event_source_set_priority(q->gc_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->gc_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                q->gc_source = sd_event_source_disable_unref(q->gc_source);
+        return r;
+}
+
+static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PolkitQuery *q = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(q->call);
+        int r;
+
+        q->check_slot = sd_bus_slot_unref(q->check_slot);
+        q->vanish_slot = sd_bus_slot_unref(q->vanish_slot);
+
+        /* A broken answer is kept as FAILED (refusal): the handler then replies AccessDenied. */
+        (void)query_read_answer(q, reply);
+        if (q->answer == POLKIT_ANSWER_PENDING)
+                q->answer = POLKIT_ANSWER_FAILED;
+
+        /* Collected at idle time, once the handler has seen it (see the top of this file). */
+        r = query_arm_gc(q);
+
+        /* Run the handler again: it re-validates everything and now finds the answer. Only once
+         * every question about this call is answered: a handler that asked two without waiting
+         * (ignoring a 0) would otherwise run, and reply, twice. */
+        if (r >= 0 && !registry_call_pending(q->registry, q->call)) {
+                r = sd_bus_message_rewind(q->call, true);
+                if (r >= 0)
+                        r = sd_bus_enqueue_for_read(bus, q->call);
+        }
+        if (r < 0) {
+                /* Cannot re-dispatch: answer the caller here so it does not wait forever. */
+                (void)sd_bus_reply_method_errnof(q->call, r, "Failed to process authorization result: %m");
+                registry_drop_call(q->registry, q->call);
+        }
+
+        /* Errors from a reply callback would be logged by sd-bus only; we handled them. */
+        return 0;
+}
+
+static int on_caller_vanished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PolkitQuery *q = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (!isempty(new_owner))
+                return 0;
+
+        /* Nobody left to answer: drop the question (and any answers about the same call). */
+        registry_drop_call(q->registry, q->call);
+        return 0;
+}
+
+static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        /* Without an install callback sd-bus closes the connection when AddMatch fails (e.g. the
+         * bus's per-connection match limit). The match is an optimization: ignore failures. */
+        return 0;
+}
+
+static int query_watch_caller(PolkitQuery *q, const char *sender) {
+        sd_bus *bus = sd_bus_message_get_bus(q->call);
+        char match[512]; /* bus names are at most 255 bytes */
+        int n;
+
+        /* Unique names (":1.42") contain no quotes, so they can be pasted into a match. */
+        n = snprintf(match, sizeof(match),
+                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'",
+                     sender);
+        if (n < 0 || (size_t)n >= sizeof(match))
+                return -ENAMETOOLONG;
+
+        return sd_bus_add_match_async(bus, &q->vanish_slot, match, on_caller_vanished, on_match_installed,
+                                      q);
+}
+
+static int query_consume(PolkitQuery *q, sd_bus_error *ret_error) {
+        _cleanup_free_ char *d = details_format(q->details);
+        const char *what = q->action, *ds = strempty(d);
+        int r;
+
+        switch (q->answer) {
+        case POLKIT_ANSWER_AUTHORIZED:
+                r = 1;
+                break;
+        case POLKIT_ANSWER_CHALLENGE:
+                if (q->interactive) {
+                        /* The caller allowed interaction and polkitd still could not authenticate
+                         * anyone (no agent in the caller's session): asking again will not help. */
+                        sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "Authentication is required for %s%s, but no authentication agent "
+                                          "answered.",
+                                          what, ds);
+                        r = -EACCES;
+                        break;
+                }
+                sd_bus_error_setf(ret_error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                  "Authentication is required for %s%s; retry allowing interactive "
+                                  "authorization.",
+                                  what, ds);
+                r = -EACCES;
+                break;
+        case POLKIT_ANSWER_DENIED:
+                sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized for %s%s.", what,
+                                  ds);
+                r = -EACCES;
+                break;
+        case POLKIT_ANSWER_UNREACHABLE:
+                sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                  "Cannot check authorization for %s%s: polkit is not reachable (%s).", what,
+                                  ds, q->error_text ?: "no answer");
+                r = -EACCES;
+                break;
+        case POLKIT_ANSWER_FAILED:
+        default:
+                sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                  "Cannot check authorization for %s%s: polkit failed (%s).", what, ds,
+                                  q->error_text ?: "unknown error");
+                r = -EACCES;
+                break;
+        }
+
+        if (q->free_on_consume)
+                query_free(q);
+        return r;
+}
+
+/* Root needs nobody's permission. Only a uid the bus vouches for counts: one guessed from /proc
+ * (augmented) could belong to a recycled PID. Errors mean "not known to be root": polkit decides. */
+static bool sender_is_root(sd_bus_message *call) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+
+        if (sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID, &creds) < 0)
+                return false;
+        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
+                return false;
+        if (sd_bus_creds_get_euid(creds, &uid) < 0)
+                return false;
+        return uid == 0;
+}
+
+int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        if (!m || !ret)
+                return -EINVAL;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
+                return -EPERM;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+
+        *ret = uid;
+        return 0;
+}
+
+static int new_check_authorization(sd_bus *bus, const char *sender, const char *action, char **details,
+                                   bool interactive, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, POLKIT_SERVICE, POLKIT_PATH, POLKIT_INTERFACE,
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(m, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_open_container(m, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        for (char **k = details; k && *k; k += 2) {
+                r = sd_bus_message_append(m, "{ss}", k[0], k[1]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(m, "us", interactive ? POLKIT_CHECK_ALLOW_USER_INTERACTION : 0u, "");
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int polkit_verify_async(sd_bus_message *call, const char *action, const char **details,
+                        PolkitRegistry *registry, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *pk = NULL;
+        _cleanup_(query_freep) PolkitQuery *q = NULL;
+        PolkitQuery *existing;
+        sd_bus *bus;
+        const char *sender;
+        int interactive, r;
+
+        if (!call || isempty(action) || !registry)
+                return -EINVAL;
+
+        existing = registry_find(registry, call, action);
+        if (existing) {
+                /* The handler ran again before polkitd answered (another query of the same call
+                 * finished first): keep waiting, the call is re-dispatched once more. */
+                if (existing->answer == POLKIT_ANSWER_PENDING)
+                        return 0;
+                if (details_equal(existing->details, details))
+                        return query_consume(existing, ret_error);
+                /* Same action but the question changed in between (the handler computes details
+                 * from state that moved on): the old answer is not for this question. */
+                query_free(existing);
+        }
+
+        if (sender_is_root(call))
+                return 1;
+
+        bus = sd_bus_message_get_bus(call);
+        sender = sd_bus_message_get_sender(call);
+        if (!bus || !sender)
+                /* Direct (peer-to-peer) connections carry no sender polkit could look at. */
+                return sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Cannot check authorization for %s: caller has no bus name.",
+                                         action);
+
+        interactive = sd_bus_message_get_allow_interactive_authorization(call);
+
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return sd_bus_error_set_errno(ret_error, -ENOMEM);
+        q->call = sd_bus_message_ref(call);
+        q->answer = POLKIT_ANSWER_PENDING;
+        q->interactive = interactive > 0;
+        q->action = strdup(action);
+        if (!q->action)
+                return sd_bus_error_set_errno(ret_error, -ENOMEM);
+        r = details_copy(details, &q->details);
+        if (r < 0)
+                return sd_bus_error_set_errnof(ret_error, r, "Invalid polkit details for %s: %m", action);
+
+        r = new_check_authorization(bus, sender, action, q->details, interactive > 0, &pk);
+        if (r < 0)
+                return sd_bus_error_set_errnof(ret_error, r, "Failed to build polkit query for %s: %m",
+                                               action);
+
+        r = sd_bus_call_async(bus, &q->check_slot, pk, on_check_reply, q,
+                              interactive > 0 ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
+        if (r < 0)
+                return sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Cannot check authorization for %s: polkit is not reachable (%s).",
+                                         action, strerror(-r));
+
+        /* Best effort: without the watch, a vanished caller's query lives until polkitd answers. */
+        (void)query_watch_caller(q, sender);
+
+        query_link(registry, q);
+        TAKE_PTR(q);
+        return 0;
+}
+
+int polkit_registry_new(PolkitRegistry **ret) {
+        PolkitRegistry *r;
+
+        if (!ret)
+                return -EINVAL;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        *ret = r;
+        return 0;
+}
+
+PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
+        if (!r)
+                return NULL;
+        while (r->queries)
+                query_free(r->queries);
+        free(r);
+        return NULL;
+}
+
+unsigned polkit_registry_size(PolkitRegistry *r) {
+        return r ? r->n_queries : 0;
+}

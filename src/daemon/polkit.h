@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Asynchronous polkit checks over sd-bus, in the manner of systemd's bus_verify_polkit_async():
+ * a method handler asks, the question goes to polkitd without blocking the loop, the handler
+ * returns, and when polkitd answers the very same call message is put back into the bus's read
+ * queue so that the handler runs again from the top and now gets the answer.
+ *
+ * Usage in a method handler (all validation of arguments first, no state changes before):
+ *
+ *         r = polkit_verify_async(m, "org.piemu.manage-own-board", details, registry, error);
+ *         if (r < 0)
+ *                 return r;        (error names AccessDenied / InteractiveAuthorizationRequired)
+ *         if (r == 0)
+ *                 return 1;        (asked polkit: do not reply, we will be called again)
+ *         ... authorized, do the work ...
+ *
+ * The handler is re-run from the top, so it must look everything up again (the board may be
+ * gone by then). The bus must be attached to an sd-event loop for answers to be garbage
+ * collected at idle time (see polkit.c); without one they are freed when consumed. */
+
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+#define POLKIT_ACTION_CREATE_BOARD     "org.piemu.create-board"
+#define POLKIT_ACTION_MANAGE_OWN_BOARD "org.piemu.manage-own-board"
+#define POLKIT_ACTION_MANAGE_BOARDS    "org.piemu.manage-boards"
+#define POLKIT_ACTION_MANAGE_IMAGES    "org.piemu.manage-images"
+
+/* Pending and answered queries keyed by (call message, action). */
+typedef struct PolkitRegistry PolkitRegistry;
+
+int polkit_registry_new(PolkitRegistry **ret);
+/* Cancels pending queries (their callers never get an answer from us: the daemon is going away)
+ * and frees answered ones. Safe on NULL. Free it before the bus it was used with is closed. */
+PolkitRegistry *polkit_registry_free(PolkitRegistry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitRegistry *, polkit_registry_free);
+
+/* Number of queries the registry holds (pending or answered and not yet collected). For tests. */
+unsigned polkit_registry_size(PolkitRegistry *r);
+
+/* details: NULL-terminated key, value, key, value, ... list, or NULL.
+ * Returns 1 if authorized (uid 0 always is), 0 if a CheckAuthorization query is in flight (the
+ * handler must return 1 without replying; the call is re-dispatched when polkitd answers), or a
+ * negative errno with ret_error set: AccessDenied (naming the action; also when polkitd cannot be
+ * reached) or InteractiveAuthorizationRequired (polkit wants a challenge but the call did not
+ * allow interaction). */
+int polkit_verify_async(sd_bus_message *call, const char *action, const char **details,
+                        PolkitRegistry *registry, sd_bus_error *ret_error);
+
+/* Effective uid of the sender of m, as the bus reports it. Negative errno on failure;
+ * -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */
+int bus_get_sender_uid(sd_bus_message *m, uid_t *ret);
