@@ -411,6 +411,9 @@ void polkit_agent_open_if_enabled(void) {
                 if (fcntl(fds[1], F_SETFD, 0) < 0)
                         _exit(EXIT_FAILURE);
                 snprintf(fd_str, sizeof(fd_str), "%d", fds[1]);
+                /* The system copy first, as systemd does; $PATH only where polkit lives elsewhere. */
+                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd_str, "--fallback",
+                      (char *)NULL);
                 execlp("pkttyagent", "pkttyagent", "--notify-fd", fd_str, "--fallback", (char *)NULL);
                 _exit(127);
         }

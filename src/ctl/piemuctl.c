@@ -1310,7 +1310,7 @@ static const Verb verbs[] = {
          "     --since-now          Only match console output printed after wait started\n"
          "     --pin=PIN=0|1        BCM pin PIN has that level\n"
          "     --timeout=TIME       Give up after TIME (e.g. 30, 1.5s, 2min)\n\n"
-         "Example: piemuctl start b && piemuctl wait b --serial='piemu:/# ' --timeout=2min\n"},
+         "Example: piemuctl start b && piemuctl wait b --serial='piemu:.*# ' --timeout=2min\n"},
         {"help", 1, 2, verb_help, 0, "help [COMMAND]", "Show the help, or the help for COMMAND.\n"},
 };
 
