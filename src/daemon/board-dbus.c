@@ -137,8 +137,11 @@ static int method_get_pins(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        /* D-Bus booleans are 32-bit on the wire. */
-        r = sd_bus_message_append_array(reply, 'b', values, sizeof values);
+        r = sd_bus_message_open_container(reply, 'a', "b");
+        for (unsigned i = 0; r >= 0 && i < GPIO_PROTO_NPINS; i++)
+                r = sd_bus_message_append_basic(reply, 'b', &values[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);

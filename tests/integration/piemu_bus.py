@@ -18,6 +18,8 @@ MANAGER_IFACE = "org.piemu.Manager"
 BOARD_IFACE = "org.piemu.Board"
 PROMPT = b"piemu:"
 BOOT_TIMEOUT = float(os.environ.get("PIEMU_BOOT_TIMEOUT", "120"))
+# Every board name this test session created, for the leak check at the end.
+CREATED = set()
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -112,6 +114,7 @@ class Board:
                 opts[k] = GLib.Variant("b", v)
             else:
                 opts[k] = GLib.Variant("s", v)
+        CREATED.add(name)
         (path,) = call(conn, MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", (name, image, opts))
         return cls(conn, name, path)
 

@@ -75,7 +75,7 @@ def test_garbage_from_guest_is_dropped_and_counted(bus, gpio_board):
         # Binary noise, NULs, overlong lines and fake verbs straight onto the shim's line.
         b.run(
             "(head -c 300000 /dev/urandom; printf 'GPIO 99 1\\nSET 1 1\\nGPIO 1 2\\n';"
-            " head -c 5000 /dev/zero | tr '\\0' x) > /dev/ttyS1; echo noise-done",
+            " head -c 5000 /dev/zero | tr '\\0' x; echo) > /dev/ttyS1; echo noise-done",
             rb"\nnoise-done",
             timeout=120,
         )
