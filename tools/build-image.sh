@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Build the default piemu guest image from Debian arm64 packages and install it
+# into the image catalog (/var/lib/piemu/images/<name>/):
+#   kernel  raw arm64 Image from linux-image-<abi>-arm64:arm64
+#   dtb     broadcom/bcm2837-rpi-3-b.dtb of that kernel, patched (see patch_dtb)
+#   initrd  gzip'd newc cpio: busybox-static:arm64, SD/ext4 modules, images/default/*
+#   sd.img  64 MiB raw SD card, ext4 on the whole device (mke2fs -d, nothing mounted)
+#   meta    description=... and cmdline=...
+# The .debs are cached in /var/cache/piemu/debs; an up-to-date image is left
+# alone (stamp: this script, images/default/*, the shim, the package versions).
+# An existing image is never changed in place: the new one is built in a
+# sibling temporary directory and renamed over it.
+set -euo pipefail
+umask 022
+
+prog=build-image
+usage() {
+    cat <<EOF
+Usage: tools/build-image.sh [--shim PATH] [--output DIR] [--name NAME] [--force]
+
+Build the piemu default guest image (Debian arm64 kernel + busybox initramfs +
+ext4 SD card) and install it into the image catalog. Run as root.
+
+  --shim PATH    static aarch64 piemu-gpio-shim to put in the initramfs at
+                 /usr/bin/piemu-gpio-shim (started by /init); default: none
+  --output DIR   image directory to (re)place (default /var/lib/piemu/images/NAME)
+  --name NAME    catalog name (default "default")
+  --force        rebuild even if the image is up to date
+  -h, --help     this text
+EOF
+}
+
+die() { echo "$prog: error: $*" >&2; exit 1; }
+say() { echo "$prog: $*"; }
+
+script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
+script_dir=$(dirname -- "$script_path")
+src_dir=$(readlink -f -- "$script_dir/../images/default")
+
+cache_dir=/var/cache/piemu/debs
+catalog_dir=/var/lib/piemu/images
+sd_size_mib=64          # a power of two: QEMU's SD model wants one
+sd_label=piemu-sd
+cmdline="console=ttyAMA0,115200 rdinit=/init iomem=relaxed"
+meta_pkg=linux-image-arm64
+dtb_rel=broadcom/bcm2837-rpi-3-b.dtb
+uart0_path=/soc/serial@7e201000     # PL011: QEMU serial0 -> ttyAMA0
+uart1_path=/soc/serial@7e215040     # mini UART: QEMU serial1 -> ttyS1
+
+shim=""
+output=""
+name=default
+force=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --shim) [ $# -ge 2 ] || die "--shim needs a path"; shim=$2; shift 2 ;;
+        --shim=*) shim=${1#*=}; shift ;;
+        --output) [ $# -ge 2 ] || die "--output needs a directory"; output=$2; shift 2 ;;
+        --output=*) output=${1#*=}; shift ;;
+        --name) [ $# -ge 2 ] || die "--name needs a value"; name=$2; shift 2 ;;
+        --name=*) name=${1#*=}; shift ;;
+        --force) force=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+
+[[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] ||
+    die "invalid image name '$name' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
+[ -n "$output" ] || output=$catalog_dir/$name
+output=$(readlink -m -- "$output")
+[ "$output" != / ] || die "--output / makes no sense"
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get download, device nodes, ownership)"
+[ -d "$src_dir" ] || die "missing $src_dir (the image sources next to this script)"
+for f in init inittab shell shutdown profile modules sd; do
+    [ -e "$src_dir/$f" ] || die "missing $src_dir/$f"
+done
+for t in apt-get apt-cache dpkg-deb depmod modprobe cpio gzip mke2fs fdtput fdtget \
+         sha256sum flock od; do
+    command -v "$t" >/dev/null ||
+        die "'$t' not found; run tools/install-deps.sh (as root) first"
+done
+
+# The shim must be a static aarch64 ELF: the initramfs has no C library.
+shim_hash=none
+if [ -n "$shim" ]; then
+    [ -f "$shim" ] || die "--shim $shim: no such file"
+    shim=$(readlink -f -- "$shim")
+    [ "$(od -An -tx1 -N4 "$shim" | tr -d ' \n')" = 7f454c46 ] || die "--shim $shim: not an ELF file"
+    [ "$(od -An -tu2 -j18 -N2 "$shim" | tr -d ' \n')" = 183 ] ||
+        die "--shim $shim: not an aarch64 (EM_AARCH64) binary"
+    if command -v readelf >/dev/null &&
+        readelf -lW "$shim" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+        die "--shim $shim: dynamically linked; the initramfs needs a static binary"
+    fi
+    shim_hash=$(sha256sum <"$shim" | cut -d' ' -f1)
+fi
+
+# One build at a time (the cache and the catalog are shared).
+mkdir -p "$cache_dir"
+exec 9>"$cache_dir/.lock"
+flock -w 600 9 || die "another build-image is running (lock $cache_dir/.lock)"
+
+# --- Resolve the packages (no network: the apt lists are already there) -------
+# Our own binary package cache makes apt-cache fast (Debian images often turn
+# apt's off); apt rebuilds it whenever the lists or the dpkg status change.
+apt_opts=(-o "Dir::Cache::pkgcache=/var/cache/piemu/apt-pkgcache.bin")
+kpkg=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$meta_pkg:arm64" 2>/dev/null |
+    sed -n 's/^Depends:.*\(linux-image-[^ ,:]*-arm64\).*/\1/p' | head -n1) || true
+[ -n "$kpkg" ] || die "cannot resolve $meta_pkg:arm64 to a kernel package; is the arm64" \
+    "architecture added and 'apt-get update' done? (tools/install-deps.sh does both)"
+pkgs=("$kpkg" busybox-static)
+declare -A ver file sha
+while read -r p v f h; do
+    ver[$p]=$v; file[$p]=$(basename -- "$f"); sha[$p]=$h
+done < <(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs[@]/%/:arm64}" 2>/dev/null |
+    awk '/^Package: /{p=$2} /^Version: /{v=$2} /^Filename: /{f=$2} /^SHA256: /{h=$2}
+         /^$/{if (p != "") print p, v, f, h; p=v=f=h=""}
+         END{if (p != "") print p, v, f, h}')
+for p in "${pkgs[@]}"; do
+    [ -n "${ver[$p]:-}" ] && [ -n "${file[$p]:-}" ] && [ -n "${sha[$p]:-}" ] ||
+        die "no installable candidate for $p:arm64 (see: apt-cache policy $p:arm64)"
+done
+kver=${kpkg#linux-image-}
+
+# --- Up to date? ----------------------------------------------------------------
+hash_tree() { # content and names of a directory tree, in a stable order
+    (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
+}
+sd_hash=$(printf '%s\n' "size=$sd_size_mib" "label=$sd_label" "$(hash_tree "$src_dir/sd")" |
+    sha256sum | cut -d' ' -f1)
+stamp=$(
+    echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
+    echo "sources=$(hash_tree "$src_dir")"
+    echo "name=$name"
+    echo "shim=$shim_hash"
+    for p in "${pkgs[@]}"; do echo "pkg=$p=${ver[$p]}"; done
+    echo "sd=$sd_hash"
+)
+stamp_name=.piemu-build-stamp
+outputs=(kernel dtb initrd sd.img meta)
+up_to_date() {
+    [ -f "$output/$stamp_name" ] && [ "$(cat "$output/$stamp_name")" = "$stamp" ] || return 1
+    local f
+    for f in "${outputs[@]}"; do [ -s "$output/$f" ] || return 1; done
+}
+if [ "$force" = 0 ] && up_to_date; then
+    say "$output is up to date ($kpkg ${ver[$kpkg]}, shim: $shim_hash); --force rebuilds"
+    exit 0
+fi
+
+# --- Fetch the .debs into the cache ---------------------------------------------
+work=$(mktemp -d /var/tmp/piemu-build-image.XXXXXX)
+newdir=""
+cleanup() {
+    rm -rf -- "$work"
+    [ -z "$newdir" ] || rm -rf -- "$newdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+find "$cache_dir" -mindepth 1 -maxdepth 1 -name '.download.??????' -exec rm -rf -- {} +
+fetch() { # $1 package; prints the cached .deb path
+    local p=$1 deb=$cache_dir/${file[$1]} dl
+    if [ -f "$deb" ] && [ "$(sha256sum <"$deb" | cut -d' ' -f1)" = "${sha[$p]}" ]; then
+        echo "$deb"; return
+    fi
+    say "downloading $p:arm64=${ver[$p]}" >&2
+    dl=$(mktemp -d "$cache_dir/.download.XXXXXX")
+    chmod 0755 "$dl"
+    if ! (cd "$dl" && apt-get download -q "${apt_opts[@]}" -o APT::Sandbox::User=root "$p:arm64=${ver[$p]}" >&2); then
+        rm -rf -- "$dl"
+        die "apt-get download $p:arm64=${ver[$p]} failed (network? stale lists: apt-get update)"
+    fi
+    local got=("$dl"/*.deb)
+    if [ "${#got[@]}" != 1 ] || [ "$(sha256sum <"${got[0]}" | cut -d' ' -f1)" != "${sha[$p]}" ]; then
+        rm -rf -- "$dl"
+        die "downloaded $p does not match the SHA256 of the apt lists"
+    fi
+    chmod 0644 "${got[0]}"
+    mv -f -- "${got[0]}" "$deb"
+    rm -rf -- "$dl"
+    # Drop older versions of the same package from the cache.
+    find "$cache_dir" -maxdepth 1 -type f -name "${p}_*_arm64.deb" ! -name "${file[$p]}" -delete
+    [ "$p" != "$kpkg" ] ||
+        find "$cache_dir" -maxdepth 1 -type f -name 'linux-image-*-arm64_*_arm64.deb' \
+            ! -name "${file[$p]}" -delete
+    echo "$deb"
+}
+kdeb=$(fetch "$kpkg")
+bdeb=$(fetch busybox-static)
+
+# --- Unpack ------------------------------------------------------------------------
+say "unpacking $kpkg ${ver[$kpkg]} and busybox-static ${ver[busybox-static]}"
+kx=$work/kernel-pkg
+bx=$work/busybox-pkg
+dpkg-deb -x "$kdeb" "$kx"
+dpkg-deb -x "$bdeb" "$bx"
+[ -d "$kx/lib/modules/$kver" ] || die "$kpkg has no lib/modules/$kver"
+[ -x "$bx/bin/busybox" ] || die "busybox-static has no bin/busybox"
+
+# The new image is built in a hidden sibling of the target (same file system),
+# then swapped in with one rename. The catalog may belong to piemud's user: work
+# inside our own 0700 directory, by relative paths from it as the current
+# directory, so nothing in there can be swapped for a symlink under our feet.
+parent=$(dirname -- "$output")
+base=$(basename -- "$output")
+[ ! -L "$output" ] || die "$output is a symbolic link; give the real directory"
+[ ! -e "$output" ] || [ -d "$output" ] || die "$output exists and is not a directory"
+mkdir -p "$parent"
+# Leftovers of a build that was killed (we hold the lock: none is running).
+find "$parent" -mindepth 1 -maxdepth 1 \( -name ".$base.new.??????" -o -name ".$base.old.??????" \) \
+    -exec rm -rf -- {} +
+owner=$(stat -c %u:%g "$parent")   # the image belongs to whoever owns the catalog
+newdir=$(mktemp -d "$parent/.$base.new.XXXXXX")
+cd "$newdir"
+[ "$(stat -c %u:%a .)" = 0:700 ] || die "$newdir is not our private directory"
+img=.
+
+# kernel: QEMU's raspi3b loads a raw arm64 Image (or a gzip'd one); ship it raw.
+vmlinuz=$kx/boot/vmlinuz-$kver
+[ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver"
+arm64_magic() { [ "$(od -An -c -j56 -N4 "$1" | tr -d ' \n')" = ARMd ]; }
+case "$(od -An -tx1 -N2 "$vmlinuz" | tr -d ' \n')" in
+    1f8b) gzip -dc <"$vmlinuz" >"$img/kernel" ;;
+    *) cp -- "$vmlinuz" "$img/kernel" ;;
+esac
+arm64_magic "$img/kernel" ||
+    die "boot/vmlinuz-$kver is neither a raw nor a gzip'd arm64 Image (EFI zboot?)"
+
+# dtb. The stock one hangs a Bluetooth serdev device under the PL011: the kernel
+# then turns ttyAMA0 into a serdev controller and creates no /dev/ttyAMA0, so
+# no shell could run on serial0. Remove that node, and pin the aliases so that
+# the PL011 is ttyAMA0 (QEMU serial0) and the mini UART ttyS1 (serial1).
+patch_dtb() {
+    local dtb=$1
+    if fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -qx bluetooth; then
+        fdtput -r "$dtb" "$uart0_path/bluetooth"
+    fi
+    fdtput -t s "$dtb" /aliases serial0 "$uart0_path"
+    fdtput -t s "$dtb" /aliases serial1 "$uart1_path"
+    fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -q . && die "dtb: $uart0_path still has children"
+    [ "$(fdtget -t s "$dtb" /aliases serial0)" = "$uart0_path" ] || die "dtb: cannot set serial0 alias"
+}
+dtb_src=$kx/usr/lib/linux-image-$kver/$dtb_rel
+[ -f "$dtb_src" ] || die "$kpkg has no usr/lib/linux-image-$kver/$dtb_rel"
+cp -- "$dtb_src" "$img/dtb"
+fdtget -t s "$img/dtb" "$uart0_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart0_path"
+fdtget -t s "$img/dtb" "$uart1_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart1_path"
+patch_dtb "$img/dtb"
+
+# --- initramfs --------------------------------------------------------------------
+say "building the initramfs"
+ir=$work/initramfs
+mkdir -p "$ir"/{bin,sbin,usr/bin,usr/sbin,etc/piemu,dev,proc,sys,run,tmp,mnt/sd,root,lib/modules/"$kver"}
+chmod 0700 "$ir/root"
+chmod 1777 "$ir/tmp"
+mknod -m 0600 "$ir/dev/console" c 5 1
+mknod -m 0666 "$ir/dev/null" c 1 3
+install -m 0755 "$bx/bin/busybox" "$ir/bin/busybox"
+install -m 0755 "$src_dir/init" "$ir/init"
+install -m 0644 "$src_dir/inittab" "$ir/etc/inittab"
+install -m 0644 "$src_dir/profile" "$ir/etc/profile"
+install -m 0755 "$src_dir/shell" "$ir/etc/piemu/shell"
+install -m 0755 "$src_dir/shutdown" "$ir/etc/piemu/shutdown"
+echo piemu >"$ir/etc/hostname"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ir/etc/passwd"
+printf 'root:x:0:\ntty:x:5:\n' >"$ir/etc/group"
+echo "$name $kpkg=${ver[$kpkg]} busybox-static=${ver[busybox-static]}" >"$ir/etc/piemu/version"
+if [ -n "$shim" ]; then
+    install -m 0755 "$shim" "$ir/usr/bin/piemu-gpio-shim"
+fi
+
+# Modules: resolve dependencies (and soft dependencies, which busybox modprobe
+# ignores) against the whole package with the host's kmod, copy the .ko files
+# uncompressed, then index the small tree with depmod.
+depmod -b "$kx" "$kver"
+mods=()
+while read -r mod; do
+    mod=${mod%%#*}; mod=${mod//[[:space:]]/}
+    [ -n "$mod" ] && mods+=("$mod")
+done <"$src_dir/modules"
+: >"$work/load-order"
+for mod in "${mods[@]}"; do
+    deps=$(modprobe -d "$kx" -S "$kver" --show-depends "$mod" 2>&1) ||
+        die "module $mod: $deps"
+    while read -r verb path _; do
+        case "$verb" in
+            builtin) continue ;;
+            insmod) ;;
+            *) die "module $mod: unexpected modprobe output: $verb $path" ;;
+        esac
+        rel=${path#"$kx/lib/modules/$kver/"}
+        ko=${rel%.xz}; ko=${ko%.zst}; ko=${ko%.gz}
+        m=$(basename -- "$ko" .ko)
+        grep -qx -- "$m" "$work/load-order" && continue
+        echo "$m" >>"$work/load-order"
+        mkdir -p "$ir/lib/modules/$kver/$(dirname -- "$ko")"
+        case "$rel" in
+            *.ko.xz) xz -dc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
+            *.ko.zst) zstd -qdc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
+            *.ko.gz) gzip -dc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
+            *.ko) cp -- "$path" "$ir/lib/modules/$kver/$ko" ;;
+            *) die "module $mod: unexpected file $path" ;;
+        esac
+    done <<<"$deps"
+done
+{
+    echo "# SPDX-License-Identifier: LGPL-2.1-or-later"
+    echo "# Generated by tools/build-image.sh: modules /init loads, in this order."
+    cat "$work/load-order"
+} >"$ir/etc/piemu/modules"
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+    [ ! -f "$kx/lib/modules/$kver/$f" ] || cp -- "$kx/lib/modules/$kver/$f" "$ir/lib/modules/$kver/"
+done
+depmod -b "$ir" "$kver"
+rm -f "$ir/lib/modules/$kver/modules.builtin.modinfo" "$ir/lib/modules/$kver"/*.bin
+
+# Normalize ownership and times, so the archive depends on its content only.
+chown -R -h 0:0 "$ir"
+find "$ir" -exec touch -h -d @0 {} +
+(cd "$ir" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+    cpio --null -o -H newc --quiet) | gzip -9 -n >"$img/initrd"
+
+# --- SD card ----------------------------------------------------------------------
+old_stamp_sd=""
+if [ -f "$output/$stamp_name" ]; then
+    old_stamp_sd=$(sed -n 's/^sd=//p' "$output/$stamp_name")
+fi
+if [ "$old_stamp_sd" = "$sd_hash" ] && [ -f "$output/sd.img" ] && [ ! -L "$output/sd.img" ] &&
+    [ "$(stat -c %s "$output/sd.img")" = $((sd_size_mib * 1024 * 1024)) ]; then
+    # Same content: keep the very same file, so the qcow2 overlays of
+    # persistent boards stay valid on top of it. (Its owner and mode are left
+    # alone: libvirt may have lent it to a running board.)
+    say "sd.img unchanged, keeping the same file"
+    ln -P -- "$output/sd.img" "$img/sd.img"
+else
+    say "building sd.img ($sd_size_mib MiB ext4)"
+    sdroot=$work/sdroot
+    mkdir -m 0755 "$sdroot"
+    cp -R -- "$src_dir/sd/." "$sdroot/"
+    chown -R 0:0 "$sdroot"
+    find "$sdroot" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
+    truncate -s "${sd_size_mib}M" "$img/sd.img"
+    mke2fs -q -F -t ext4 -L "$sd_label" -E root_owner=0:0 -d "$sdroot" "$img/sd.img" ||
+        die "mke2fs failed"
+    chown "$owner" "$img/sd.img"
+    chmod 0644 "$img/sd.img"
+fi
+
+# --- meta, permissions, stamp -------------------------------------------------------
+{
+    printf 'description=piemu %s image: Debian arm64 Linux %s (%s), busybox %s initramfs, %d MiB ext4 SD card%s\n' \
+        "$name" "$kver" "${ver[$kpkg]}" "${ver[busybox-static]#*:}" "$sd_size_mib" \
+        "$([ -n "$shim" ] && echo ', GPIO shim' || true)"
+    printf 'cmdline=%s\n' "$cmdline"
+} >"$img/meta"
+echo "$stamp" >"$img/$stamp_name"
+chown "$owner" "$img"/{kernel,dtb,initrd,meta,"$stamp_name"}
+chmod 0644 "$img"/{kernel,dtb,initrd,meta,"$stamp_name"}
+sync -f "$img/kernel" 2>/dev/null || sync
+chown "$owner" .
+chmod 0755 .
+
+# --- Install: swap the new directory in ----------------------------------------------
+exchange() { # atomically swap two paths (renameat2 RENAME_EXCHANGE)
+    command -v python3 >/dev/null || return 1
+    python3 - "$1" "$2" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+if libc.renameat2(AT_FDCWD, os.fsencode(sys.argv[1]), AT_FDCWD, os.fsencode(sys.argv[2]), RENAME_EXCHANGE) != 0:
+    sys.exit(1)
+EOF
+}
+if [ -d "$output" ]; then
+    if exchange "$newdir" "$output" 2>/dev/null; then
+        rm -rf -- "$newdir"          # now the old image
+    else
+        old=$(mktemp -u "$parent/.$base.old.XXXXXX")
+        mv -T -- "$output" "$old"
+        mv -T -- "$newdir" "$output" || { mv -T -- "$old" "$output"; die "cannot install $output"; }
+        rm -rf -- "$old"
+    fi
+else
+    mv -T -- "$newdir" "$output"
+fi
+newdir=""
+
+say "installed $output:"
+(cd "$output" && for f in "${outputs[@]}"; do
+    printf '  %-7s %10s bytes\n' "$f" "$(stat -c %s "$f")"
+done)
+say "modules: $(paste -sd' ' "$work/load-order")"
