@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1135,6 +1136,23 @@ static int verb_wait(int argc, char *argv[]) {
                                 arg_wait_state);
                         return CTL_EXIT_USAGE;
                 }
+        }
+
+        if (arg_wait_serial) {
+                /* Check the expression before bothering piemud; run_wait() compiles it again. */
+                regex_t re;
+                char buf[256];
+
+                r = regcomp(&re, arg_wait_serial, REG_EXTENDED | REG_NEWLINE | REG_NOSUB);
+                if (r != 0) {
+                        _cleanup_free_ char *e = escape_for_terminal(arg_wait_serial, strlen(arg_wait_serial),
+                                                                     false);
+
+                        regerror(r, &re, buf, sizeof(buf));
+                        fprintf(stderr, "Invalid regular expression \"%s\": %s\n", e ?: "?", buf);
+                        return CTL_EXIT_USAGE;
+                }
+                regfree(&re);
         }
 
         r = open_board(argv, &bus, &path);
