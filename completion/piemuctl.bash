@@ -63,7 +63,7 @@ _piemuctl() {
         done
 
         if [[ $cur == -* ]]; then
-                mapfile -t COMPREPLY < <(compgen -W "$global_opts ${verb_opts[$verb]:-}" -- "$cur")
+                mapfile -t COMPREPLY < <(compgen -W "$global_opts ${verb:+${verb_opts[$verb]:-}}" -- "$cur")
                 [[ ${COMPREPLY[*]} == *= ]] && compopt -o nospace
                 return
         fi
