@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""piemu benchmarks against the running, installed piemud (as root).
+
+  bench/piemu_bench.py gpio  [--rounds N]   SetPin -> GpioChanged round trip through a real guest
+  bench/piemu_bench.py start [--runs N]     Start -> first SerialOutput byte, piemud vs plain virsh
+  bench/piemu_bench.py list  [--boards N]   ListBoards latency and piemud RSS with N defined boards
+  bench/piemu_bench.py idle  [--seconds S]  piemud wakeups/s with a running, quiet guest
+  bench/piemu_bench.py all
+
+Each prints medians (and p99 where it matters) and the ratio to the target from DESIGN.md.
+"""
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+import piemu_bus as pb  # noqa: E402
+
+
+def piemud_pid():
+    out = subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True, text=True).stdout
+    return int(re.search(r"^PID=(\d+)", out, re.M).group(1))
+
+
+def proc_status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def booted_board(conn):
+    b = pb.Board.create(conn, name=pb.unique_name("bench"))
+    b.watch()
+    b.call("Start")
+    b.wait_prompt()
+    b.wait_for(lambda: b.prop("GuestReady") is True, 60, "GuestReady")
+    return b
+
+
+def bench_gpio(args):
+    conn = pb.system_bus()
+    b = booted_board(conn)
+    try:
+        lat = []
+        pin = 20
+        for i in range(args.rounds):
+            value = bool(i % 2 == 0)
+            mark = len(b.gpio)
+            t0 = time.monotonic()
+            b.call("SetPin", "(ub)", (pin, value))
+            while not any(p == pin and v == value for p, v, _ in b.gpio[mark:]):
+                pb.GLib.MainContext.default().iteration(True)
+            lat.append((time.monotonic() - t0) * 1000)
+        med, p99 = statistics.median(lat), pct(lat, 99)
+        print(f"gpio: SetPin -> GpioChanged through a real guest, {len(lat)} rounds: "
+              f"median {med:.2f} ms, p99 {p99:.2f} ms (target median <= 20 ms: ratio {med / 20:.2f})")
+    finally:
+        b.delete()
+
+
+def first_byte_virsh(xml_path, port):
+    subprocess.run(["virsh", "-q", "define", xml_path], check=True, capture_output=True)
+    try:
+        t0 = time.monotonic()
+        subprocess.run(["virsh", "-q", "start", "--paused", "bench-virsh"], check=True, capture_output=True)
+        s = socket.create_connection(("127.0.0.1", port))
+        subprocess.run(["virsh", "-q", "resume", "bench-virsh"], check=True, capture_output=True)
+        s.recv(1)
+        dt = time.monotonic() - t0
+        s.close()
+        return dt
+    finally:
+        subprocess.run(["virsh", "-q", "destroy", "bench-virsh"], capture_output=True)
+        subprocess.run(["virsh", "-q", "undefine", "bench-virsh"], capture_output=True)
+
+
+def bench_start(args):
+    conn = pb.system_bus()
+    piemu, plain = [], []
+    for _ in range(args.runs):
+        b = pb.Board.create(conn, name=pb.unique_name("bench"))
+        try:
+            b.watch()
+            t0 = time.monotonic()
+            b.call("Start")
+            b.wait_for(lambda: len(b.serial) > 0, 60, "the first serial byte")
+            piemu.append(time.monotonic() - t0)
+            # The very same domain definition, started the plain libvirt way.
+            xml = pb.virsh("dumpxml", f"piemu-{b.name}").stdout
+            b.call("Stop")
+            xml = re.sub(r"<name>piemu-[^<]*</name>", "<name>bench-virsh</name>", xml)
+            xml = re.sub(r"<uuid>[^<]*</uuid>", "", xml)
+            xml = re.sub(r"<metadata>.*?</metadata>", "", xml, flags=re.S)
+            port = int(re.search(r"service='(\d+)'", xml).group(1))
+            # The overlay of a stopped non-persistent board is gone: give virsh its own.
+            vol = f"bench-virsh-{b.name}.qcow2"
+            backing = "/var/lib/piemu/images/default/sd.img"
+            volxml = (f"<volume><name>{vol}</name><capacity unit='bytes'>67108864</capacity>"
+                      "<target><format type='qcow2'/></target>"
+                      f"<backingStore><path>{backing}</path><format type='raw'/></backingStore></volume>")
+            with open(f"/tmp/{vol}.xml", "w") as f:
+                f.write(volxml)
+            subprocess.run(["virsh", "-q", "vol-create", "piemu", f"/tmp/{vol}.xml"], check=True, capture_output=True)
+            os.unlink(f"/tmp/{vol}.xml")
+            xml = re.sub(r"volume='[^']*'", f"volume='{vol}'", xml)
+            path = f"/tmp/bench-virsh-{os.getpid()}.xml"
+            with open(path, "w") as f:
+                f.write(xml)
+            try:
+                plain.append(first_byte_virsh(path, port))
+            finally:
+                subprocess.run(["virsh", "-q", "vol-delete", "--pool", "piemu", vol], capture_output=True)
+                os.unlink(path)
+        finally:
+            b.delete()
+    mp, mv = statistics.median(piemu), statistics.median(plain)
+    print(f"start: Start -> first SerialOutput byte, {args.runs} runs: piemud median {mp * 1000:.0f} ms, "
+          f"virsh start --paused + connect + resume median {mv * 1000:.0f} ms, ratio {mp / mv:.3f} "
+          f"(target <= 1.05)")
+
+
+def bench_list(args):
+    conn = pb.system_bus()
+    pid = piemud_pid()
+    rss0 = proc_status(pid, "VmRSS")
+    names = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(args.boards):
+            names.append(pb.Board.create(conn, name=pb.unique_name("bench")).name)
+        create = time.monotonic() - t0
+        lat = []
+        for _ in range(50):
+            t = time.monotonic()
+            boards = pb.call(conn, pb.MANAGER_PATH, pb.MANAGER_IFACE, "ListBoards")[0]
+            lat.append((time.monotonic() - t) * 1000)
+        assert len(boards) >= args.boards
+        rss = proc_status(pid, "VmRSS")
+        med = statistics.median(lat)
+        print(f"list: {args.boards} boards (created in {create:.1f} s): ListBoards median {med:.2f} ms "
+              f"(target <= 20 ms: ratio {med / 20:.3f}); piemud RSS {rss / 1024:.1f} MiB "
+              f"(was {rss0 / 1024:.1f} MiB; target <= 32 MiB: ratio {rss / 1024 / 32:.2f})")
+    finally:
+        for n in names:
+            pb.call(conn, pb.MANAGER_PATH, pb.MANAGER_IFACE, "DeleteBoard", "(s)", (n,))
+
+
+def bench_idle(args):
+    conn = pb.system_bus()
+    b = booted_board(conn)
+    try:
+        time.sleep(3)  # let the boot chatter end
+        pid = piemud_pid()
+
+        def switches():
+            return proc_status(pid, "voluntary_ctxt_switches") + proc_status(pid, "nonvoluntary_ctxt_switches")
+
+        s0 = switches()
+        time.sleep(args.seconds)
+        rate = (switches() - s0) / args.seconds
+        print(f"idle: piemud with 1 running, quiet guest: {rate:.2f} context switches/s over {args.seconds} s "
+              f"(the old service polled 20x/s per board; target 0)")
+    finally:
+        b.delete()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "all"])
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--boards", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    for name in (["gpio", "start", "list", "idle"] if args.what == "all" else [args.what]):
+        globals()[f"bench_{name}"](args)
+
+
+if __name__ == "__main__":
+    main()
