@@ -19,6 +19,8 @@
 
 static sd_bus *cached_bus = NULL;
 static char *bus_description = NULL;
+/* The timeout of the call in flight, for the message when it runs out (0: sd-bus's default). */
+static uint64_t call_timeout_usec = 0;
 
 const char *ctl_bus_description(void) {
         return bus_description ?: "the system bus";
@@ -174,7 +176,7 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
             error_is(error, "org.freedesktop.DBus.Error.Timeout") ||
             error_is(error, "org.freedesktop.DBus.Error.TimedOut")) {
                 fprintf(stderr, "piemud did not answer within %s while trying to %s.\n",
-                        format_timespan(span, sizeof(span), ctl_call_timeout(25 * USEC_PER_SEC)), action);
+                        format_timespan(span, sizeof(span), call_timeout_usec ?: 25 * USEC_PER_SEC), action);
                 fprintf(stderr,
                         "It may be busy or stuck: check its log, or allow more time with --timeout.\n");
                 return CTL_EXIT_TIMEOUT;
@@ -260,6 +262,10 @@ int ctl_new_call(sd_bus *bus, sd_bus_message **ret, const char *path, const char
         return sd_bus_message_new_method_call(bus, ret, PIEMU_BUS_NAME, path, iface, member);
 }
 
+void ctl_note_call_timeout(uint64_t timeout_usec) {
+        call_timeout_usec = timeout_usec;
+}
+
 /* Returns an exit status. 'interactive' marks calls that piemud checks with polkit: for those we make
  * sure a password prompt can be shown first. */
 int ctl_call_message(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, bool interactive,
@@ -270,6 +276,7 @@ int ctl_call_message(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, bool
         if (interactive)
                 polkit_agent_open_if_enabled();
 
+        call_timeout_usec = timeout_usec;
         r = sd_bus_call(bus, m, timeout_usec, &error, ret_reply);
         if (r < 0)
                 return ctl_error(&error, r, action, board, image);

@@ -139,6 +139,10 @@ void format_timestamp(char *buf, size_t size, uint64_t usec) {
 char *format_timespan(char *buf, size_t size, uint64_t usec) {
         if (usec == USEC_INFINITY)
                 snprintf(buf, size, "infinity");
+        else if (usec < USEC_PER_MSEC)
+                snprintf(buf, size, "%" PRIu64 "us", usec);
+        else if (usec < USEC_PER_SEC)
+                snprintf(buf, size, "%" PRIu64 "ms", usec / USEC_PER_MSEC);
         else if (usec % USEC_PER_SEC == 0)
                 snprintf(buf, size, "%" PRIu64 "s", usec / USEC_PER_SEC);
         else

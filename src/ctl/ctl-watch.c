@@ -604,6 +604,8 @@ int run_watch(sd_bus *bus, const char *name, const char *path) {
 int run_wait(sd_bus *bus, const char *name, const char *path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Watcher w = {.bus = bus, .name = name, .path = path, .waiting = true};
+        /* --timeout counts from now, not from the end of the set-up calls: it is the caller's budget. */
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
         int r;
 
         if (arg_wait_serial) {
@@ -660,8 +662,8 @@ int run_wait(sd_bus *bus, const char *name, const char *path) {
         polkit_agent_close();
 
         if (arg_timeout_usec > 0 && arg_timeout_usec != USEC_INFINITY) {
-                r = sd_event_add_time_relative(w.event, NULL, CLOCK_MONOTONIC, arg_timeout_usec, 0,
-                                               on_wait_timeout, &w);
+                r = sd_event_add_time(w.event, NULL, CLOCK_MONOTONIC, start + arg_timeout_usec,
+                                      USEC_PER_MSEC, on_wait_timeout, &w);
                 if (r < 0) {
                         r = ctl_error(NULL, r, "set up the timeout", name, NULL);
                         goto finish;

@@ -112,6 +112,7 @@ int ctl_board_path(sd_bus *bus, const char *name, char **ret_path);
 int ctl_check_name(const char *kind, const char *name);
 int ctl_daemon_owner(sd_bus *bus, char **ret_unique);
 uint64_t ctl_call_timeout(uint64_t verb_default);
+void ctl_note_call_timeout(uint64_t timeout_usec);
 void polkit_agent_open_if_enabled(void);
 void polkit_agent_close(void);
 

@@ -436,7 +436,7 @@ static void print_last_lines(const uint8_t *data, size_t size, unsigned n) {
 }
 
 static int verb_status(int argc, char *argv[]) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *serial = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *m = NULL, *serial = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
         const char *name = argv[1];
@@ -466,9 +466,14 @@ static int verb_status(int argc, char *argv[]) {
 
         /* The console is private to the owner (and whom polkit allows); the properties are not. Show
          * what we may see instead of failing. */
+        r = ctl_new_call(bus, &m, path, PIEMU_BOARD_IFACE, "GetRecentSerial");
+        if (r < 0) {
+                board_info_done(&info);
+                return ctl_error(NULL, r, "read the board's console output", name, NULL);
+        }
         polkit_agent_open_if_enabled();
-        r = sd_bus_call_method(bus, PIEMU_BUS_NAME, path, PIEMU_BOARD_IFACE, "GetRecentSerial", &error,
-                               &serial, NULL);
+        ctl_note_call_timeout(ctl_call_timeout(0));
+        r = sd_bus_call(bus, m, ctl_call_timeout(0), &error, &serial);
         if (r >= 0) {
                 r = sd_bus_message_read_array(serial, 'y', &data, &size);
                 if (r < 0) {
@@ -698,6 +703,7 @@ static int do_restart(sd_bus *bus, const char *name) {
         if (r < 0)
                 return ctl_error(NULL, r, "stop the board", name, NULL);
         polkit_agent_open_if_enabled();
+        ctl_note_call_timeout(ctl_call_timeout(START_TIMEOUT));
         r = sd_bus_call(bus, m, ctl_call_timeout(START_TIMEOUT), &error, NULL);
         if (r < 0 && !sd_bus_error_has_name(&error, "org.piemu.Error.NotRunning"))
                 return ctl_error(&error, r, "stop the board", name, NULL);
@@ -1145,8 +1151,8 @@ static int verb_wait(int argc, char *argv[]) {
 
                 r = regcomp(&re, arg_wait_serial, REG_EXTENDED | REG_NEWLINE | REG_NOSUB);
                 if (r != 0) {
-                        _cleanup_free_ char *e = escape_for_terminal(arg_wait_serial, strlen(arg_wait_serial),
-                                                                     false);
+                        _cleanup_free_ char *e =
+                                escape_for_terminal(arg_wait_serial, strlen(arg_wait_serial), false);
 
                         regerror(r, &re, buf, sizeof(buf));
                         fprintf(stderr, "Invalid regular expression \"%s\": %s\n", e ?: "?", buf);

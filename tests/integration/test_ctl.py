@@ -470,7 +470,7 @@ def test_wait_timeout(running_board):
     r = fails(EXIT_TIMEOUT, "wait", running_board, "--serial=NEVERMATCHES-" + uuid.uuid4().hex, "--timeout=2",
               message="Timed out after 2s")
     took = time.monotonic() - t0
-    assert 1.9 <= took < 15, f"wait --timeout=2 took {took:.1f}s"
+    assert 1.9 <= took < 30, f"wait --timeout=2 took {took:.1f}s"
     assert r.stdout == ""
 
     fails(EXIT_TIMEOUT, "wait", running_board, "--state=stopped", "--timeout=1", message="Timed out")
