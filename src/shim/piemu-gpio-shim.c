@@ -28,7 +28,8 @@
 
 static void help(void) {
         printf("Usage:\n"
-               "  piemu-gpio-shim daemon [--device DEV] [--interval-ms N] [--verbose]\n"
+               "  piemu-gpio-shim daemon [--device DEV] [--interval-ms N] [--idle-interval-ms N]\n"
+               "                         [--verbose]\n"
                "  piemu-gpio-shim get PIN\n"
                "  piemu-gpio-shim set PIN 0|1\n"
                "  piemu-gpio-shim --help | --version\n"
@@ -40,8 +41,9 @@ static void help(void) {
                "  daemon        Open the host line, announce \"HELLO piemu-shim %s\", then\n"
                "                read all 54 pin levels every interval and send \"GPIO <pin> <0|1>\"\n"
                "                for each change. From the host, \"SET <pin> <0|1>\" drives a\n"
-               "                level through GPSET/GPCLR and \"SYNC\" is answered with\n"
-               "                \"PINS <hex mask>\". Runs until SIGTERM or SIGINT.\n"
+               "                level through GPSET/GPCLR (the change is reported at once) and\n"
+               "                \"SYNC\" is answered with \"PINS <hex mask>\". Runs until SIGTERM\n"
+               "                or SIGINT, then exits 0.\n"
                "  get PIN       Print the level of BCM pin PIN (0-53) as 0 or 1.\n"
                "  set PIN 0|1   Make BCM pin PIN an output and drive it low (0) or high (1).\n"
                "                Pins 46-53 carry the SD card on a Pi 3; changing them can\n"
@@ -52,7 +54,13 @@ static void help(void) {
                "                         BCM2835 mini UART found through the device tree\n"
                "                         (compatible \"brcm,bcm2835-aux-uart\", then\n"
                "                         aliases/serial1), else %s.\n"
-               "  -i, --interval-ms N    Scan period in milliseconds, 1-%u (default %u).\n"
+               "  -i, --interval-ms N    Scan period in milliseconds while pins change or the\n"
+               "                         host talks, 1-%u (default %u).\n"
+               "  -I, --idle-interval-ms N\n"
+               "                         Scan period once nothing happened for %u ms\n"
+               "                         (default %u). Each scan wakes the emulated CPU, so\n"
+               "                         this is what an idle board costs; 0 or a value not\n"
+               "                         above --interval-ms scans at one speed.\n"
                "  -v, --verbose          Log every message to standard error.\n"
                "  -h, --help             Show this help and exit.\n"
                "      --version          Show the version and exit.\n"
@@ -64,7 +72,7 @@ static void help(void) {
                "\n"
                "Exit status: 0 on success, 1 on failure, 2 on invalid usage.\n",
                PIEMU_SHIM_VERSION, SHIM_TTY_FALLBACK, SHIM_INTERVAL_MS_MAX, SHIM_INTERVAL_MS_DEFAULT,
-               BCM2837_GPIO_PHYS);
+               SHIM_IDLE_AFTER_MS, SHIM_IDLE_INTERVAL_MS_DEFAULT, BCM2837_GPIO_PHYS);
 }
 
 static int usage_error(const char *fmt, ...) _printf_(1, 2);
@@ -139,7 +147,7 @@ static int cmd_set(const char *pin_arg, const char *value_arg) {
         return EXIT_SUCCESS;
 }
 
-static int cmd_daemon(const char *device, unsigned interval_ms, bool verbose) {
+static int cmd_daemon(const char *device, unsigned interval_ms, unsigned idle_interval_ms, bool verbose) {
         _cleanup_close_ int fd = -EBADF, sigfd = -EBADF;
         char found[PATH_MAX];
         GpioRegs regs;
@@ -186,11 +194,12 @@ static int cmd_daemon(const char *device, unsigned interval_ms, bool verbose) {
 
         shim_init(&shim, &regs, fd, PIEMU_SHIM_VERSION, verbose);
         if (verbose)
-                fprintf(stderr, "piemu-gpio-shim: host line %s, scanning every %u ms\n", device,
-                        interval_ms);
+                fprintf(stderr, "piemu-gpio-shim: host line %s, scanning every %u ms (%u ms when idle)\n",
+                        device, interval_ms,
+                        idle_interval_ms > interval_ms ? idle_interval_ms : interval_ms);
         r = shim_start(&shim);
         if (r >= 0)
-                r = shim_run(&shim, interval_ms, sigfd);
+                r = shim_run(&shim, interval_ms, idle_interval_ms, sigfd);
         gpio_regs_close(&regs);
         if (r < 0) {
                 fprintf(stderr, "piemu-gpio-shim: %s\n", strerror(-r));
@@ -206,7 +215,7 @@ static int cmd_daemon(const char *device, unsigned interval_ms, bool verbose) {
         return EXIT_SUCCESS;
 }
 
-static int parse_interval(const char *s, unsigned *ret) {
+static int parse_interval(const char *s, unsigned min, unsigned *ret) {
         char *end;
         unsigned long v;
 
@@ -214,7 +223,7 @@ static int parse_interval(const char *s, unsigned *ret) {
                 return -EINVAL;
         errno = 0;
         v = strtoul(s, &end, 10);
-        if (errno != 0 || *end || v < 1 || v > SHIM_INTERVAL_MS_MAX)
+        if (errno != 0 || *end || v < min || v > SHIM_INTERVAL_MS_MAX)
                 return -EINVAL;
         *ret = (unsigned)v;
         return 0;
@@ -222,17 +231,23 @@ static int parse_interval(const char *s, unsigned *ret) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100 };
+        /* clang-format off */
         static const struct option options[] = {
-                {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, ARG_VERSION},
-                {"device", required_argument, NULL, 'd'}, {"interval-ms", required_argument, NULL, 'i'},
-                {"verbose", no_argument, NULL, 'v'},      {},
+                { "help",             no_argument,       NULL, 'h'         },
+                { "version",          no_argument,       NULL, ARG_VERSION },
+                { "device",           required_argument, NULL, 'd'         },
+                { "interval-ms",      required_argument, NULL, 'i'         },
+                { "idle-interval-ms", required_argument, NULL, 'I'         },
+                { "verbose",          no_argument,       NULL, 'v'         },
+                {}
         };
+        /* clang-format on */
         const char *device = NULL, *cmd;
-        unsigned interval_ms = SHIM_INTERVAL_MS_DEFAULT;
+        unsigned interval_ms = SHIM_INTERVAL_MS_DEFAULT, idle_interval_ms = SHIM_IDLE_INTERVAL_MS_DEFAULT;
         bool verbose = false, daemon_opts = false;
         int c, nargs;
 
-        while ((c = getopt_long(argc, argv, "hd:i:v", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hd:i:I:v", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -245,8 +260,14 @@ int main(int argc, char *argv[]) {
                         daemon_opts = true;
                         break;
                 case 'i':
-                        if (parse_interval(optarg, &interval_ms) < 0)
+                        if (parse_interval(optarg, 1, &interval_ms) < 0)
                                 return usage_error("invalid --interval-ms '%s': expected 1-%u.", optarg,
+                                                   SHIM_INTERVAL_MS_MAX);
+                        daemon_opts = true;
+                        break;
+                case 'I':
+                        if (parse_interval(optarg, 0, &idle_interval_ms) < 0)
+                                return usage_error("invalid --idle-interval-ms '%s': expected 0-%u.", optarg,
                                                    SHIM_INTERVAL_MS_MAX);
                         daemon_opts = true;
                         break;
@@ -267,10 +288,10 @@ int main(int argc, char *argv[]) {
         if (streq(cmd, "daemon")) {
                 if (nargs != 0)
                         return usage_error("unexpected argument '%s' after daemon.", argv[optind + 1]);
-                return cmd_daemon(device, interval_ms, verbose);
+                return cmd_daemon(device, interval_ms, idle_interval_ms, verbose);
         }
         if (daemon_opts)
-                return usage_error("--device and --interval-ms only apply to daemon, not %s.", cmd);
+                return usage_error("--device and --*interval-ms only apply to daemon, not %s.", cmd);
         if (streq(cmd, "get")) {
                 if (nargs != 1)
                         return usage_error("usage: piemu-gpio-shim get PIN");

@@ -42,9 +42,10 @@ void shim_init(Shim *s, GpioRegs *regs, int fd, const char *version, bool verbos
 }
 
 /* Every batch of output (a scan, the answer to one input chunk) gets one shared budget, so a
- * host that stopped reading costs at most SHIM_WRITE_WAIT_MS per batch, not per line. */
+ * host that stopped reading costs at most SHIM_WRITE_WAIT_MS per batch, not per line. The clock
+ * starts at the first write that has to wait: the common case then needs no clock reads. */
 static void begin_batch(Shim *s) {
-        s->write_deadline_usec = shim_now_usec() + SHIM_WRITE_WAIT_MS * 1000u;
+        s->write_deadline_usec = 0;
 }
 
 /* Writes as much of buf as the line takes before the batch deadline. Returns bytes written
@@ -64,7 +65,9 @@ static ssize_t write_bounded(Shim *s, const char *buf, size_t n) {
                         return done > 0 ? (ssize_t)done : negative_errno();
 
                 uint64_t now = shim_now_usec();
-                if (now >= s->write_deadline_usec)
+                if (s->write_deadline_usec == 0)
+                        s->write_deadline_usec = now + SHIM_WRITE_WAIT_MS * 1000u;
+                else if (now >= s->write_deadline_usec)
                         break;
                 struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
                 int timeout = (int)((s->write_deadline_usec - now + 999) / 1000);
@@ -242,9 +245,11 @@ int shim_process_input(Shim *s) {
         }
 }
 
-int shim_run(Shim *s, unsigned interval_ms, int sigfd) {
-        uint64_t interval = (uint64_t)interval_ms * 1000u;
-        uint64_t next = shim_now_usec() + interval;
+int shim_run(Shim *s, unsigned interval_ms, unsigned idle_interval_ms, int sigfd) {
+        uint64_t fast = (uint64_t)interval_ms * 1000u;
+        uint64_t slow = idle_interval_ms > interval_ms ? (uint64_t)idle_interval_ms * 1000u : fast;
+        uint64_t now = shim_now_usec();
+        uint64_t next = now + fast, last_activity = now;
         bool input_open = true;
         int r, last_write_error = 0;
 
@@ -255,15 +260,16 @@ int shim_run(Shim *s, unsigned interval_ms, int sigfd) {
                         {.fd = input_open ? s->fd : -1, .events = POLLIN},
                         {.fd = sigfd, .events = POLLIN},
                 };
-                uint64_t now = shim_now_usec();
                 int timeout = now >= next ? 0 : (int)((next - now + 999) / 1000);
 
                 r = poll(pfd, 2, timeout);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
+                if (r < 0 && errno != EINTR)
                         return negative_errno();
-                }
+                /* The only clock read per wakeup: each one is a syscall's worth of emulated
+                 * instructions when the vDSO is not used. */
+                now = shim_now_usec();
+                if (r < 0)
+                        continue;
 
                 if (sigfd >= 0 && (pfd[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
@@ -279,9 +285,12 @@ int shim_run(Shim *s, unsigned interval_ms, int sigfd) {
                                         strerror(r == -EPIPE ? EPIPE : -r));
                                 input_open = false;
                         }
+                        /* The host is talking: be quick again, starting now. */
+                        if (now - last_activity >= SHIM_IDLE_AFTER_MS * 1000u && next > now + fast)
+                                next = now + fast;
+                        last_activity = now;
                 }
 
-                now = shim_now_usec();
                 if (now >= next) {
                         r = shim_scan(s);
                         /* Say it when it starts failing, not 50 times a second. */
@@ -289,11 +298,14 @@ int shim_run(Shim *s, unsigned interval_ms, int sigfd) {
                                 fprintf(stderr, "piemu-gpio-shim: writing to host line failed: %s\n",
                                         strerror(-r));
                         last_write_error = r < 0 ? r : 0;
-                        next += interval;
+                        if (r > 0)
+                                last_activity = now;
+
+                        next += now - last_activity < SHIM_IDLE_AFTER_MS * 1000u ? fast : slow;
                         /* After a stall (suspended VM, slow host) start afresh instead of
                          * scanning back-to-back to catch up. */
                         if (next <= now)
-                                next = now + interval;
+                                next = now + fast;
                 }
         }
 }

@@ -312,7 +312,7 @@ static void test_run_loop(void) {
                 shim_init(&s, &r, sv[0], "run", false);
                 if (shim_start(&s) < 0)
                         _exit(3);
-                _exit(shim_run(&s, 20, sigfd) == 0 ? 0 : 4);
+                _exit(shim_run(&s, 20, 0, sigfd) == 0 ? 0 : 4);
         }
         close(sv[0]);
 
@@ -345,6 +345,85 @@ static void test_run_loop(void) {
         fprintf(stderr, "run loop: %ld ms CPU over ~0.7 s at 20 ms interval\n", cpu_ms);
         CHECK(cpu_ms < 150);
 
+        close(sv[1]);
+        munmap(words, GPIO_REGS_SIZE);
+}
+
+static long ctxt_switches(pid_t pid) {
+        char path[64], buf[4096];
+        const char *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        CHECK(n > 0);
+        buf[n] = '\0';
+        p = strstr(buf, "\nvoluntary_ctxt_switches:");
+        CHECK(p);
+        return strtol(p + strlen("\nvoluntary_ctxt_switches:"), NULL, 10);
+}
+
+static void test_idle_backoff(void) {
+        uint32_t *words;
+        char line[128];
+        int sv[2], status;
+        long c0, fast, slow;
+        pid_t pid;
+
+        words = mmap(NULL, GPIO_REGS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(words != MAP_FAILED);
+        memset(words, 0, GPIO_REGS_SIZE);
+        make_pair(sv);
+
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                GpioRegs r;
+                Shim s;
+
+                close(sv[1]);
+                gpio_regs_init_fake(&r, words);
+                shim_init(&s, &r, sv[0], "idle", false);
+                if (shim_start(&s) < 0)
+                        _exit(3);
+                (void)shim_run(&s, 10, 250, -EBADF);
+                _exit(4);
+        }
+        close(sv[0]);
+        CHECK(read_line_timeout(sv[1], line, sizeof(line), 2000));
+
+        /* a fresh start counts as activity: fast (10 ms) for SHIM_IDLE_AFTER_MS */
+        c0 = ctxt_switches(pid);
+        usleep(500 * 1000);
+        fast = ctxt_switches(pid) - c0;
+
+        /* then slow (250 ms) */
+        usleep((SHIM_IDLE_AFTER_MS + 300) * 1000);
+        c0 = ctxt_switches(pid);
+        usleep(1000 * 1000);
+        slow = ctxt_switches(pid) - c0;
+        fprintf(stderr, "idle backoff: %ld wakeups in 0.5 s active, %ld in 1 s idle\n", fast, slow);
+        CHECK(fast >= 25);
+        CHECK(slow <= 8);
+
+        /* a change while idle is still seen, and input makes it fast again */
+        words[W(GPIO_REG_GPLEV0)] |= UINT32_C(1) << 21;
+        CHECK(read_line_timeout(sv[1], line, sizeof(line), 2000));
+        CHECK(streq(line, "GPIO 21 1\n"));
+        CHECK(write(sv[1], "SYNC\n", 5) == 5);
+        CHECK(read_line_timeout(sv[1], line, sizeof(line), 2000));
+        CHECK(streq(line, "PINS 200000\n"));
+        c0 = ctxt_switches(pid);
+        usleep(500 * 1000);
+        fast = ctxt_switches(pid) - c0;
+        CHECK(fast >= 25);
+
+        CHECK(kill(pid, SIGKILL) == 0);
+        CHECK(waitpid(pid, &status, 0) == pid);
         close(sv[1]);
         munmap(words, GPIO_REGS_SIZE);
 }
@@ -529,6 +608,9 @@ static void test_cli(const char *exe) {
                 {{"daemon", "--interval-ms", "20x"}},
                 {{"daemon", "--interval-ms", "-5"}},
                 {{"daemon", "--bogus"}},
+                {{"daemon", "--idle-interval-ms", "10001"}},
+                {{"daemon", "--idle-interval-ms", "x"}},
+                {{"get", "1", "--idle-interval-ms", "5"}},
                 {{"frobnicate"}},
                 {{NULL}},
         };
@@ -555,6 +637,7 @@ int main(int argc, char *argv[]) {
         test_logic();
         test_host_not_reading();
         test_run_loop();
+        test_idle_backoff();
         test_find_tty();
         test_open_host_line();
         if (argc > 1)
