@@ -210,3 +210,28 @@ def test_list_images_and_version(bus):
     images = dict(pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListImages")[0])
     assert "default" in images and images["default"]
     assert pb.get_prop(bus, MANAGER_PATH, MANAGER_IFACE, "Version")
+
+
+@pytest.mark.boot
+def test_guest_poweroff_and_qemu_crash_are_seen(bus, board_factory):
+    b = board_factory()
+    b.watch()
+    b.call("Start")
+    b.wait_prompt()
+    b.call("SendSerial", "(ay)", (b"poweroff -f\n",))
+    # libvirt's lifecycle event drives State: no polling, seen within moments.
+    b.wait_state("stopped", 30)
+    b.wait_for(lambda: not pb.volume_exists(b.name), 10, "the overlay of a powered-off board to go")
+
+    b.serial.clear()
+    b.call("Start")
+    b.wait_serial(rb"Booting Linux", 60)
+    pid = int(open(f"/run/libvirt/qemu/piemu-{b.name}.pid").read().strip())
+    os.kill(pid, 9)
+    b.wait_state("crashed", 30)
+    assert "crashed" in b.states
+    assert b.error("SendSerial", "(ay)", (b"x",))[0] == "org.piemu.Error.NotRunning"
+    # A crashed board can be started again.
+    b.call("Start")
+    assert b.prop("State") == "running"
+    b.call("Stop")
