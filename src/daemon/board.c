@@ -714,6 +714,18 @@ static int pick_port(Manager *m, const Board *b, uint16_t avoid, uint16_t *ret) 
         return -EADDRNOTAVAIL;
 }
 
+static int board_domain_xml(Board *b, const Image *img, char **ret) {
+        ImagePaths paths = {
+                .kernel = img->kernel,
+                .dtb = img->dtb,
+                .initrd = img->initrd,
+                .sd = img->sd,
+                .sd_format = img->sd_format,
+                .cmdline = img->cmdline,
+        };
+        return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, ret);
+}
+
 static int start_attempt(Board *b) {
         _cleanup_(image_freep) Image *img = NULL;
         Job *j = NULL;
@@ -732,15 +744,7 @@ static int start_attempt(Board *b) {
         r = job_new(b, &j);
         if (r < 0)
                 return r;
-        ImagePaths paths = {
-                .kernel = img->kernel,
-                .dtb = img->dtb,
-                .initrd = img->initrd,
-                .sd = img->sd,
-                .sd_format = img->sd_format,
-                .cmdline = img->cmdline,
-        };
-        r = domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, &j->domain_xml);
+        r = board_domain_xml(b, img, &j->domain_xml);
         if (r >= 0)
                 r = volume_xml_build(b->volume, sd_capacity_for(img->sd_size), img->sd, img->sd_format,
                                      &j->volume_xml);
@@ -921,15 +925,7 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
-        ImagePaths paths = {
-                .kernel = img->kernel,
-                .dtb = img->dtb,
-                .initrd = img->initrd,
-                .sd = img->sd,
-                .sd_format = img->sd_format,
-                .cmdline = img->cmdline,
-        };
-        r = domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, &j->domain_xml);
+        r = board_domain_xml(b, img, &j->domain_xml);
         if (r >= 0)
                 r = submit(b, BOARD_OP_DEFINE, j, define_work, define_done);
         if (r < 0) {

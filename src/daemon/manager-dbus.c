@@ -41,6 +41,60 @@ static int verify_simple(Manager *m, sd_bus_message *msg, const char *action, co
         return polkit_verify_async(msg, action, details, m->polkit, error);
 }
 
+/* One known a{sv} option: its key, its D-Bus type ('b', 's' or 'h') and where it goes. */
+typedef struct OptionSpec {
+        const char *key;
+        char type;
+        void *ret;
+} OptionSpec;
+
+/* Reads an a{sv} of options: unknown keys and wrong types are InvalidOption errors that
+ * list what is accepted, so a typo never silently does nothing. */
+static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_specs, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const OptionSpec *spec = NULL;
+                const char *key, *sig = NULL;
+                char type[2] = {};
+
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(msg, NULL, &sig);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_specs; i++)
+                        if (streq(key, specs[i].key))
+                                spec = &specs[i];
+                if (!spec) {
+                        char known[256] = "";
+                        for (size_t i = 0; i < n_specs; i++)
+                                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s %c",
+                                         i ? ", " : "", specs[i].key, specs[i].type);
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Unknown option '%s' (known: %s).", key, known);
+                }
+                type[0] = spec->type;
+                if (!streq_ptr(sig, type))
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option '%s' has the wrong type '%s' (expected %s).", key,
+                                                 strempty(sig), type);
+                r = sd_bus_message_read(msg, "v", type, spec->ret);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
 static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name, *image;
@@ -65,39 +119,12 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                                          image);
         const char *cmdline = NULL, *model = NULL;
         int persistent = false;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *sig = NULL;
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(msg, NULL, &sig);
-                if (r < 0)
-                        return r;
-                if (streq(key, "persistent") && streq_ptr(sig, "b"))
-                        r = sd_bus_message_read(msg, "v", "b", &persistent);
-                else if (streq(key, "cmdline") && streq_ptr(sig, "s"))
-                        r = sd_bus_message_read(msg, "v", "s", &cmdline);
-                else if (streq(key, "model") && streq_ptr(sig, "s"))
-                        r = sd_bus_message_read(msg, "v", "s", &model);
-                else if (streq(key, "persistent") || streq(key, "cmdline") || streq(key, "model"))
-                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                                 "Option '%s' has the wrong type '%s' (expected %s).", key,
-                                                 strempty(sig), streq(key, "persistent") ? "b" : "s");
-                else
-                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                                 "Unknown option '%s' (known: persistent, cmdline, model).", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
+        const OptionSpec specs[] = {
+                {"persistent", 'b', &persistent},
+                {"cmdline", 's', &cmdline},
+                {"model", 's', &model},
+        };
+        r = read_options(msg, specs, ELEMENTSOF(specs), error);
         if (r < 0)
                 return r;
         if (cmdline && !text_is_safe(cmdline, CMDLINE_MAX))
@@ -426,34 +453,12 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         if (!piemu_name_is_valid(name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *sig = NULL;
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(msg, NULL, &sig);
-                if (r < 0)
-                        return r;
-                if (streq(key, "description") && streq_ptr(sig, "s"))
-                        r = sd_bus_message_read(msg, "v", "s", &description);
-                else if (streq(key, "cmdline") && streq_ptr(sig, "s"))
-                        r = sd_bus_message_read(msg, "v", "s", &cmdline);
-                else if (streq(key, "initrd") && streq_ptr(sig, "h"))
-                        r = sd_bus_message_read(msg, "v", "h", &initrd);
-                else
-                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                                 "Unknown or mistyped option '%s' (known: description s, cmdline s, "
-                                                 "initrd h).",
-                                                 key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
+        const OptionSpec specs[] = {
+                {"description", 's', &description},
+                {"cmdline", 's', &cmdline},
+                {"initrd", 'h', &initrd},
+        };
+        r = read_options(msg, specs, ELEMENTSOF(specs), error);
         if (r < 0)
                 return r;
         if (!text_is_safe(description, DESC_MAX) || !text_is_safe(cmdline, CMDLINE_MAX))

@@ -105,8 +105,15 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                                 closed(s, negative_errno());
                                 return 0;
                         }
-                } else if (s->on_data)
-                        s->on_data(s, buf, (size_t)n, s->userdata);
+                } else {
+                        /* QEMU's socket chardev keeps Nagle on: with our ACKs delayed, every small reply
+                         * (a GPIO line, a prompt) would wait ~40 ms. Quick ACKs are not sticky in Linux,
+                         * so they are re-armed after every read. */
+                        int one = 1;
+                        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+                        if (s->on_data)
+                                s->on_data(s, buf, (size_t)n, s->userdata);
+                }
                 /* on_data may have freed s via its owner: callers never free from on_data. */
         }
         if (s->io)
