@@ -6,6 +6,7 @@
   bench/piemu_bench.py start [--runs N]     Start -> first SerialOutput byte, piemud vs plain virsh
   bench/piemu_bench.py list  [--boards N]   ListBoards latency and piemud RSS with N defined boards
   bench/piemu_bench.py idle  [--seconds S]  piemud wakeups/s with a running, quiet guest
+  bench/piemu_bench.py loop  [--runs N]     GetPin latency on one board while another starts
   bench/piemu_bench.py all
 
 Each prints medians (and p99 where it matters) and the ratio to the target from DESIGN.md.
@@ -77,12 +78,13 @@ def first_byte_virsh(xml_path, port):
     try:
         t0 = time.monotonic()
         subprocess.run(["virsh", "-q", "start", "--paused", "bench-virsh"], check=True, capture_output=True)
-        s = socket.create_connection(("127.0.0.1", port))
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
         subprocess.run(["virsh", "-q", "resume", "bench-virsh"], check=True, capture_output=True)
+        resumed = time.monotonic() - t0
         s.recv(1)
         dt = time.monotonic() - t0
         s.close()
-        return dt
+        return resumed, dt
     finally:
         subprocess.run(["virsh", "-q", "destroy", "bench-virsh"], capture_output=True)
         subprocess.run(["virsh", "-q", "undefine", "bench-virsh"], capture_output=True)
@@ -90,13 +92,14 @@ def first_byte_virsh(xml_path, port):
 
 def bench_start(args):
     conn = pb.system_bus()
-    piemu, plain = [], []
+    piemu, plain, piemu_run, plain_run = [], [], [], []
     for _ in range(args.runs):
         b = pb.Board.create(conn, name=pb.unique_name("bench"))
         try:
             b.watch()
             t0 = time.monotonic()
-            b.call("Start")
+            b.call("Start")  # answered once the guest runs
+            piemu_run.append(time.monotonic() - t0)
             b.wait_for(lambda: len(b.serial) > 0, 60, "the first serial byte")
             piemu.append(time.monotonic() - t0)
             # The very same domain definition, started the plain libvirt way.
@@ -121,16 +124,23 @@ def bench_start(args):
             with open(path, "w") as f:
                 f.write(xml)
             try:
-                plain.append(first_byte_virsh(path, port))
+                resumed, first = first_byte_virsh(path, port)
+                plain_run.append(resumed)
+                plain.append(first)
             finally:
                 subprocess.run(["virsh", "-q", "vol-delete", "--pool", "piemu", vol], capture_output=True)
                 os.unlink(path)
         finally:
             b.delete()
     mp, mv = statistics.median(piemu), statistics.median(plain)
-    print(f"start: Start -> first SerialOutput byte, {args.runs} runs: piemud median {mp * 1000:.0f} ms, "
-          f"virsh start --paused + connect + resume median {mv * 1000:.0f} ms, ratio {mp / mv:.3f} "
-          f"(target <= 1.05)")
+    rp, rv = statistics.median(piemu_run), statistics.median(plain_run)
+    # The guest's own boot (6-15 s under TCG, and noisy) dominates the first byte; the part piemud
+    # can add is everything up to the resumed guest, so both are reported.
+    print(f"start: until the guest runs, {args.runs} runs: piemud Start median {rp * 1000:.0f} ms, "
+          f"virsh start --paused + connect + resume median {rv * 1000:.0f} ms, "
+          f"piemud adds {(rp - rv) * 1000:.0f} ms")
+    print(f"start: Start -> first SerialOutput byte: piemud median {mp * 1000:.0f} ms, virsh median "
+          f"{mv * 1000:.0f} ms, ratio {mp / mv:.3f} (target <= 1.05; guest boot noise is +-30 %)")
 
 
 def bench_list(args):
@@ -178,15 +188,39 @@ def bench_idle(args):
         b.delete()
 
 
+def bench_loop(args):
+    """While one board's Start is inside libvirt, GetPin on another must still answer at once."""
+    conn = pb.system_bus()
+    b = booted_board(conn)
+    try:
+        lat = []
+        for _ in range(args.runs):
+            a = pb.Board.create(conn, name=pb.unique_name("bench"))
+            done = []
+            conn.call(pb.BUS_NAME, a.path, pb.BOARD_IFACE, "Start", None, None, pb.Gio.DBusCallFlags.NONE,
+                      180000, None, lambda c, res: done.append(c.call_finish(res)))
+            while not done:
+                t = time.monotonic()
+                b.call("GetPin", "(u)", (4,))
+                lat.append((time.monotonic() - t) * 1000)
+                pb.GLib.MainContext.default().iteration(False)
+            a.delete()
+        print(f"loop: GetPin on a running board while another board starts, {len(lat)} calls over "
+              f"{args.runs} starts: median {statistics.median(lat):.2f} ms, max {max(lat):.2f} ms "
+              f"(target <= 5 ms: ratio {max(lat) / 5:.2f})")
+    finally:
+        b.delete()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "all"])
+    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "all"])
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--boards", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10)
     args = ap.parse_args()
-    for name in (["gpio", "start", "list", "idle"] if args.what == "all" else [args.what]):
+    for name in (["gpio", "loop", "start", "list", "idle"] if args.what == "all" else [args.what]):
         globals()[f"bench_{name}"](args)
 
 
