@@ -17,6 +17,8 @@
 
 #define WORKER_THREADS 4
 
+static void on_libvirt_closed(virConnectPtr conn, int reason, void *opaque);
+
 int manager_new(sd_event *e, Manager **ret) {
         Manager *m = calloc(1, sizeof *m);
         int r;
@@ -54,6 +56,8 @@ Manager *manager_free(Manager *m) {
         free(m->boards);
         m->polkit = polkit_registry_free(m->polkit);
         if (m->conn) {
+                (void)virConnectUnregisterCloseCallback(m->conn, on_libvirt_closed);
+                virResetLastError();
                 if (m->lifecycle_cb >= 0)
                         virConnectDomainEventDeregisterAny(m->conn, m->lifecycle_cb);
                 if (m->reboot_cb >= 0)
@@ -149,6 +153,21 @@ static int on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque) {
         return 0;
 }
 
+static void on_libvirt_closed(virConnectPtr conn, int reason, void *opaque) {
+        Manager *m = opaque;
+
+        if (m->exiting)
+                return;
+        /* Everything piemud knows lives in libvirt, and a restarted piemud re-attaches to running
+         * boards; so the simplest correct answer to a lost libvirtd is to exit and be restarted
+         * (Restart=on-failure) rather than serve stale state. */
+        log_error("Lost the connection to libvirtd (reason %d); exiting so that piemud is restarted. "
+                  "Running boards keep running.",
+                  reason);
+        m->libvirt_lost = true;
+        (void)sd_event_exit(m->event, -ECONNRESET);
+}
+
 static void quiet_libvirt_errors(void *userdata, virErrorPtr error) {
         /* libvirt prints every error to stderr by default; piemud reports the ones that matter itself. */
 }
@@ -170,6 +189,8 @@ int manager_connect_libvirt(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the overlay storage pool %s at %s: %s", PIEMU_POOL_NAME,
                                        m->pool_dir, strempty(err));
+        if (virConnectRegisterCloseCallback(m->conn, on_libvirt_closed, m, NULL) < 0)
+                virResetLastError(); /* not fatal: only a lost libvirtd goes unnoticed */
         m->lifecycle_cb = virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                            VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), m, NULL);
         m->reboot_cb = virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,

@@ -28,6 +28,7 @@ typedef struct Manager {
         int lifecycle_cb;
         int reboot_cb;
         bool exiting;
+        bool libvirt_lost;
 } Manager;
 
 int manager_new(sd_event *e, Manager **ret);

@@ -229,9 +229,35 @@ def test_guest_poweroff_and_qemu_crash_are_seen(bus, board_factory):
     pid = int(open(f"/run/libvirt/qemu/piemu-{b.name}.pid").read().strip())
     os.kill(pid, 9)
     b.wait_state("crashed", 30)
-    assert "crashed" in b.states
+    b.wait_for(lambda: "crashed" in b.states, 5, "a State PropertiesChanged signal for crashed")
     assert b.error("SendSerial", "(ay)", (b"x",))[0] == "org.piemu.Error.NotRunning"
     # A crashed board can be started again.
     b.call("Start")
     assert b.prop("State") == "running"
     b.call("Stop")
+
+
+@pytest.mark.boot
+def test_libvirtd_restart(bus, board_factory):
+    """piemud leaves when libvirtd goes away (it must not serve stale state) and, restarted,
+    finds the still-running board again."""
+    b = board_factory()
+    b.call("Start")
+    out = subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True, text=True)
+    pid = int([l for l in out.stdout.splitlines() if l.startswith("PID=")][0][4:])
+    if os.path.isdir("/run/systemd/system"):
+        subprocess.run(["systemctl", "stop", "libvirtd"], check=True)
+    else:
+        subprocess.run(["pkill", "-TERM", "-x", "libvirtd"], check=True)
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "piemud kept running without libvirtd"
+    subprocess.run([os.path.join(pb.REPO, "tools", "start-services.sh")], check=True, capture_output=True)
+    subprocess.run([os.path.join(pb.REPO, "tools", "piemud-service.sh"), "start"], check=True, capture_output=True)
+    conn = pb.private_system_bus()
+    b2 = pb.Board(conn, b.name, b.path)
+    b2.wait_state("running", 30)
+    b2.call("Stop")
+    assert b2.prop("State") == "stopped"
