@@ -13,7 +13,6 @@
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import piemu_bus as pb  # noqa: E402

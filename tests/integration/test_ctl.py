@@ -15,7 +15,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 
@@ -63,55 +62,6 @@ def fails(code, *args, message=None, **kw):
     if message:
         assert re.search(message, r.stderr), f"{message!r} not in stderr: {r.stderr!r}"
     return r
-
-
-def _require(what):
-    if os.environ.get("PIEMU_REQUIRE_DAEMON") == "1":
-        pytest.fail(what)
-    pytest.skip(what)
-
-
-def _piemud_on_bus():
-    """Whether org.piemu has an owner on the bus piemuctl will use (None, reason) if unknown."""
-    try:
-        import gi
-
-        gi.require_version("Gio", "2.0")
-        from gi.repository import Gio, GLib
-    except (ImportError, ValueError) as e:
-        return False, f"python3-gi is needed to look for piemud: {e}"
-    try:
-        addr = os.environ.get("PIEMU_BUS_ADDRESS")
-        if addr:
-            conn = Gio.DBusConnection.new_for_address_sync(
-                addr,
-                Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-                None, None,
-            )
-        else:
-            conn = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
-        res = conn.call_sync(
-            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
-            GLib.Variant("(s)", ("org.piemu",)), GLib.VariantType("(b)"), Gio.DBusCallFlags.NONE, 5000, None,
-        )
-        return res.unpack()[0], "org.piemu has no owner on the bus (piemud is not running)"
-    except GLib.Error as e:
-        return False, f"cannot reach the bus: {e.message}"
-
-
-@pytest.fixture(scope="session")
-def piemuctl_bin():
-    path = shutil.which(PIEMUCTL)
-    if not path:
-        _require(f"piemuctl not found ({PIEMUCTL!r}; set $PIEMUCTL)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def daemon(piemuctl_bin):
-    found, reason = _piemud_on_bus()
-    if not found:
-        _require(reason)
 
 
 def wait_prompt(name, timeout=BOOT_TIMEOUT):
@@ -303,7 +253,7 @@ def test_bus_unreachable(piemuctl_bin, tmp_path):
 
 def test_list(running_board):
     r = ok("list")
-    assert re.search(rf"^NAME +STATE +OWNER$", r.stdout, re.M)
+    assert re.search(r"^NAME +STATE +OWNER$", r.stdout, re.M)
     assert re.search(rf"^{running_board} +running +root$", r.stdout, re.M), r.stdout
     assert re.search(r"^\d+ boards? listed\.$", r.stdout, re.M)
 

@@ -10,7 +10,6 @@ $PIEMU_REQUIRE_DAEMON, $PIEMU_BOOT_TIMEOUT).
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import termios
@@ -39,43 +38,6 @@ def ok(*args, **kw):
     r = ctl(*args, **kw)
     assert r.returncode == 0, f"piemuctl {' '.join(args)} failed ({r.returncode}): {r.stderr}"
     return r
-
-
-def _require(what):
-    if os.environ.get("PIEMU_REQUIRE_DAEMON") == "1":
-        pytest.fail(what)
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    if not shutil.which(PIEMUCTL):
-        _require(f"piemuctl not found ({PIEMUCTL!r}; set $PIEMUCTL)")
-    try:
-        import gi
-
-        gi.require_version("Gio", "2.0")
-        from gi.repository import Gio, GLib
-    except (ImportError, ValueError) as e:
-        _require(f"python3-gi is needed to look for piemud: {e}")
-    try:
-        addr = os.environ.get("PIEMU_BUS_ADDRESS")
-        if addr:
-            conn = Gio.DBusConnection.new_for_address_sync(
-                addr,
-                Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-                None, None,
-            )
-        else:
-            conn = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
-        owned = conn.call_sync(
-            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
-            GLib.Variant("(s)", ("org.piemu",)), GLib.VariantType("(b)"), Gio.DBusCallFlags.NONE, 5000, None,
-        ).unpack()[0]
-    except GLib.Error as e:
-        _require(f"cannot reach the bus: {e.message}")
-    if not owned:
-        _require("org.piemu has no owner on the bus (piemud is not running)")
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,10 @@
 """Issue 4: polkit authorization, ownership, private signals, images and console ports,
 with the real polkitd, the shipped actions and rules, and real unprivileged users."""
 
-import grp
 import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
