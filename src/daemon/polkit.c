@@ -417,21 +417,6 @@ static int query_consume(PolkitQuery *q, sd_bus_error *ret_error) {
         return r;
 }
 
-/* Root needs nobody's permission. Only a uid the bus vouches for counts: one guessed from /proc
- * (augmented) could belong to a recycled PID. Errors mean "not known to be root": polkit decides. */
-static bool sender_is_root(sd_bus_message *call) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        uid_t uid;
-
-        if (sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID, &creds) < 0)
-                return false;
-        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
-                return false;
-        if (sd_bus_creds_get_euid(creds, &uid) < 0)
-                return false;
-        return uid == 0;
-}
-
 int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
@@ -451,6 +436,14 @@ int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
 
         *ret = uid;
         return 0;
+}
+
+/* Root needs nobody's permission. Only a uid the bus vouches for counts (bus_get_sender_uid refuses
+ * one guessed from /proc, which could belong to a recycled PID). Errors mean "not known to be root":
+ * polkit decides. */
+static bool sender_is_root(sd_bus_message *call) {
+        uid_t uid;
+        return bus_get_sender_uid(call, &uid) >= 0 && uid == 0;
 }
 
 static int new_check_authorization(sd_bus *bus, const char *sender, const char *action, char **details,
