@@ -154,6 +154,21 @@ def start_watch(*args):
     )
 
 
+def wait_subscribed(proc, timeout=30):
+    """Waits for watch's banner on stderr: it is printed once the matches and Watch() are in place."""
+    deadline = time.monotonic() + timeout
+    err = b""
+    while b"Watching board" not in err:
+        left = deadline - time.monotonic()
+        assert left > 0, f"watch did not subscribe in {timeout}s: {err!r}"
+        r, _, _ = select.select([proc.stderr], [], [], min(left, 0.5))
+        if r:
+            data = os.read(proc.stderr.fileno(), 4096)
+            assert data, f"watch ended (exit {proc.poll()}) before subscribing: {err!r}"
+            err += data
+    return err
+
+
 def stop_watch(proc):
     proc.send_signal(signal.SIGINT)
     try:
@@ -464,7 +479,7 @@ def test_watch_serial(running_board):
     proc = start_watch(running_board)
     try:
         out = Stream(proc)
-        time.sleep(1)  # let it subscribe
+        banner = wait_subscribed(proc)
         token = uuid.uuid4().hex[:8]
         ok("send", running_board, f"echo watch-$((2+3))-{token}")
         line = out.wait_for(rf"serial: watch-5-{token}$")
@@ -475,7 +490,7 @@ def test_watch_serial(running_board):
     finally:
         rc = stop_watch(proc)
     assert rc == 0, proc.stderr.read()
-    assert b"Watching board" in proc.stderr.read()
+    assert banner.startswith(b"Watching board " + running_board.encode())
 
 
 def test_watch_gpio(running_board):
@@ -485,7 +500,7 @@ def test_watch_gpio(running_board):
     proc = start_watch(running_board)
     try:
         out = Stream(proc)
-        time.sleep(1)
+        wait_subscribed(proc)
         ok("set-pin", running_board, "22", "1")
         line = out.wait_for(r" gpio 22 = 1$")
         assert re.fullmatch(rf"{TIMESTAMP_RE} gpio 22 = 1", line)
@@ -499,7 +514,7 @@ def test_watch_json(running_board):
     proc = start_watch(running_board, "--json")
     try:
         out = Stream(proc)
-        time.sleep(1)
+        wait_subscribed(proc)
         token = uuid.uuid4().hex[:8]
         ok("send", running_board, f"echo json-$((3+4))-{token}")
         out.wait_for(rf"json-7-{token}\"")
@@ -517,7 +532,7 @@ def test_watch_state_and_delete(stopped_board):
     proc = start_watch(stopped_board)
     try:
         out = Stream(proc)
-        time.sleep(1)
+        wait_subscribed(proc)
         ok("start", stopped_board)
         out.wait_for(r" state running$")
         ok("delete", stopped_board)
