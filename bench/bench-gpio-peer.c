@@ -114,7 +114,9 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char *argv[]) {
-        Bench b = {.listen_fd = -EBADF, .peer_fd = -EBADF, .rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 20000};
+        Bench b = {.listen_fd = -EBADF,
+                   .peer_fd = -EBADF,
+                   .rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 20000};
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t l = sizeof a;
         int r;
@@ -144,7 +146,8 @@ int main(int argc, char *argv[]) {
         qsort(b.lat, b.rounds, sizeof(uint64_t), cmp);
         double med = (double)b.lat[b.rounds / 2] / 1000.0, p99 = (double)b.lat[b.rounds * 99 / 100] / 1000.0;
         printf("gpio-peer: SET -> GPIO through a loopback TCP peer answering like the shim, %u rounds: "
-               "median %.1f us, p99 %.1f us (host I/O path without D-Bus; target median <= 200 us: ratio %.2f, "
+               "median %.1f us, p99 %.1f us (host I/O path without D-Bus; target median <= 200 us: ratio "
+               "%.2f, "
                "p99 <= 1000 us: ratio %.2f)\n",
                b.rounds, med, p99, med / 200.0, p99 / 1000.0);
         serial_free(b.serial);

@@ -19,20 +19,21 @@ int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *er
         uid_t uid;
         int r;
 
-        r = bus_get_sender_uid(m, &uid);
+        r = polkit_registry_sender_uid(b->manager->polkit, m, &uid);
         if (r < 0)
                 return r;
-        return polkit_verify_async(m, uid == b->config.owner ? "org.piemu.manage-own-board" : "org.piemu.manage-boards",
-                                   details, b->manager->polkit, error);
+        return polkit_verify_async(
+                m, uid == b->config.owner ? "org.piemu.manage-own-board" : "org.piemu.manage-boards",
+                details, b->manager->polkit, error);
 }
 
-#define VERIFY_OR_RETURN(b, m, verb, error)                                                               \
-        do {                                                                                              \
-                int _r = board_verify((b), (m), (verb), (error));                                         \
-                if (_r < 0)                                                                               \
-                        return _r;                                                                        \
-                if (_r == 0)                                                                              \
-                        return 1; /* answered when polkit is */                                           \
+#define VERIFY_OR_RETURN(b, m, verb, error)                                                                 \
+        do {                                                                                                \
+                int _r = board_verify((b), (m), (verb), (error));                                           \
+                if (_r < 0)                                                                                 \
+                        return _r;                                                                          \
+                if (_r == 0)                                                                                \
+                        return 1; /* answered when polkit is */                                             \
         } while (0)
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -176,7 +177,8 @@ static int method_open_serial(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return r;
         r = board_open_console(b, &fd);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot open the console of %s: %m", b->config.name);
+                return sd_bus_error_set_errnof(error, r, "Cannot open the console of %s: %m",
+                                               b->config.name);
         return sd_bus_reply_method_return(m, "h", fd);
 }
 
@@ -211,8 +213,9 @@ static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, NULL);
 }
 
-static int property_get_config_string(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+static int property_get_config_string(sd_bus *bus, const char *path, const char *interface,
+                                      const char *property, sd_bus_message *reply, void *userdata,
+                                      sd_bus_error *error) {
         Board *b = userdata;
         const char *v = "";
 
@@ -276,15 +279,16 @@ const sd_bus_vtable board_vtable[] = {
         /* Ports change with State; watch State and re-read them. */
         SD_BUS_PROPERTY("SerialPort", "q", property_get_port, 0, 0),
         SD_BUS_PROPERTY("GpioPort", "q", property_get_port, 0, 0),
-        SD_BUS_PROPERTY("LastError", "s", property_get_config_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", property_get_config_string, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* A counter that a flooding guest bumps constantly: not worth a signal per change. */
         SD_BUS_PROPERTY("DroppedGpioLines", "t", property_get_dropped, 0, 0),
         SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Stop", NULL, NULL, method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SendSerial", SD_BUS_ARGS("ay", data), SD_BUS_NO_RESULT, method_send_serial,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("SetPin", SD_BUS_ARGS("u", pin, "b", value), SD_BUS_NO_RESULT, method_set_pin,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetPin", SD_BUS_ARGS("u", pin, "b", value), SD_BUS_NO_RESULT,
+                                method_set_pin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetPin", SD_BUS_ARGS("u", pin), SD_BUS_RESULT("b", value), method_get_pin,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetPins", SD_BUS_NO_ARGS, SD_BUS_RESULT("ab", values), method_get_pins,
@@ -318,7 +322,8 @@ int board_object_find(sd_bus *bus, const char *path, const char *interface, void
         return 1;
 }
 
-int board_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+int board_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
+                          sd_bus_error *error) {
         Manager *m = userdata;
         char **l = calloc(m->n_boards + 1, sizeof(char *));
         size_t k = 0;

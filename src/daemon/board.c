@@ -96,10 +96,12 @@ static void set_last_error(Board *b, const char *msg) {
 static void set_state(Board *b, BoardState s) {
         if (b->state == s)
                 return;
-        log_info("board %s: %s -> %s", b->config.name, board_state_to_string(b->state), board_state_to_string(s));
+        log_info("board %s: %s -> %s", b->config.name, board_state_to_string(b->state),
+                 board_state_to_string(s));
         b->state = s;
         if (b->manager->bus)
-                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "State", NULL);
+                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "State",
+                                                     NULL);
 }
 
 static void set_guest_ready(Board *b, bool ready) {
@@ -107,8 +109,8 @@ static void set_guest_ready(Board *b, bool ready) {
                 return;
         b->guest_ready = ready;
         if (b->manager->bus)
-                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "GuestReady",
-                                                     NULL);
+                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board",
+                                                     "GuestReady", NULL);
 }
 
 static void reply_pending(Board *b, int r, const char *name, const char *msg) {
@@ -314,8 +316,8 @@ static void flush_output(Board *b) {
                 log_warning_errno(r, "board %s: cannot send SerialOutput: %m", b->config.name);
         b->out_len = 0;
 
-        if (b->console && sd_bus_get_n_queued_write(b->manager->bus, &queued) >= 0 && queued > BUS_QUEUE_MAX &&
-            !b->throttle_timer) {
+        if (b->console && sd_bus_get_n_queued_write(b->manager->bus, &queued) >= 0 &&
+            queued > BUS_QUEUE_MAX && !b->throttle_timer) {
                 serial_set_reading(b->console, false);
                 r = sd_event_add_time_relative(b->manager->event, &b->throttle_timer, CLOCK_MONOTONIC,
                                                THROTTLE_USEC, 1000, on_throttle, b);
@@ -460,12 +462,13 @@ static void on_gpio_data(Serial *s, const uint8_t *data, size_t n, void *userdat
         (void)gpio_parser_feed(&b->parser, data, n, on_gpio_msg, b);
         if (b->parser.n_invalid != before) {
                 uint64_t added = b->parser.n_invalid - before;
-                /* Log the first few and then only powers of two: a guest must not be able to flood the log. */
+                /* Log the first few and then only powers of two: a guest must not be able to flood the log.
+                 */
                 uint64_t total = b->dropped_lines + added;
                 if (b->dropped_lines < 8 || (total & (total - 1)) == 0 ||
                     (b->dropped_lines >> 10) != (total >> 10))
-                        log_warning("board %s: dropped %" PRIu64 " invalid GPIO line(s) from the guest (%" PRIu64
-                                    " in all)",
+                        log_warning("board %s: dropped %" PRIu64
+                                    " invalid GPIO line(s) from the guest (%" PRIu64 " in all)",
                                     b->config.name, added, total);
                 b->dropped_lines = total;
         }
@@ -529,7 +532,8 @@ static int connect_serials(Board *b) {
                            &b->console);
         if (r < 0)
                 return r;
-        return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b, &b->gpio);
+        return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b,
+                              &b->gpio);
 }
 
 /* ---- operations ---- */
@@ -567,7 +571,8 @@ static void start_failed_done(void *userdata) {
 
         b->op = BOARD_OP_NONE;
         if (j->r < 0)
-                log_warning("board %s: cleanup after a failed start: %s", b->config.name, strempty(j->error));
+                log_warning("board %s: cleanup after a failed start: %s", b->config.name,
+                            strempty(j->error));
         set_state(b, BOARD_STOPPED);
         reply_pending(b, -EIO, PIEMU_ERROR_FAILED, b->last_error);
 }
@@ -703,7 +708,8 @@ static int pick_port(Manager *m, const Board *b, uint16_t avoid, uint16_t *ret) 
                 _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return negative_errno();
-                if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &l) < 0)
+                if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+                    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
                         return negative_errno();
                 uint16_t p = ntohs(a.sin_port);
                 if (p != avoid && !manager_port_in_use(m, p, b)) {
@@ -776,8 +782,8 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                                          "Image %s of board %s is missing or broken in the catalog.",
                                          b->config.image, b->config.name);
         if (r < 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_FAILED, "Cannot start board %s: %s", b->config.name,
-                                         strerror(-r));
+                return sd_bus_error_setf(error, PIEMU_ERROR_FAILED, "Cannot start board %s: %s",
+                                         b->config.name, strerror(-r));
         b->pending = sd_bus_message_ref(reply_to);
         b->levels = 0;
         b->dropped_lines = 0;
@@ -921,7 +927,8 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
 
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", b->config.image);
+                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s",
+                                         b->config.image);
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
@@ -941,7 +948,8 @@ static void volume_cleanup_done(void *userdata) {
         _cleanup_(job_freep) Job *j = userdata;
         j->board->op = BOARD_OP_NONE;
         if (j->r < 0)
-                log_warning("board %s: cannot discard its overlay: %s", j->board->config.name, strempty(j->error));
+                log_warning("board %s: cannot discard its overlay: %s", j->board->config.name,
+                            strempty(j->error));
 }
 
 void board_domain_stopped(Board *b, bool crashed) {
@@ -977,6 +985,7 @@ int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error)
                                          "The console of board %s is not reading; try again later.",
                                          b->config.name);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot write to the console of %s: %m", b->config.name);
+                return sd_bus_error_set_errnof(error, r, "Cannot write to the console of %s: %m",
+                                               b->config.name);
         return 0;
 }

@@ -109,8 +109,10 @@ int image_load(const char *dir, const char *name, Image **ret) {
         i = calloc(1, sizeof *i);
         if (!i || !(i->name = strdup(name)))
                 return -ENOMEM;
-        if (asprintf(&i->kernel, "%s/%s/kernel", dir, name) < 0 || asprintf(&i->dtb, "%s/%s/dtb", dir, name) < 0 ||
-            asprintf(&i->sd, "%s/%s/sd.img", dir, name) < 0 || asprintf(&meta_path, "%s/%s/meta", dir, name) < 0 ||
+        if (asprintf(&i->kernel, "%s/%s/kernel", dir, name) < 0 ||
+            asprintf(&i->dtb, "%s/%s/dtb", dir, name) < 0 ||
+            asprintf(&i->sd, "%s/%s/sd.img", dir, name) < 0 ||
+            asprintf(&meta_path, "%s/%s/meta", dir, name) < 0 ||
             asprintf(&initrd, "%s/%s/initrd", dir, name) < 0)
                 return -ENOMEM;
         if ((r = regular_file(i->kernel, &st)) < 0 || (r = regular_file(i->dtb, &st)) < 0)

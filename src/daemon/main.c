@@ -89,7 +89,8 @@ static int parse_argv(int argc, char *argv[]) {
                         if (streq(optarg, "user"))
                                 arg_user_bus = true;
                         else if (!streq(optarg, "system")) {
-                                fprintf(stderr, "piemud: --bus takes 'system' or 'user', not '%s'\n", optarg);
+                                fprintf(stderr, "piemud: --bus takes 'system' or 'user', not '%s'\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         break;

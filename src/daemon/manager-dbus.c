@@ -19,11 +19,11 @@
 #include "piemu-errors.h"
 #include "polkit.h"
 
-#define CMDLINE_MAX   1024
-#define DESC_MAX      256
-#define KERNEL_MAX    (256ULL << 20)
-#define DTB_MAX       (4ULL << 20)
-#define SD_IMAGE_MAX  (64ULL << 30)
+#define CMDLINE_MAX  1024
+#define DESC_MAX     256
+#define KERNEL_MAX   (256ULL << 20)
+#define DTB_MAX      (4ULL << 20)
+#define SD_IMAGE_MAX (64ULL << 30)
 
 static bool text_is_safe(const char *s, size_t max) {
         size_t n = 0;
@@ -33,8 +33,8 @@ static bool text_is_safe(const char *s, size_t max) {
         return true;
 }
 
-static int verify_simple(Manager *m, sd_bus_message *msg, const char *action, const char *name, const char *verb,
-                         sd_bus_error *error) {
+static int verify_simple(Manager *m, sd_bus_message *msg, const char *action, const char *name,
+                         const char *verb, sd_bus_error *error) {
         const char *details[] = {"board", name, "verb", verb, NULL};
         if (streq(action, "org.piemu.manage-images"))
                 details[0] = "image";
@@ -107,16 +107,17 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         if (!piemu_name_is_valid(name))
-                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME,
-                                         "Invalid board name '%s': use 1-63 characters [A-Za-z0-9_.-], starting "
-                                         "with a letter or digit.",
-                                         name);
+                return sd_bus_error_setf(
+                        error, PIEMU_ERROR_INVALID_NAME,
+                        "Invalid board name '%s': use 1-63 characters [A-Za-z0-9_.-], starting "
+                        "with a letter or digit.",
+                        name);
         if (isempty(image))
                 image = "default";
         if (!piemu_name_is_valid(image))
-                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME,
-                                         "Invalid image name '%s': images are named from the catalog, not by path.",
-                                         image);
+                return sd_bus_error_setf(
+                        error, PIEMU_ERROR_INVALID_NAME,
+                        "Invalid image name '%s': images are named from the catalog, not by path.", image);
         const char *cmdline = NULL, *model = NULL;
         int persistent = false;
         const OptionSpec specs[] = {
@@ -128,12 +129,13 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         if (cmdline && !text_is_safe(cmdline, CMDLINE_MAX))
-                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                         "Option 'cmdline' must be printable ASCII of at most %d characters.",
-                                         CMDLINE_MAX);
+                return sd_bus_error_setf(
+                        error, PIEMU_ERROR_INVALID_OPTION,
+                        "Option 'cmdline' must be printable ASCII of at most %d characters.", CMDLINE_MAX);
         if (model && !streq(model, PIEMU_DEFAULT_MODEL))
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                         "Unsupported model '%s' (supported: " PIEMU_DEFAULT_MODEL ").", model);
+                                         "Unsupported model '%s' (supported: " PIEMU_DEFAULT_MODEL ").",
+                                         model);
 
         r = verify_simple(m, msg, "org.piemu.create-board", name, "create", error);
         if (r < 0)
@@ -143,7 +145,7 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
 
         if (manager_find_board(m, name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_BOARD_EXISTS, "Board %s already exists.", name);
-        r = bus_get_sender_uid(msg, &uid);
+        r = polkit_registry_sender_uid(m->polkit, msg, &uid);
         if (r < 0)
                 return r;
         c = (BoardConfig){
@@ -250,7 +252,8 @@ static int method_list_images(sd_bus_message *msg, void *userdata, sd_bus_error 
 
         r = image_list(m->images_dir, &l, &n);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot read the image catalog %s: %m", m->images_dir);
+                return sd_bus_error_set_errnof(error, r, "Cannot read the image catalog %s: %m",
+                                               m->images_dir);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ss)");
@@ -290,7 +293,8 @@ static void import_job_free(ImportJob *j) {
         free(j);
 }
 
-static int copy_fd(int in, const char *path, uint64_t max, uint8_t *head, size_t head_size, size_t *head_len) {
+static int copy_fd(int in, const char *path, uint64_t max, uint8_t *head, size_t head_size,
+                   size_t *head_len) {
         _cleanup_close_ int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         uint8_t buf[1 << 16];
         uint64_t total = 0;
@@ -373,7 +377,8 @@ static void import_work(void *userdata) {
                 return;
         }
         if (mkdir(j->manager->images_dir, 0755) < 0 && errno != EEXIST) {
-                set_import_error(j, negative_errno(), "Cannot create the catalog %s", j->manager->images_dir);
+                set_import_error(j, negative_errno(), "Cannot create the catalog %s",
+                                 j->manager->images_dir);
                 return;
         }
         if (!mkdtemp(j->tmpdir)) {
@@ -431,9 +436,9 @@ static void import_done(void *userdata) {
         ImportJob *j = userdata;
         if (j->r < 0) {
                 log_error("Import of image %s failed: %s", j->name, strempty(j->error));
-                (void)sd_bus_reply_method_errorf(j->msg, j->r == -EEXIST ? PIEMU_ERROR_BUSY : PIEMU_ERROR_FAILED,
-                                                 "Import of image %s failed: %s", j->name,
-                                                 j->error ?: strerror(-j->r));
+                (void)sd_bus_reply_method_errorf(
+                        j->msg, j->r == -EEXIST ? PIEMU_ERROR_BUSY : PIEMU_ERROR_FAILED,
+                        "Import of image %s failed: %s", j->name, j->error ?: strerror(-j->r));
         } else {
                 log_info("Imported image %s", j->name);
                 (void)sd_bus_reply_method_return(j->msg, NULL);
@@ -483,8 +488,8 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
 
         _cleanup_(image_freep) Image *existing = NULL;
         if (image_load(m->images_dir, name, &existing) >= 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Image %s already exists; remove it first.",
-                                         name);
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "Image %s already exists; remove it first.", name);
         j = calloc(1, sizeof *j);
         if (!j)
                 return -ENOMEM;
@@ -531,8 +536,8 @@ static int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error
         if (image_load(m->images_dir, name, &img) < 0)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", name);
         if (manager_image_in_use(m, name))
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Image %s is used by a board; delete it first.",
-                                         name);
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "Image %s is used by a board; delete it first.", name);
         if (asprintf(&dir, "%s/%s", m->images_dir, name) < 0)
                 return -ENOMEM;
         remove_tree(dir);
@@ -552,15 +557,16 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("o", board), method_create_board, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DeleteBoard", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_delete_board,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("GetBoard", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", board), method_get_board,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListBoards", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", boards), method_list_boards,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListImages", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", images), method_list_images,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ImportImage",
-                                SD_BUS_ARGS("s", name, "h", kernel, "h", dtb, "h", sd_image, "a{sv}", options),
-                                SD_BUS_NO_RESULT, method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetBoard", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", board),
+                                method_get_board, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBoards", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", boards),
+                                method_list_boards, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListImages", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", images),
+                                method_list_images, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "ImportImage",
+                SD_BUS_ARGS("s", name, "h", kernel, "h", dtb, "h", sd_image, "a{sv}", options),
+                SD_BUS_NO_RESULT, method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveImage", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_image,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("BoardAdded", SD_BUS_ARGS("s", name, "o", board), 0),
@@ -592,7 +598,8 @@ int manager_connect_bus(Manager *m, bool user_bus) {
                 return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
         r = sd_bus_request_name(m->bus, "org.piemu", 0);
         if (r < 0)
-                return log_error_errno(r, "Cannot own the name org.piemu (is another piemud running, and does the "
-                                          "bus policy allow this user?): %m");
+                return log_error_errno(
+                        r, "Cannot own the name org.piemu (is another piemud running, and does the "
+                           "bus policy allow this user?): %m");
         return 0;
 }

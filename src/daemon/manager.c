@@ -187,8 +187,8 @@ int manager_connect_libvirt(Manager *m) {
                                        m->libvirt_uri);
         r = vm_ensure_pool(m->conn, PIEMU_POOL_NAME, m->pool_dir, &err);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the overlay storage pool %s at %s: %s", PIEMU_POOL_NAME,
-                                       m->pool_dir, strempty(err));
+                return log_error_errno(r, "Cannot set up the overlay storage pool %s at %s: %s",
+                                       PIEMU_POOL_NAME, m->pool_dir, strempty(err));
         if (virConnectRegisterCloseCallback(m->conn, on_libvirt_closed, m, NULL) < 0)
                 virResetLastError(); /* not fatal: only a lost libvirtd goes unnoticed */
         m->lifecycle_cb = virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
@@ -222,7 +222,8 @@ int manager_load_boards(Manager *m) {
                         continue;
                 }
                 if (!streq(board_name_from_domain(l[i].name), c.name)) {
-                        log_warning("Domain %s carries metadata of board %s, ignoring it", l[i].name, c.name);
+                        log_warning("Domain %s carries metadata of board %s, ignoring it", l[i].name,
+                                    c.name);
                         board_config_done(&c);
                         continue;
                 }
@@ -236,7 +237,8 @@ int manager_load_boards(Manager *m) {
                         return log_oom();
                 }
                 if (l[i].active) {
-                        log_info("board %s: found running, re-attaching to its serial ports", b->config.name);
+                        log_info("board %s: found running, re-attaching to its serial ports",
+                                 b->config.name);
                         (void)board_attach(b, l[i].paused);
                 } else
                         log_debug("board %s: found, stopped", b->config.name);

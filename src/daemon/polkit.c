@@ -22,8 +22,7 @@
  * While a query is pending we watch the caller's unique name: if it disconnects, the query is
  * dropped at once instead of lingering until polkitd answers (with interactive authentication that
  * can be minutes). Nothing here blocks: the only synchronous bus traffic is the sender-credentials
- * lookup done by sd_bus_query_sender_creds() for the root shortcut, which dbus-daemon answers
- * itself. */
+ * lookup for the root shortcut, which dbus-daemon answers itself, once per client (uid-cache.c). */
 
 #include <errno.h>
 #include <stdint.h>
@@ -31,6 +30,7 @@
 #include <systemd/sd-event.h>
 
 #include "polkit.h"
+#include "uid-cache.h"
 
 #define POLKIT_SERVICE   "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
@@ -75,6 +75,7 @@ struct PolkitQuery {
 struct PolkitRegistry {
         PolkitQuery *queries;
         unsigned n_queries;
+        UidCache *uids;
 };
 
 static void query_unlink(PolkitQuery *q) {
@@ -438,12 +439,16 @@ int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
         return 0;
 }
 
+int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
+        return uid_cache_sender_uid(registry ? registry->uids : NULL, m, ret);
+}
+
 /* Root needs nobody's permission. Only a uid the bus vouches for counts (bus_get_sender_uid refuses
  * one guessed from /proc, which could belong to a recycled PID). Errors mean "not known to be root":
  * polkit decides. */
-static bool sender_is_root(sd_bus_message *call) {
+static bool sender_is_root(PolkitRegistry *registry, sd_bus_message *call) {
         uid_t uid;
-        return bus_get_sender_uid(call, &uid) >= 0 && uid == 0;
+        return polkit_registry_sender_uid(registry, call, &uid) >= 0 && uid == 0;
 }
 
 static int new_check_authorization(sd_bus *bus, const char *sender, const char *action, char **details,
@@ -505,7 +510,7 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
                 query_free(existing);
         }
 
-        if (sender_is_root(call))
+        if (sender_is_root(registry, call))
                 return 1;
 
         bus = sd_bus_message_get_bus(call);
@@ -553,12 +558,18 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
 
 int polkit_registry_new(PolkitRegistry **ret) {
         PolkitRegistry *r;
+        int k;
 
         if (!ret)
                 return -EINVAL;
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
+        k = uid_cache_new(&r->uids);
+        if (k < 0) {
+                free(r);
+                return k;
+        }
         *ret = r;
         return 0;
 }
@@ -568,8 +579,13 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
                 return NULL;
         while (r->queries)
                 query_free(r->queries);
+        uid_cache_free(r->uids);
         free(r);
         return NULL;
+}
+
+unsigned polkit_registry_n_uids(PolkitRegistry *r) {
+        return r ? uid_cache_size(r->uids) : 0;
 }
 
 unsigned polkit_registry_size(PolkitRegistry *r) {

@@ -40,6 +40,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitRegistry *, polkit_registry_free);
 
 /* Number of queries the registry holds (pending or answered and not yet collected). For tests. */
 unsigned polkit_registry_size(PolkitRegistry *r);
+/* Number of clients whose uid is remembered. For tests. */
+unsigned polkit_registry_n_uids(PolkitRegistry *r);
 
 /* details: NULL-terminated key, value, key, value, ... list, or NULL.
  * Returns 1 if authorized (uid 0 always is), 0 if a CheckAuthorization query is in flight (the
@@ -50,6 +52,10 @@ unsigned polkit_registry_size(PolkitRegistry *r);
 int polkit_verify_async(sd_bus_message *call, const char *action, const char **details,
                         PolkitRegistry *registry, sd_bus_error *ret_error);
 
-/* Effective uid of the sender of m, as the bus reports it. Negative errno on failure;
- * -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */
+/* Effective uid of the sender of m, remembered per client while it stays on the bus (uid-cache.h).
+ * Use this in handlers; same errors as bus_get_sender_uid. */
+int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
+
+/* Effective uid of the sender of m, as the bus reports it (a synchronous question to the bus). Negative
+ * errno on failure; -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */
 int bus_get_sender_uid(sd_bus_message *m, uid_t *ret);

@@ -121,8 +121,8 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
-int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_state_cb on_state, void *userdata,
-                   Serial **ret) {
+int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_state_cb on_state,
+                   void *userdata, Serial **ret) {
         struct sockaddr_in a = {
                 .sin_family = AF_INET,
                 .sin_port = htons(port),
@@ -134,7 +134,11 @@ int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_st
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        *s = (Serial){.fd = -EBADF, .port = port, .reading = true, .on_data = on_data, .on_state = on_state,
+        *s = (Serial){.fd = -EBADF,
+                      .port = port,
+                      .reading = true,
+                      .on_data = on_data,
+                      .on_state = on_state,
                       .userdata = userdata};
         s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (s->fd < 0) {

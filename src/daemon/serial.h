@@ -18,8 +18,8 @@ typedef void (*serial_state_cb)(Serial *s, int error, void *userdata);
 
 #define SERIAL_WRITE_MAX (1U << 20)
 
-int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_state_cb on_state, void *userdata,
-                   Serial **ret);
+int serial_connect(sd_event *e, uint16_t port, serial_data_cb on_data, serial_state_cb on_state,
+                   void *userdata, Serial **ret);
 Serial *serial_free(Serial *s);
 uint16_t serial_local_port(const Serial *s);
 uint16_t serial_remote_port(const Serial *s);

@@ -111,7 +111,8 @@ static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         pthread_mutex_unlock(&bridge.lock);
         if (interval >= 0) {
-                /* libvirt timers repeat until changed; re-arm before calling out, the callback may update it. */
+                /* libvirt timers repeat until changed; re-arm before calling out, the callback may update
+                 * it. */
                 uint64_t now;
                 sd_event_now(bridge.event, CLOCK_MONOTONIC, &now);
                 sd_event_source_set_time(s, now + (uint64_t)interval * 1000);
@@ -153,12 +154,13 @@ static void apply_pending(void) {
                 if (!w->is_timeout) {
                         int r = 0;
                         if (!w->source)
-                                r = sd_event_add_io(bridge.event, &w->source, w->fd, to_epoll(w->events), on_io,
-                                                    (void *)(intptr_t)w->id);
+                                r = sd_event_add_io(bridge.event, &w->source, w->fd, to_epoll(w->events),
+                                                    on_io, (void *)(intptr_t)w->id);
                         else if (w->events)
                                 r = sd_event_source_set_io_events(w->source, to_epoll(w->events));
                         if (r >= 0 && w->source)
-                                r = sd_event_source_set_enabled(w->source, w->events ? SD_EVENT_ON : SD_EVENT_OFF);
+                                r = sd_event_source_set_enabled(w->source,
+                                                                w->events ? SD_EVENT_ON : SD_EVENT_OFF);
                         if (r < 0)
                                 log_error_errno(r, "Failed to watch libvirt fd %d: %m", w->fd);
                 } else {
@@ -166,8 +168,8 @@ static void apply_pending(void) {
                         int r = 0;
                         sd_event_now(bridge.event, CLOCK_MONOTONIC, &now);
                         if (!w->source)
-                                r = sd_event_add_time(bridge.event, &w->source, CLOCK_MONOTONIC, UINT64_MAX, 1000,
-                                                      on_time, (void *)(intptr_t)w->id);
+                                r = sd_event_add_time(bridge.event, &w->source, CLOCK_MONOTONIC, UINT64_MAX,
+                                                      1000, on_time, (void *)(intptr_t)w->id);
                         if (r >= 0 && w->interval >= 0) {
                                 sd_event_source_set_time(w->source, now + (uint64_t)w->interval * 1000);
                                 r = sd_event_source_set_enabled(w->source, SD_EVENT_ON);

@@ -165,7 +165,8 @@ int vm_undefine(virConnectPtr c, const char *domain, char **ret_error) {
         }
         if (r < 0)
                 return r;
-        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
+        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                              VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
                 return fail("cannot undefine domain", ret_error);
         return 0;
 }
@@ -178,7 +179,8 @@ int vm_is_active(virConnectPtr c, const char *domain, bool *ret_active, bool *re
                 return r;
         if (virDomainGetState(d, &state, &reason, 0) < 0)
                 return fail("cannot get domain state", ret_error);
-        *ret_active = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED && state != VIR_DOMAIN_NOSTATE;
+        *ret_active =
+                state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED && state != VIR_DOMAIN_NOSTATE;
         *ret_paused = state == VIR_DOMAIN_PAUSED;
         return 0;
 }

@@ -58,7 +58,8 @@ static void *worker_main(void *arg) {
                 Job *j;
                 while (!p->quit && !p->queue_head)
                         pthread_cond_wait(&p->cond, &p->lock);
-                /* Drain the queue before quitting: a queued libvirt job half-done at exit would leak a domain. */
+                /* Drain the queue before quitting: a queued libvirt job half-done at exit would leak a
+                 * domain. */
                 if (!p->queue_head)
                         break;
                 j = pop(&p->queue_head, &p->queue_tail);

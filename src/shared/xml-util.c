@@ -180,7 +180,8 @@ int xml_find_element_text(const char *xml, const char *tag, char **ret) {
                 if (colon)
                         n = colon + 1;
                 size_t tl = strlen(tag);
-                if (strncmp(n, tag, tl) == 0 && (strncmp(n + tl, "/>", 2) == 0 || strncmp(n + tl, " />", 3) == 0)) {
+                if (strncmp(n, tag, tl) == 0 &&
+                    (strncmp(n + tl, "/>", 2) == 0 || strncmp(n + tl, " />", 3) == 0)) {
                         char *e = strdup("");
                         if (!e)
                                 return -ENOMEM;

@@ -13,7 +13,8 @@
  *   CheckBoard(s action, s board) -> u  the same with board=BOARD
  *   CheckTwo(s first, s second) -> u  verifies two actions in one call, one after the other
  *   CheckParallel(s first, s second) -> u  asks both at once (ignores the first 0): one reply
- *   Stats() -> uuu                  handler runs, queries sent (verify returned 0), live registry entries
+ *   Stats() -> uuuu                 handler runs, queries sent (verify returned 0), live registry entries,
+ *                                   clients whose uid is cached
  *
  * --manual-loop drives the bus with sd_bus_process()/sd_bus_wait() and no sd-event loop, the mode in
  * which answers are freed when consumed instead of at idle time.
@@ -148,7 +149,8 @@ static int method_check_parallel(sd_bus_message *m, void *userdata, sd_bus_error
 }
 
 static int method_stats(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return sd_bus_reply_method_return(m, "uuu", n_runs, n_queries, polkit_registry_size(registry));
+        return sd_bus_reply_method_return(m, "uuuu", n_runs, n_queries, polkit_registry_size(registry),
+                                          polkit_registry_n_uids(registry));
 }
 
 static const sd_bus_vtable probe_vtable[] = {
@@ -162,8 +164,8 @@ static const sd_bus_vtable probe_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("CheckParallel", SD_BUS_ARGS("s", first, "s", second),
                                 SD_BUS_RESULT("u", runs), method_check_parallel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Stats", SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("u", runs, "u", queries, "u", registry), method_stats,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_RESULT("u", runs, "u", queries, "u", registry, "u", uids),
+                                method_stats, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

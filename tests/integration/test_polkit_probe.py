@@ -156,7 +156,7 @@ def call(user, method, *args, **kw):
 def stats(name=NAME, bus=None):
     r = call("root", "Stats", name=name, bus=bus)
     assert r.ok, r
-    return dict(zip(("runs", "queries", "registry"), r.values))
+    return dict(zip(("runs", "queries", "registry", "uids"), r.values))
 
 
 def wait_for(pred, timeout, interval=0.1):
@@ -419,6 +419,27 @@ def test_two_questions_at_once_give_one_reply(probe):
     assert registry_drained()
 
 
+def test_caller_uid_is_remembered_while_connected(probe):
+    """The root shortcut's uid lookup is a synchronous bus call: it is made once per client and
+    forgotten when the client leaves (unique names are never reused)."""
+    from gi.repository import Gio, GLib
+
+    # Every caller so far has disconnected: nothing of theirs is remembered.
+    assert wait_for(lambda: stats()["uids"] == 0, 3, 0.05), stats()
+    address = Gio.dbus_address_get_for_bus_sync(Gio.BusType.SYSTEM, None)
+    flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+    conn = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
+    try:
+        for _ in range(3):
+            v = conn.call_sync(NAME, PATH, IFACE, "Check", GLib.Variant("(s)", ("org.piemu.create-board",)),
+                               None, Gio.DBusCallFlags.NONE, 10000, None)
+            assert v.unpack() == (1,)  # root: decided at once
+        assert stats()["uids"] == 1
+    finally:
+        conn.close_sync(None)
+    assert wait_for(lambda: stats()["uids"] == 0, 3, 0.05), "a departed client's uid stayed cached"
+
+
 def test_concurrent_callers(probe):
     procs = [subprocess.Popen(dbus_send_cmd(u, "Check", "org.piemu.create-board"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -433,6 +454,8 @@ def test_concurrent_callers(probe):
         else:
             assert r.error_name == ACCESS_DENIED, r
     assert registry_drained()
+    # Twenty clients, alice's and bob's interleaved, each judged by its own uid; all forgotten now.
+    assert wait_for(lambda: stats()["uids"] == 0, 3, 0.05), stats()
 
 
 def test_loop_does_not_wait_for_polkit(probe):

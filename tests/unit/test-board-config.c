@@ -39,7 +39,8 @@ static void test_domain_xml(void) {
         CHECK_CONTAINS(xml, "<source mode='bind' host='127.0.0.1' service='40002'/>");
         CHECK_CONTAINS(xml, "<initrd>/var/lib/piemu/images/default/initrd</initrd>");
         /* User text is escaped and iomem=relaxed is added for the shim. */
-        CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init iomem=relaxed quiet x=&lt;&amp;&gt;</cmdline>");
+        CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init iomem=relaxed quiet "
+                            "x=&lt;&amp;&gt;</cmdline>");
         CHECK_CONTAINS(xml, "<owner>1000</owner>");
         CHECK_CONTAINS(xml, "<persistent>yes</persistent>");
         CHECK(!strstr(xml, "<uuid>"));
@@ -77,14 +78,15 @@ static void test_domain_xml(void) {
 static void test_metadata_parse_bad(void) {
         BoardConfig c = {};
         CHECK(metadata_xml_parse("<board><name>b1</name></board>", &c) < 0);
-        CHECK(metadata_xml_parse("<board><name>../x</name><image>default</image><owner>0</owner></board>", &c) ==
-              -EINVAL);
-        CHECK(metadata_xml_parse("<board><name>b</name><image>default</image><owner>99999999999</owner></board>",
-                                 &c) == -ERANGE);
+        CHECK(metadata_xml_parse("<board><name>../x</name><image>default</image><owner>0</owner></board>",
+                                 &c) == -EINVAL);
+        CHECK(metadata_xml_parse(
+                      "<board><name>b</name><image>default</image><owner>99999999999</owner></board>", &c) ==
+              -ERANGE);
         CHECK(metadata_xml_parse("<board><name>b</name><image>/etc</image><owner>1</owner></board>", &c) ==
               -EINVAL);
-        CHECK(metadata_xml_parse("<board xmlns='u'><name>b</name><image>i</image><owner>7</owner></board>", &c) ==
-              0);
+        CHECK(metadata_xml_parse("<board xmlns='u'><name>b</name><image>i</image><owner>7</owner></board>",
+                                 &c) == 0);
         CHECK_STREQ(c.model, "raspi3b");
         CHECK(!c.persistent && c.owner == 7);
         board_config_done(&c);
@@ -135,9 +137,11 @@ static void test_cmdline(void) {
 static void test_chardev(void) {
         const char *json =
                 "{\"return\":[{\"frontend-open\":true,\"filename\":\"tcp:127.0.0.1:40002,server=on <-> "
-                "127.0.0.1:39812\",\"label\":\"charserial1\"},{\"frontend-open\":true,\"filename\":\"tcp:127.0.0.1:"
+                "127.0.0.1:39812\",\"label\":\"charserial1\"},{\"frontend-open\":true,\"filename\":\"tcp:"
+                "127.0.0.1:"
                 "40001,server=on <-> 127.0.0.1:34090\",\"label\":\"charserial0\"},{\"frontend-open\":true,"
-                "\"filename\":\"disconnected:tcp:127.0.0.1:1,server=on\",\"label\":\"charserial2\"}],\"id\":\"x\"}";
+                "\"filename\":\"disconnected:tcp:127.0.0.1:1,server=on\",\"label\":\"charserial2\"}],\"id\":"
+                "\"x\"}";
         uint16_t p = 1;
         CHECK(chardev_peer_port(json, "charserial0", &p) == 0 && p == 34090);
         CHECK(chardev_peer_port(json, "charserial1", &p) == 0 && p == 39812);
@@ -152,8 +156,9 @@ static void test_image_meta(void) {
         uint8_t qcow[32] = {'Q', 'F', 'I', 0xfb};
         uint64_t size = 0;
 
-        CHECK(image_meta_parse("# comment\ndescription=Debian arm64\ncmdline=console=ttyAMA0 a=b\nfuture=1\n", &d,
-                               &c) == 0);
+        CHECK(image_meta_parse(
+                      "# comment\ndescription=Debian arm64\ncmdline=console=ttyAMA0 a=b\nfuture=1\n", &d,
+                      &c) == 0);
         CHECK_STREQ(d, "Debian arm64");
         CHECK_STREQ(c, "console=ttyAMA0 a=b");
         free(d);
@@ -170,7 +175,8 @@ static void test_image_meta(void) {
         qcow[29] = 0x00;
         qcow[28] = 0x04; /* bytes 24..31 big-endian: 0x04000040 */
         CHECK(image_qcow2_size(qcow, sizeof qcow, &size) == 0 && size == 0x04000040ULL);
-        CHECK(image_qcow2_size((const uint8_t *)"raw data raw data raw data raw data", 32, &size) == -EINVAL);
+        CHECK(image_qcow2_size((const uint8_t *)"raw data raw data raw data raw data", 32, &size) ==
+              -EINVAL);
 }
 
 int main(void) {

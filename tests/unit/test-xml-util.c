@@ -29,8 +29,9 @@ static void test_find(void) {
                                     "name", &t) == 0);
         CHECK_STREQ(t, "b2");
         free(t);
-        CHECK(xml_find_element_text("<board xmlns=\"x\">\n  <cmdline>a &amp; b &#10;&lt;</cmdline>\n</board>",
-                                    "cmdline", &t) == 0);
+        CHECK(xml_find_element_text(
+                      "<board xmlns=\"x\">\n  <cmdline>a &amp; b &#10;&lt;</cmdline>\n</board>", "cmdline",
+                      &t) == 0);
         CHECK_STREQ(t, "a & b \n<");
         free(t);
         /* A longer tag with the same prefix is a different element. */

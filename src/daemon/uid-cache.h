@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The uid behind a bus client's unique name, remembered for as long as that client stays connected.
+ *
+ * On dbus-daemon, sd-bus learns a sender's uid only by asking the bus (GetConnectionCredentials), a
+ * synchronous round trip that holds the event loop. A Board call needs the uid twice (own board or
+ * someone else's, and the root shortcut) and runs again when polkit answers. Unique names are never
+ * reused on a bus, so the answer stays true until the client leaves; an sd_bus_track per entry
+ * forgets it then. The first call of each client still pays one lookup. */
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+/* Entries are dropped all at once beyond this many (clients that left before their track's match
+ * was in place are never reported gone; this keeps such leftovers bounded). */
+#define UID_CACHE_MAX 1024u
+
+typedef struct UidCache UidCache;
+
+int uid_cache_new(UidCache **ret);
+UidCache *uid_cache_free(UidCache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UidCache *, uid_cache_free);
+
+/* Effective uid of m's sender: from the cache, or asked of the bus and remembered. Negative errno on
+ * failure; -EPERM when the bus does not vouch for the uid (see bus_get_sender_uid). A NULL cache just
+ * asks the bus. */
+int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret);
+
+/* For tests and the debug log: number of remembered clients. */
+unsigned uid_cache_size(UidCache *c);
