@@ -43,7 +43,9 @@ cache_dir=/var/cache/piemu/debs
 catalog_dir=/var/lib/piemu/images
 sd_size_mib=64          # a power of two: QEMU's SD model wants one
 sd_label=piemu-sd
-cmdline="console=ttyAMA0,115200 rdinit=/init iomem=relaxed"
+# earlycon: the kernel's first lines reach the console at once instead of when the PL011
+# driver loads (~2 s of guest time later); the real console takes over without repeating them.
+cmdline="console=ttyAMA0,115200 earlycon=pl011,mmio32,0x3f201000 rdinit=/init iomem=relaxed"
 meta_pkg=linux-image-arm64
 dtb_rel=broadcom/bcm2837-rpi-3-b.dtb
 uart0_path=/soc/serial@7e201000     # PL011: QEMU serial0 -> ttyAMA0

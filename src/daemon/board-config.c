@@ -210,8 +210,9 @@ int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **re
         return 0;
 }
 
-int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, char **ret) {
-        _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL;
+int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
+                     char **ret) {
+        _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL, *e_emulator = NULL;
         _cleanup_free_ char *e_kernel = NULL, *e_dtb = NULL, *e_initrd = NULL, *e_cmdline = NULL;
         Builder b;
         int r;
@@ -237,6 +238,8 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 return r;
         if (img->initrd && (r = xml_escape(img->initrd, &e_initrd)) < 0)
                 return r;
+        if (emulator && (emulator[0] != '/' || (r = xml_escape(emulator, &e_emulator)) < 0))
+                return r < 0 ? r : -EINVAL;
 
         if (uuid && (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdef-") != 36))
                 return -EINVAL;
@@ -269,7 +272,11 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "  <on_poweroff>destroy</on_poweroff>\n"
                 "  <on_reboot>restart</on_reboot>\n"
                 "  <on_crash>destroy</on_crash>\n"
-                "  <devices>\n"
+                "  <devices>\n",
+                e_dtb, e_cmdline);
+        if (e_emulator)
+                fprintf(b.f, "    <emulator>%s</emulator>\n", e_emulator);
+        fprintf(b.f,
                 "    <disk type='volume' device='disk'>\n"
                 "      <driver name='qemu' type='qcow2'/>\n"
                 "      <source pool='%s' volume='%s'/>\n"
@@ -288,7 +295,7 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n"
                 "</domain>\n",
-                e_dtb, e_cmdline, PIEMU_POOL_NAME, vol, (unsigned)c->serial_port, (unsigned)c->gpio_port);
+                PIEMU_POOL_NAME, vol, (unsigned)c->serial_port, (unsigned)c->gpio_port);
         return builder_finish(&b, ret);
 }
 

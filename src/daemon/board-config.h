@@ -39,8 +39,11 @@ void board_config_done(BoardConfig *c);
 int board_config_copy(const BoardConfig *src, BoardConfig *dst);
 
 /* Pure builders: return 0 and a malloc'd string, or negative errno. */
-/* uuid: the domain's UUID when it exists already (libvirt refuses a redefinition without it), or NULL. */
-int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, char **ret);
+/* uuid: the domain's UUID when it exists already (libvirt refuses a redefinition without it), or NULL.
+ * emulator: the QEMU binary libvirt should run (piemu's single-threaded TCG wrapper), or NULL for
+ * libvirt's own choice. */
+int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
+                     char **ret);
 /* The children of piemu's metadata element (the caller wraps them in its namespaced element). */
 int metadata_xml_build(const BoardConfig *c, char **ret);
 int metadata_xml_parse(const char *xml, BoardConfig *ret);

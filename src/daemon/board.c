@@ -729,7 +729,8 @@ static int board_domain_xml(Board *b, const Image *img, char **ret) {
                 .sd_format = img->sd_format,
                 .cmdline = img->cmdline,
         };
-        return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, ret);
+        return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, b->manager->emulator,
+                                ret);
 }
 
 static int start_attempt(Board *b) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -18,6 +19,7 @@
 static const char *arg_libvirt_uri = NULL;
 static const char *arg_images_dir = NULL;
 static bool arg_user_bus = false;
+static bool arg_tcg_multi = false;
 
 static void help(void) {
         printf("Usage: piemud [OPTIONS...]\n"
@@ -38,20 +40,35 @@ static void help(void) {
                "     --log-level=LEVEL    emerg, alert, crit, err, warning, notice, info or debug\n"
                "                          (default: info)\n"
                "     --bus=system|user    Bus to serve on (default: system; user is for development)\n"
+               "     --tcg-threads=single|multi\n"
+               "                          How QEMU runs the four vCPUs of a board (default: single).\n"
+               "                          single: one host thread per board, through the wrapper\n"
+               "                          %s; boots several times faster\n"
+               "                          on small hosts and keeps each board to one host core.\n"
+               "                          multi: libvirt's default, one host thread per vCPU.\n"
                "\n"
                "Files:\n"
                "  %s/<name>/{kernel,dtb,sd.img,meta[,initrd]}   the image catalog\n"
                "  %s   overlays (libvirt storage pool \"piemu\")\n"
+               "  %s   the QEMU wrapper for --tcg-threads=single\n"
                "\n"
                "Signals: SIGTERM and SIGINT stop piemud cleanly; running boards keep running\n"
                "and are picked up again at the next start.\n"
                "\n"
                "See piemud(8) and piemuctl(1).\n",
-               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_IMAGES_DIR, PIEMU_POOL_DIR);
+               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, PIEMU_IMAGES_DIR, PIEMU_POOL_DIR,
+               PIEMU_QEMU_WRAPPER);
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LIBVIRT_URI, ARG_IMAGES_DIR, ARG_LOG_LEVEL, ARG_BUS };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_LIBVIRT_URI,
+                ARG_IMAGES_DIR,
+                ARG_LOG_LEVEL,
+                ARG_BUS,
+                ARG_TCG_THREADS
+        };
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -59,6 +76,7 @@ static int parse_argv(int argc, char *argv[]) {
                 {"images-dir", required_argument, NULL, ARG_IMAGES_DIR},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"bus", required_argument, NULL, ARG_BUS},
+                {"tcg-threads", required_argument, NULL, ARG_TCG_THREADS},
                 {},
         };
         int c, l;
@@ -90,6 +108,16 @@ static int parse_argv(int argc, char *argv[]) {
                                 arg_user_bus = true;
                         else if (!streq(optarg, "system")) {
                                 fprintf(stderr, "piemud: --bus takes 'system' or 'user', not '%s'\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_TCG_THREADS:
+                        if (streq(optarg, "single") || streq(optarg, "multi"))
+                                arg_tcg_multi = streq(optarg, "multi");
+                        else {
+                                fprintf(stderr,
+                                        "piemud: --tcg-threads takes 'single' or 'multi', not '%s'\n",
                                         optarg);
                                 return -EINVAL;
                         }
@@ -146,6 +174,16 @@ static int run(int argc, char *argv[]) {
                 r = log_oom();
         if (r >= 0 && arg_images_dir && !(free(m->images_dir), m->images_dir = strdup(arg_images_dir)))
                 r = log_oom();
+        if (r >= 0 && !arg_tcg_multi) {
+                if (access(PIEMU_QEMU_WRAPPER, X_OK) < 0)
+                        /* A build run from the source tree, or a packaging mistake: still usable. */
+                        log_warning_errno(errno,
+                                          "Cannot run %s (%m); boards use libvirt's default QEMU with "
+                                          "multi-threaded TCG and boot slower.",
+                                          PIEMU_QEMU_WRAPPER);
+                else if (!(m->emulator = strdup(PIEMU_QEMU_WRAPPER)))
+                        r = log_oom();
+        }
         if (r >= 0)
                 r = manager_connect_libvirt(m);
         if (r >= 0)

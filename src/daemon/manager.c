@@ -68,6 +68,7 @@ Manager *manager_free(Manager *m) {
         free(m->libvirt_uri);
         free(m->images_dir);
         free(m->pool_dir);
+        free(m->emulator);
         sd_event_unref(m->event);
         free(m);
         return NULL;

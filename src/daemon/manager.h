@@ -23,6 +23,7 @@ typedef struct Manager {
         char *libvirt_uri;
         char *images_dir;
         char *pool_dir;
+        char *emulator; /* <emulator> of every domain; NULL: libvirt's default (multi-threaded TCG) */
         Board **boards;
         size_t n_boards, n_alloc;
         int lifecycle_cb;

@@ -47,6 +47,16 @@ def test_boot_console_and_stop(bus, board_factory, base_image_hash):
     assert 0 <= first < 64, f"the kernel's first line is missing or late: {bytes(b.serial[:200])!r}"
     assert first < b.serial.find(b"Machine model: Raspberry Pi 3 Model B")
     b.wait_prompt()
+    # Single-threaded TCG through piemu's wrapper (piemud's default): the domain names it, and the
+    # QEMU that runs got the rewritten -accel.
+    assert "<emulator>/usr/libexec/piemu/qemu-system-aarch64</emulator>" in pb.virsh(
+        "dumpxml", f"piemu-{b.name}").stdout
+    with open(f"/run/libvirt/qemu/piemu-{b.name}.pid") as f:
+        qemu_pid = int(f.read())
+    with open(f"/proc/{qemu_pid}/cmdline", "rb") as f:
+        argv = f.read().split(b"\0")
+    assert argv[0] == b"/usr/bin/qemu-system-aarch64"
+    assert argv[argv.index(b"-accel") + 1] == b"tcg,thread=single"
     b.run("echo $((6*7))", rb"\n42\r?\n")
     # The guest really runs on its SD card.
     b.run("grep mmcblk0 /proc/mounts", rb"/dev/mmcblk0 /mnt/sd ext4 rw")

@@ -29,7 +29,7 @@ static void test_domain_xml(void) {
         };
         _cleanup_free_ char *xml = NULL;
 
-        CHECK(domain_xml_build(&c, &img, NULL, &xml) == 0);
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == 0);
         CHECK_CONTAINS(xml, "<name>piemu-b1</name>");
         CHECK_CONTAINS(xml, "machine='raspi3b'");
         CHECK_CONTAINS(xml, "<memory unit='MiB'>1024</memory>");
@@ -44,6 +44,7 @@ static void test_domain_xml(void) {
         CHECK_CONTAINS(xml, "<owner>1000</owner>");
         CHECK_CONTAINS(xml, "<persistent>yes</persistent>");
         CHECK(!strstr(xml, "<uuid>"));
+        CHECK(!strstr(xml, "<emulator>"));
 
         /* Round trip through the metadata parser. */
         BoardConfig back = {};
@@ -59,20 +60,33 @@ static void test_domain_xml(void) {
 
         free(xml);
         xml = NULL;
-        CHECK(domain_xml_build(&c, &img, "e0ed8b30-0859-4907-8e2c-0b3a4270b870", &xml) == 0);
+        CHECK(domain_xml_build(&c, &img, "e0ed8b30-0859-4907-8e2c-0b3a4270b870", NULL, &xml) == 0);
         CHECK_CONTAINS(xml, "<uuid>e0ed8b30-0859-4907-8e2c-0b3a4270b870</uuid>");
         free(xml);
         xml = NULL;
-        CHECK(domain_xml_build(&c, &img, "e0ed8b30'/><evil", &xml) == -EINVAL);
+        CHECK(domain_xml_build(&c, &img, "e0ed8b30'/><evil", NULL, &xml) == -EINVAL);
+
+        /* The emulator is the first device, escaped; only absolute paths. */
+        CHECK(domain_xml_build(&c, &img, NULL, "/usr/libexec/piemu/qemu-system-aarch64", &xml) == 0);
+        CHECK_CONTAINS(xml, "  <devices>\n    <emulator>/usr/libexec/piemu/qemu-system-aarch64</emulator>\n"
+                            "    <disk ");
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &img, NULL, "/opt/q&<x>", &xml) == 0);
+        CHECK_CONTAINS(xml, "<emulator>/opt/q&amp;&lt;x&gt;</emulator>");
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &img, NULL, "qemu-system-aarch64", &xml) == -EINVAL);
+        CHECK(xml == NULL);
 
         c.model = (char *)"raspi4b";
-        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EOPNOTSUPP);
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == -EOPNOTSUPP);
         c.model = (char *)"raspi3b";
         c.name = (char *)"../x";
-        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EINVAL);
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == -EINVAL);
         c.name = (char *)"b1";
         c.cmdline = (char *)"bad\x01";
-        CHECK(domain_xml_build(&c, &img, NULL, &xml) == -EINVAL);
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == -EINVAL);
 }
 
 static void test_metadata_parse_bad(void) {

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accel-args.h"
+
+static bool selects_tcg(const char *v) {
+        return strncmp(v, "tcg", 3) == 0 && (v[3] == '\0' || v[3] == ',');
+}
+
+static bool names_thread(const char *v) {
+        /* Options are comma separated; a value "thread=" can only start after a comma. */
+        for (const char *p = strchr(v, ','); p; p = strchr(p + 1, ','))
+                if (strncmp(p + 1, "thread=", 7) == 0)
+                        return true;
+        return false;
+}
+
+int accel_args_force_single_thread(int argc, char **argv, char **storage) {
+        static const char suffix[] = ",thread=single";
+        size_t need = 0;
+        char *buf, *p;
+        int n = 0;
+
+        *storage = NULL;
+        for (int i = 1; i + 1 < argc; i++)
+                if ((strcmp(argv[i], "-accel") == 0 || strcmp(argv[i], "--accel") == 0) &&
+                    selects_tcg(argv[i + 1]) && !names_thread(argv[i + 1]))
+                        need += strlen(argv[i + 1]) + sizeof(suffix);
+        if (need == 0)
+                return 0;
+
+        /* One block for all rewritten values: the caller execs right after, nothing to track. */
+        buf = malloc(need);
+        if (!buf)
+                return -ENOMEM;
+        p = buf;
+        for (int i = 1; i + 1 < argc; i++)
+                if ((strcmp(argv[i], "-accel") == 0 || strcmp(argv[i], "--accel") == 0) &&
+                    selects_tcg(argv[i + 1]) && !names_thread(argv[i + 1])) {
+                        char *v = p;
+
+                        p = stpcpy(stpcpy(p, argv[i + 1]), suffix) + 1;
+                        argv[++i] = v;
+                        n++;
+                }
+        *storage = buf;
+        return n;
+}

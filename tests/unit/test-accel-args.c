@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+
+#include "accel-args.h"
+#include "tests.h"
+
+static void run(int argc, char **argv, int expect_changed) {
+        char *storage = (char *)1;
+        int n = accel_args_force_single_thread(argc, argv, &storage);
+
+        CHECK(n == expect_changed);
+        CHECK((storage == NULL) == (n == 0));
+        /* The wrapper execs right after; here the block is freed to keep the sanitizers quiet. */
+        free(storage);
+}
+
+static void test_libvirt_command_line(void) {
+        char *argv[] = {"qemu",   "-name", "guest=x", "-machine",      "raspi3b,usb=off",
+                        "-accel", "tcg",   "-m",      "size=1048576k", NULL};
+        char *storage = NULL;
+
+        CHECK(accel_args_force_single_thread(9, argv, &storage) == 1);
+        CHECK_STREQ(argv[6], "tcg,thread=single");
+        /* Everything else untouched. */
+        CHECK_STREQ(argv[5], "-accel");
+        CHECK_STREQ(argv[4], "raspi3b,usb=off");
+        CHECK_STREQ(argv[8], "size=1048576k");
+        CHECK(argv[9] == NULL);
+        free(storage);
+}
+
+static void test_options_kept(void) {
+        char *argv[] = {"qemu", "--accel", "tcg,tb-size=128", NULL};
+        char *storage = NULL;
+
+        CHECK(accel_args_force_single_thread(3, argv, &storage) == 1);
+        CHECK_STREQ(argv[2], "tcg,tb-size=128,thread=single");
+        free(storage);
+}
+
+static void test_left_alone(void) {
+        /* The caller already chose; other accelerators; a value that only starts like "tcg";
+         * "thread=" inside another option's value; -accel as the last argument. */
+        char *a1[] = {"qemu", "-accel", "tcg,thread=multi", NULL};
+        char *a2[] = {"qemu", "-accel", "kvm", NULL};
+        char *a3[] = {"qemu", "-accel", "tcgx", NULL};
+        char *a4[] = {"qemu", "-machine", "none,accel=tcg", "-accel", NULL};
+        char *a5[] = {"qemu", "-append", "tcg", NULL};
+        char *a6[] = {"qemu", NULL};
+
+        run(3, a1, 0);
+        CHECK_STREQ(a1[2], "tcg,thread=multi");
+        run(3, a2, 0);
+        run(3, a3, 0);
+        CHECK_STREQ(a3[2], "tcgx");
+        run(4, a4, 0);
+        run(3, a5, 0);
+        CHECK_STREQ(a5[2], "tcg");
+        run(1, a6, 0);
+}
+
+static void test_several(void) {
+        char *argv[] = {"qemu", "-accel", "kvm", "-accel", "tcg", "-accel", "tcg,tb-size=64", NULL};
+        char *storage = NULL;
+
+        CHECK(accel_args_force_single_thread(7, argv, &storage) == 2);
+        CHECK_STREQ(argv[2], "kvm");
+        CHECK_STREQ(argv[4], "tcg,thread=single");
+        CHECK_STREQ(argv[6], "tcg,tb-size=64,thread=single");
+        free(storage);
+}
+
+int main(void) {
+        test_libvirt_command_line();
+        test_options_kept();
+        test_left_alone();
+        test_several();
+        printf("test-accel-args: ok\n");
+        return 0;
+}
