@@ -597,29 +597,56 @@ static void start_failed(Board *b, int r, const char *msg) {
         reply_pending(b, r, PIEMU_ERROR_FAILED, b->last_error);
 }
 
-static void verify_work(void *userdata) {
-        Job *j = userdata;
-        _cleanup_free_ char *json = NULL;
-        uint16_t peer0 = 0, peer1 = 0;
+/* QEMU accepts our serial connections from its main loop, some time after the kernel completed them
+ * (with several guests starting at once, tens of milliseconds later). Until then query-chardev shows
+ * the chardev as disconnected: ask again rather than mistake that for a stranger. */
+#define PEER_WAIT_USEC  (5 * UINT64_C(1000000))
+#define PEER_RETRY_USEC (10 * UINT64_C(1000))
+
+static int query_peers(Job *j, uint16_t *ret0, uint16_t *ret1) {
+        uint64_t waited = 0;
         int r;
 
-        r = vm_query_chardev(j->conn, j->domain, &json, &j->error);
-        if (r >= 0) {
-                r = chardev_peer_port(json, "charserial0", &peer0);
+        for (;;) {
+                _cleanup_free_ char *json = NULL;
+
+                r = vm_query_chardev(j->conn, j->domain, &json, &j->error);
+                if (r < 0)
+                        return r;
+                r = chardev_peer_port(json, "charserial0", ret0);
                 if (r >= 0)
-                        r = chardev_peer_port(json, "charserial1", &peer1);
+                        r = chardev_peer_port(json, "charserial1", ret1);
                 if (r < 0) {
                         if (asprintf(&j->error, "cannot read QEMU's serial peers") < 0)
                                 j->error = NULL;
-                } else if (peer0 != j->console_local || peer1 != j->gpio_local) {
-                        /* Someone else reached a console port before us: never hand the guest to them. */
-                        r = -EPERM;
-                        if (asprintf(&j->error,
-                                     "a serial port was taken by another local process (QEMU peers %u/%u, "
-                                     "piemud %u/%u)",
-                                     peer0, peer1, j->console_local, j->gpio_local) < 0)
-                                j->error = NULL;
+                        return r;
                 }
+                if ((*ret0 != 0 && *ret1 != 0) || waited >= PEER_WAIT_USEC)
+                        return 0;
+                (void)nanosleep(&(struct timespec){.tv_nsec = PEER_RETRY_USEC * 1000}, NULL);
+                waited += PEER_RETRY_USEC;
+        }
+}
+
+static void verify_work(void *userdata) {
+        Job *j = userdata;
+        uint16_t peer0 = 0, peer1 = 0;
+        int r;
+
+        r = query_peers(j, &peer0, &peer1);
+        if (r >= 0 && (peer0 == 0 || peer1 == 0)) {
+                r = -ETIMEDOUT;
+                if (asprintf(&j->error, "QEMU did not accept piemud's connection to its %s port",
+                             peer0 == 0 ? "serial" : "GPIO") < 0)
+                        j->error = NULL;
+        } else if (r >= 0 && (peer0 != j->console_local || peer1 != j->gpio_local)) {
+                /* Someone else reached a console port before us: never hand the guest to them. */
+                r = -EPERM;
+                if (asprintf(&j->error,
+                             "a serial port was taken by another local process (QEMU peers %u/%u, "
+                             "piemud %u/%u)",
+                             peer0, peer1, j->console_local, j->gpio_local) < 0)
+                        j->error = NULL;
         }
         if (r >= 0 && j->resume)
                 r = vm_resume(j->conn, j->domain, &j->error);

@@ -101,6 +101,7 @@ class Board:
         self.name = name
         self.path = path
         self.serial = bytearray()
+        self.first_serial_at = None  # time.monotonic() when the first SerialOutput was dispatched
         self.gpio = []
         self.states = []
         self._subs = []
@@ -132,6 +133,8 @@ class Board:
             if path != self.path:
                 return
             if member == "SerialOutput":
+                if self.first_serial_at is None:
+                    self.first_serial_at = time.monotonic()
                 self.serial.extend(bytes(params.unpack()[0]))
             elif member == "GpioChanged":
                 self.gpio.append(params.unpack())
@@ -152,6 +155,21 @@ class Board:
         for s in self._subs:
             self.conn.signal_unsubscribe(s)
         self._subs = []
+
+    def wait_first_serial(self, timeout):
+        """Blocks in the main loop (no polling granularity) until the first SerialOutput arrives."""
+        ctx = GLib.MainContext.default()
+        timer = GLib.timeout_add(int(timeout * 1000), lambda: False)  # wakes the loop at the deadline
+        end = time.monotonic() + timeout
+        try:
+            while self.first_serial_at is None and time.monotonic() < end:
+                ctx.iteration(True)
+        finally:
+            if ctx.find_source_by_id(timer):  # gone already if it fired
+                GLib.source_remove(timer)
+        if self.first_serial_at is None:
+            raise AssertionError(f"no SerialOutput within {timeout}s")
+        return self.first_serial_at
 
     def wait_for(self, predicate, timeout, what):
         end = time.monotonic() + timeout
