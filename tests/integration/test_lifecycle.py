@@ -199,6 +199,21 @@ def test_start_twice_and_delete_while_running(bus, board_factory):
     assert err == "org.piemu.Error.NoSuchBoard"
 
 
+@pytest.mark.boot
+def test_starts_while_others_boot(bus, board_factory):
+    """Boards started while earlier ones boot: a busy QEMU accepts piemud's serial connections late,
+    and the peer check must wait for that instead of taking it for a stranger on the port."""
+    boards = [board_factory() for _ in range(4)]
+    for b in boards:
+        b.call("Start")  # answered once the guest runs; the next starts while this one boots
+        assert b.prop("State") == "running"
+    ports = [p for b in boards for p in (b.prop("SerialPort"), b.prop("GpioPort"))]
+    assert len(set(ports)) == len(ports), f"two boards share a port: {ports}"
+    for b in boards:
+        b.call("Stop")
+        assert b.prop("State") == "stopped"
+
+
 def test_board_added_and_removed_signals(bus):
     seen = []
     sub = bus.signal_subscribe(
