@@ -37,7 +37,7 @@ piemuctl create "$BOARD"
 piemuctl start "$BOARD"
 piemuctl --no-pager status "$BOARD" | sed -n '1,12p'
 
-say "Its serial console, live (the emulated Pi boots in about 15 seconds):"
+say "Its serial console, live (the emulated Pi boots in a few seconds):"
 piemuctl watch "$BOARD" &
 watch_pid=$!
 piemuctl wait "$BOARD" --serial='piemu: ready' --timeout=3min
