@@ -191,8 +191,10 @@ static int run(int argc, char *argv[]) {
         if (r >= 0)
                 r = manager_load_boards(m);
         if (r >= 0) {
-                log_info("piemud %s ready on the %s bus as org.piemu", PIEMU_VERSION,
-                         arg_user_bus ? "user" : "system");
+                log_info("piemud %s ready on the %s bus as org.piemu (QEMU: %s)", PIEMU_VERSION,
+                         arg_user_bus ? "user" : "system",
+                         m->emulator ? "single-threaded TCG via " PIEMU_QEMU_WRAPPER
+                                     : "libvirt's default, multi-threaded TCG");
                 sd_notify(0, "READY=1\nSTATUS=Serving org.piemu");
                 r = sd_event_loop(e);
                 if (r < 0)
