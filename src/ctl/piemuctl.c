@@ -143,32 +143,46 @@ static bool want_json(void) {
 
 /* ---- list ---- */
 
+/* Rows point into the reply message (sd_bus_message_read hands out pointers into its body), which
+ * outlives them: nothing is copied. */
 typedef struct BoardEntry {
-        char *name;
-        char *state;
+        const char *name;
+        const char *state;
         uint32_t owner;
-        char *path;
+        const char *path;
 } BoardEntry;
 
 static int compare_boards(const void *a, const void *b) {
         return strcmp(((const BoardEntry *)a)->name, ((const BoardEntry *)b)->name);
 }
 
-static void free_boards(BoardEntry *e, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(e[i].name);
-                free(e[i].state);
-                free(e[i].path);
-        }
-        free(e);
+/* Makes room for one more element of size `size` in *p (holding n, with room for *allocated). */
+static int grow(void **p, size_t *allocated, size_t n, size_t size) {
+        if (n < *allocated)
+                return 0;
+        size_t k = *allocated ? *allocated * 2 : 16;
+        void *e = reallocarray(*p, k, size);
+        if (!e)
+                return -ENOMEM;
+        *p = e;
+        *allocated = k;
+        return 0;
+}
+
+static void print_legend(size_t n, const char *what, const char *if_none) {
+        if (!arg_legend)
+                return;
+        if (n == 0)
+                printf("%s\n", if_none);
+        else
+                printf("\n%zu %s%s listed.\n", n, what, n == 1 ? "" : "s");
 }
 
 static int verb_list(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        BoardEntry *boards = NULL;
+        _cleanup_free_ BoardEntry *boards = NULL;
         size_t n = 0, allocated = 0;
-        const char *name, *state, *path;
-        uint32_t owner;
+        BoardEntry e;
         sd_bus *bus;
         int r;
 
@@ -184,33 +198,13 @@ static int verb_list(int argc, char *argv[]) {
         r = sd_bus_message_enter_container(reply, 'a', "(ssuo)");
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        while ((r = sd_bus_message_read(reply, "(ssuo)", &name, &state, &owner, &path)) > 0) {
-                if (n == allocated) {
-                        size_t k = allocated ? allocated * 2 : 16;
-                        BoardEntry *b = reallocarray(boards, k, sizeof(BoardEntry));
-                        if (!b) {
-                                free_boards(boards, n);
-                                return oom();
-                        }
-                        boards = b;
-                        allocated = k;
-                }
-                boards[n] = (BoardEntry){
-                        .name = strdup(name),
-                        .state = strdup(state),
-                        .owner = owner,
-                        .path = strdup(path),
-                };
-                n++;
-                if (!boards[n - 1].name || !boards[n - 1].state || !boards[n - 1].path) {
-                        free_boards(boards, n);
+        while ((r = sd_bus_message_read(reply, "(ssuo)", &e.name, &e.state, &e.owner, &e.path)) > 0) {
+                if (grow((void **)&boards, &allocated, n, sizeof(BoardEntry)) < 0)
                         return oom();
-                }
+                boards[n++] = e;
         }
-        if (r < 0) {
-                free_boards(boards, n);
+        if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        }
         if (n > 1)
                 qsort(boards, n, sizeof(BoardEntry), compare_boards);
 
@@ -234,33 +228,22 @@ static int verb_list(int argc, char *argv[]) {
                 }
                 json_close(&j, ']');
                 json_finish(&j);
-        } else {
-                _cleanup_(table_freep) Table *t =
-                        table_new(3, (const char *const[]){"NAME", "STATE", "OWNER"});
-                if (!t) {
-                        free_boards(boards, n);
-                        return oom();
-                }
-                for (size_t i = 0; i < n; i++) {
-                        char user[64];
-                        if (table_add_row(t, (const char *const[]){
-                                                     boards[i].name, boards[i].state,
-                                                     owner_name(boards[i].owner, user, sizeof(user))}) < 0) {
-                                free_boards(boards, n);
-                                return oom();
-                        }
-                }
-                if (n > 0)
-                        table_print(t, stdout);
-                if (arg_legend) {
-                        if (n == 0)
-                                printf("No boards.\n");
-                        else
-                                printf("\n%zu board%s listed.\n", n, n == 1 ? "" : "s");
-                }
+                return CTL_EXIT_OK;
         }
 
-        free_boards(boards, n);
+        _cleanup_(table_freep) Table *t = table_new(3, (const char *const[]){"NAME", "STATE", "OWNER"});
+        if (!t)
+                return oom();
+        for (size_t i = 0; i < n; i++) {
+                char user[64];
+                if (table_add_row(
+                            t, (const char *const[]){boards[i].name, boards[i].state,
+                                                     owner_name(boards[i].owner, user, sizeof(user))}) < 0)
+                        return oom();
+        }
+        if (n > 0)
+                table_print(t, stdout);
+        print_legend(n, "board", "No boards.");
         return CTL_EXIT_OK;
 }
 
@@ -736,28 +719,21 @@ static int verb_delete(int argc, char *argv[]) {
 
 /* ---- images ---- */
 
+/* Rows point into the reply message, as in list. */
 typedef struct ImageEntry {
-        char *name;
-        char *description;
+        const char *name;
+        const char *description;
 } ImageEntry;
 
 static int compare_images(const void *a, const void *b) {
         return strcmp(((const ImageEntry *)a)->name, ((const ImageEntry *)b)->name);
 }
 
-static void free_images(ImageEntry *e, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(e[i].name);
-                free(e[i].description);
-        }
-        free(e);
-}
-
 static int verb_images(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        ImageEntry *images = NULL;
+        _cleanup_free_ ImageEntry *images = NULL;
         size_t n = 0, allocated = 0;
-        const char *name, *description;
+        ImageEntry e;
         sd_bus *bus;
         int r;
 
@@ -773,28 +749,13 @@ static int verb_images(int argc, char *argv[]) {
         r = sd_bus_message_enter_container(reply, 'a', "(ss)");
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        while ((r = sd_bus_message_read(reply, "(ss)", &name, &description)) > 0) {
-                if (n == allocated) {
-                        size_t k = allocated ? allocated * 2 : 8;
-                        ImageEntry *e = reallocarray(images, k, sizeof(ImageEntry));
-                        if (!e) {
-                                free_images(images, n);
-                                return oom();
-                        }
-                        images = e;
-                        allocated = k;
-                }
-                images[n] = (ImageEntry){.name = strdup(name), .description = strdup(description)};
-                n++;
-                if (!images[n - 1].name || !images[n - 1].description) {
-                        free_images(images, n);
+        while ((r = sd_bus_message_read(reply, "(ss)", &e.name, &e.description)) > 0) {
+                if (grow((void **)&images, &allocated, n, sizeof(ImageEntry)) < 0)
                         return oom();
-                }
+                images[n++] = e;
         }
-        if (r < 0) {
-                free_images(images, n);
+        if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        }
         if (n > 1)
                 qsort(images, n, sizeof(ImageEntry), compare_images);
 
@@ -814,29 +775,18 @@ static int verb_images(int argc, char *argv[]) {
                 }
                 json_close(&j, ']');
                 json_finish(&j);
-        } else {
-                _cleanup_(table_freep) Table *t = table_new(2, (const char *const[]){"NAME", "DESCRIPTION"});
-                if (!t) {
-                        free_images(images, n);
-                        return oom();
-                }
-                for (size_t i = 0; i < n; i++)
-                        if (table_add_row(t, (const char *const[]){images[i].name, images[i].description}) <
-                            0) {
-                                free_images(images, n);
-                                return oom();
-                        }
-                if (n > 0)
-                        table_print(t, stdout);
-                if (arg_legend) {
-                        if (n == 0)
-                                printf("No images. Import one with 'piemuctl import-image'.\n");
-                        else
-                                printf("\n%zu image%s listed.\n", n, n == 1 ? "" : "s");
-                }
+                return CTL_EXIT_OK;
         }
 
-        free_images(images, n);
+        _cleanup_(table_freep) Table *t = table_new(2, (const char *const[]){"NAME", "DESCRIPTION"});
+        if (!t)
+                return oom();
+        for (size_t i = 0; i < n; i++)
+                if (table_add_row(t, (const char *const[]){images[i].name, images[i].description}) < 0)
+                        return oom();
+        if (n > 0)
+                table_print(t, stdout);
+        print_legend(n, "image", "No images. Import one with 'piemuctl import-image'.");
         return CTL_EXIT_OK;
 }
 
