@@ -18,6 +18,12 @@ static bool names_thread(const char *v) {
         return false;
 }
 
+/* Whether argv[i], argv[i + 1] is an -accel that selects tcg without a thread mode. */
+static bool wants_single_thread(char **argv, int i) {
+        return (strcmp(argv[i], "-accel") == 0 || strcmp(argv[i], "--accel") == 0) &&
+               selects_tcg(argv[i + 1]) && !names_thread(argv[i + 1]);
+}
+
 int accel_args_force_single_thread(int argc, char **argv, char **storage) {
         static const char suffix[] = ",thread=single";
         size_t need = 0;
@@ -26,8 +32,7 @@ int accel_args_force_single_thread(int argc, char **argv, char **storage) {
 
         *storage = NULL;
         for (int i = 1; i + 1 < argc; i++)
-                if ((strcmp(argv[i], "-accel") == 0 || strcmp(argv[i], "--accel") == 0) &&
-                    selects_tcg(argv[i + 1]) && !names_thread(argv[i + 1]))
+                if (wants_single_thread(argv, i))
                         need += strlen(argv[i + 1]) + sizeof(suffix);
         if (need == 0)
                 return 0;
@@ -38,8 +43,7 @@ int accel_args_force_single_thread(int argc, char **argv, char **storage) {
                 return -ENOMEM;
         p = buf;
         for (int i = 1; i + 1 < argc; i++)
-                if ((strcmp(argv[i], "-accel") == 0 || strcmp(argv[i], "--accel") == 0) &&
-                    selects_tcg(argv[i + 1]) && !names_thread(argv[i + 1])) {
+                if (wants_single_thread(argv, i)) {
                         char *v = p;
 
                         p = stpcpy(stpcpy(p, argv[i + 1]), suffix) + 1;
