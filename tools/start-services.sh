@@ -135,16 +135,34 @@ start_virtlogd() {
     say "virtlogd: started"
 }
 
+libvirtd_alive() {
+    pidfile_alive /run/libvirtd.pid libvirtd || pgrep -x libvirtd >/dev/null
+}
+
 start_libvirtd() {
     if libvirt_answers >/dev/null 2>&1; then
         say "libvirtd: already running ($LIBVIRT_URI answers)"
         return 0
     fi
-    if ! pidfile_alive /run/libvirtd.pid libvirtd && ! pgrep -x libvirtd >/dev/null; then
-        libvirtd -d
+    # A libvirtd that does not answer is either still starting or still shutting down (after
+    # SIGTERM it closes its socket first and takes seconds to exit): wait for it to answer or
+    # to go, and start a new one once none is left.
+    local started=no
+    for _ in $(seq 1 300); do
+        if libvirt_answers >/dev/null 2>&1; then
+            say "libvirtd: started ($LIBVIRT_URI answers)"
+            return 0
+        fi
+        if [ $started = no ] && ! libvirtd_alive; then
+            libvirtd -d
+            started=yes
+        fi
+        sleep 0.1
+    done
+    if [ $started = no ]; then
+        die "libvirtd: a libvirtd process exists but $LIBVIRT_URI did not answer within 30 s"
     fi
-    wait_until 300 libvirt_answers || die "libvirtd: $LIBVIRT_URI did not answer within 30 s"
-    say "libvirtd: started ($LIBVIRT_URI answers)"
+    die "libvirtd: started, but $LIBVIRT_URI did not answer within 30 s"
 }
 
 ensure_user

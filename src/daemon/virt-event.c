@@ -161,7 +161,10 @@ static void apply_pending(void) {
                         if (r >= 0 && w->source)
                                 r = sd_event_source_set_enabled(w->source,
                                                                 w->events ? SD_EVENT_ON : SD_EVENT_OFF);
-                        if (r < 0)
+                        /* -ESTALE: the loop has finished and libvirt is closing its connection. */
+                        if (r == -ESTALE)
+                                log_debug_errno(r, "Not watching libvirt fd %d, the loop has ended", w->fd);
+                        else if (r < 0)
                                 log_error_errno(r, "Failed to watch libvirt fd %d: %m", w->fd);
                 } else {
                         uint64_t now;
@@ -175,7 +178,9 @@ static void apply_pending(void) {
                                 r = sd_event_source_set_enabled(w->source, SD_EVENT_ON);
                         } else if (r >= 0)
                                 r = sd_event_source_set_enabled(w->source, SD_EVENT_OFF);
-                        if (r < 0)
+                        if (r == -ESTALE)
+                                log_debug_errno(r, "Not arming a libvirt timer, the loop has ended");
+                        else if (r < 0)
                                 log_error_errno(r, "Failed to arm libvirt timer: %m");
                 }
                 i++;
