@@ -5,8 +5,12 @@
   bench/piemu_bench.py gpio  [--rounds N]   SetPin -> GpioChanged round trip through a real guest
   bench/piemu_bench.py start [--runs N]     Start -> first SerialOutput byte, piemud vs plain virsh
   bench/piemu_bench.py list  [--boards N]   ListBoards latency and piemud RSS with N defined boards
-  bench/piemu_bench.py idle  [--guests N] [--seconds S]
-                                            piemud wakeups/s with N running, quiet guests
+  bench/piemu_bench.py idle  [--guests N] [--peers N] [--seconds S]
+                                            piemud wakeups/s with N running, quiet guests and
+                                            N watching bus clients and N console sockets
+  bench/piemu_bench.py flood [--seconds S] [--slow-ms MS]
+                                            SerialOutput throughput to one watcher: from a
+                                            flooding peer (bench-serial-flood) and from a real guest
   bench/piemu_bench.py loop  [--runs N]     GetPin latency on one board while another starts
   bench/piemu_bench.py all
 
@@ -37,6 +41,12 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise KeyError(key)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values, p):
@@ -170,8 +180,13 @@ def bench_list(args):
 
 
 def bench_idle(args):
+    """Wakeups of an idle piemud with running guests and connected peers.
+
+    Each guest's shim is connected on its GPIO line; on top of that, --peers bus clients
+    (each its own connection) have called Watch() on a board and --peers console clients hold
+    an OpenSerial() socket, spread over the boards. None of them says anything while measured."""
     conn = pb.system_bus()
-    boards = []
+    boards, peers, consoles = [], [], []
     try:
         for _ in range(args.guests):
             b = pb.Board.create(conn, name=pb.unique_name("bench"))
@@ -181,20 +196,90 @@ def bench_idle(args):
         for b in boards:
             b.wait_prompt()
             b.wait_for(lambda: b.prop("GuestReady") is True, 60, "GuestReady")
+        for i in range(args.peers):
+            b = boards[i % len(boards)]
+            c = pb.private_system_bus()
+            pb.call(c, b.path, pb.BOARD_IFACE, "Watch")
+            peers.append(c)
+            (h,), fds = pb.call(conn, b.path, pb.BOARD_IFACE, "OpenSerial", fds=[])
+            consoles.append(socket.socket(fileno=fds.steal_fds()[h]))
         time.sleep(3)  # let the boot chatter end
         pid = piemud_pid()
 
         def switches():
             return proc_status(pid, "voluntary_ctxt_switches") + proc_status(pid, "nonvoluntary_ctxt_switches")
 
-        s0 = switches()
-        time.sleep(args.seconds)
-        rate = (switches() - s0) / args.seconds
-        print(f"idle: piemud with {args.guests} running, quiet guests (shims connected): {rate:.2f} context "
-              f"switches/s over {args.seconds:.0f} s (the old service polled 20x/s per board; target 0)")
+        def wakeups():
+            s0 = switches()
+            time.sleep(args.seconds)
+            return (switches() - s0) / args.seconds
+
+        rate = wakeups()
+        print(f"idle: piemud with {args.guests} running, quiet guests (shims connected), {len(peers)} watching "
+              f"bus clients and {len(consoles)} console sockets: {rate:.2f} context switches/s over "
+              f"{args.seconds:.0f} s (the old service polled 20x/s per board; target 0)")
+        for c in peers:
+            c.close_sync(None)
+        for s in consoles:
+            s.close()
+        peers, consoles = [], []
+        time.sleep(1)
+        print(f"idle: the same guests with no peers: {wakeups():.2f} context switches/s")
     finally:
+        for c in peers:
+            c.close_sync(None)
+        for s in consoles:
+            s.close()
         for b in boards:
             b.delete()
+
+
+def flood_binary():
+    build = os.environ.get("PIEMU_BUILD", os.path.join(os.path.dirname(__file__), "..", "build"))
+    path = os.path.join(build, "bench", "bench-serial-flood")
+    if not os.access(path, os.X_OK):
+        sys.exit(f"{path} not found: build first (meson compile -C build), or set PIEMU_BUILD")
+    return path
+
+
+def bench_flood(args):
+    """SerialOutput throughput to one watcher (target >= 50 MB/s, RSS <= 32 MiB when slow).
+
+    First piemud's own path (serial.c and watchers.c, on the system bus) fed by a peer that
+    writes as fast as TCP allows, with a watcher that keeps up and one that sleeps --slow-ms
+    after every signal. Then the whole product with a real guest printing to its console,
+    which the guest's emulated UART bounds long before piemud does."""
+    exe = flood_binary()
+    for slow in (0, args.slow_ms):
+        out = subprocess.run([exe, "--seconds", str(min(args.seconds, 5)), "--slow-ms", str(slow)],
+                             capture_output=True, text=True, check=True).stdout
+        kv = dict(f.split("=", 1) for f in out.split())
+        who = "a watcher that keeps up" if slow == 0 else f"a slow watcher ({slow} ms per signal)"
+        print(f"flood: flooding peer -> {who}: read {kv['read_mb_s']} MB/s, watcher got {kv['watcher_mb_s']} MB/s "
+              f"in {kv['signals']} signals of {kv['avg_signal_kib']} KiB avg, {kv['gaps']} gaps, "
+              f"{kv['pauses']} read pauses; daemon-side RSS {kv['rss_before_mib']} -> peak {kv['rss_peak_mib']} MiB"
+              + (f" (target >= 50 MB/s: ratio {float(kv['watcher_mb_s']) / 50:.2f})" if slow == 0 else ""))
+
+    conn = pb.system_bus()
+    b = booted_board(conn)
+    try:
+        pid = piemud_pid()
+        rss0 = proc_status(pid, "VmRSS")
+        size = 2_000_000
+        mark = len(b.serial)
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        b.call("SendSerial", "(ay)", (f"head -c {size} /dev/zero | tr '\\0' x; echo; echo FLOOD-$((40+2))\n".encode(),))
+        b.wait_serial(b"FLOOD-42", 120, start=mark)
+        dt = time.monotonic() - t0
+        cpu = (cpu_seconds(pid) - cpu0) / dt * 100
+        got = sum(len(m) for m in re.findall(rb"x{100,}", bytes(b.serial[mark:])))
+        rss = proc_status(pid, "VmRSS")
+        print(f"flood: real guest printing {size / 1e6:.0f} MB of 'x' on its console: {got / dt / 1e6:.2f} MB/s "
+              f"to the watcher ({got} of {size} bytes), piemud busy {cpu:.1f} % of a core meanwhile "
+              f"(the emulated UART is the limit); piemud RSS {rss0 / 1024:.1f} -> {rss / 1024:.1f} MiB")
+    finally:
+        b.delete()
 
 
 def bench_loop(args):
@@ -238,14 +323,16 @@ def bench_loop(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "all"])
+    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "flood", "all"])
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--boards", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--guests", type=int, default=8)
+    ap.add_argument("--peers", type=int, default=100)
+    ap.add_argument("--slow-ms", type=int, default=20)
     args = ap.parse_args()
-    for name in (["gpio", "loop", "start", "list", "idle"] if args.what == "all" else [args.what]):
+    for name in (["gpio", "loop", "start", "list", "idle", "flood"] if args.what == "all" else [args.what]):
         globals()[f"bench_{name}"](args)
 
 

@@ -187,18 +187,9 @@ static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         int r;
 
         VERIFY_OR_RETURN(b, m, "watch", error);
-        if (!b->watchers) {
-                r = sd_bus_track_new(sd_bus_message_get_bus(m), &b->watchers, NULL, NULL);
-                if (r < 0)
-                        return r;
-        }
-        /* Repeated Watch() calls are one watch: a watcher gets every signal once. */
-        if (sd_bus_track_count_sender(b->watchers, m) == 0) {
-                r = sd_bus_track_add_sender(b->watchers, m);
-                if (r < 0)
-                        return r;
-                log_debug("board %s: %s watches", b->config.name, sd_bus_message_get_sender(m));
-        }
+        r = watchers_add(&b->watchers, m);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -206,10 +197,7 @@ static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error
         Board *b = userdata;
 
         /* Anyone may stop watching; nothing is revealed or changed for others. */
-        if (b->watchers)
-                while (sd_bus_track_count_sender(b->watchers, m) > 0)
-                        if (sd_bus_track_remove_sender(b->watchers, m) < 0)
-                                break;
+        watchers_remove(&b->watchers, m);
         return sd_bus_reply_method_return(m, NULL);
 }
 

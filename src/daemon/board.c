@@ -20,12 +20,6 @@
 #include "vm.h"
 
 #define START_ATTEMPTS_MAX 5
-/* Serial bytes are held this long so that a chatty guest gives few, larger signals. */
-#define COALESCE_USEC 3000
-#define THROTTLE_USEC 5000
-/* Beyond this many unsent messages on our bus connection, stop reading the console:
- * TCP flow control then slows the guest, and piemud's memory stays bounded. */
-#define BUS_QUEUE_MAX 64
 
 static const char *const state_names[_BOARD_STATE_MAX] = {
         [BOARD_STOPPED] = "stopped",   [BOARD_STARTING] = "starting", [BOARD_RUNNING] = "running",
@@ -143,6 +137,7 @@ int board_new(Manager *m, const BoardConfig *c, Board **ret) {
         r = sd_bus_path_encode("/org/piemu/board", c->name, &b->path);
         if (r < 0)
                 goto fail;
+        watchers_init(&b->watchers, b->path, b->config.name);
         *ret = b;
         return 0;
 fail:
@@ -234,11 +229,8 @@ static void board_disconnect(Board *b) {
         b->console = serial_free(b->console);
         b->gpio = serial_free(b->gpio);
         b->console_up = b->gpio_up = false;
-        b->flush_timer = sd_event_source_disable_unref(b->flush_timer);
-        b->throttle_timer = sd_event_source_disable_unref(b->throttle_timer);
-        free(b->out);
-        b->out = NULL;
-        b->out_len = 0;
+        watchers_drop_output(&b->watchers);
+        b->watchers.source = NULL;
         gpio_parser_init(&b->parser);
         set_guest_ready(b, false);
 }
@@ -248,7 +240,7 @@ Board *board_free(Board *b) {
                 return NULL;
         board_disconnect(b);
         sd_bus_message_unref(b->pending);
-        sd_bus_track_unref(b->watchers);
+        watchers_done(&b->watchers);
         board_config_done(&b->config);
         free(b->path);
         free(b->domain);
@@ -258,92 +250,12 @@ Board *board_free(Board *b) {
         return NULL;
 }
 
-/* ---- signals to watchers ---- */
+/* ---- guest output ---- */
 
 static uint64_t now_realtime_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
-/* Guest output is private: each signal is addressed to one watcher, never broadcast. */
-static int emit_to_watchers(Board *b, const char *member, const char *types, ...) {
-        sd_bus *bus = b->manager->bus;
-        int r = 0;
-
-        if (!bus || !b->watchers)
-                return 0;
-        for (const char *w = sd_bus_track_first(b->watchers); w; w = sd_bus_track_next(b->watchers)) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-                va_list ap;
-                r = sd_bus_message_new_signal(bus, &s, b->path, "org.piemu.Board", member);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_set_destination(s, w);
-                if (r < 0)
-                        return r;
-                if (streq(types, "ay")) {
-                        va_start(ap, types);
-                        const void *data = va_arg(ap, const void *);
-                        size_t n = va_arg(ap, size_t);
-                        va_end(ap);
-                        r = sd_bus_message_append_array(s, 'y', data, n);
-                } else {
-                        va_start(ap, types);
-                        r = sd_bus_message_appendv(s, types, ap);
-                        va_end(ap);
-                }
-                if (r < 0)
-                        return r;
-                r = sd_bus_send(bus, s, NULL);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata);
-
-static void flush_output(Board *b) {
-        uint64_t queued = 0;
-        int r;
-
-        b->flush_timer = sd_event_source_disable_unref(b->flush_timer);
-        if (b->out_len == 0)
-                return;
-        r = emit_to_watchers(b, "SerialOutput", "ay", b->out, b->out_len);
-        if (r < 0)
-                log_warning_errno(r, "board %s: cannot send SerialOutput: %m", b->config.name);
-        b->out_len = 0;
-
-        if (b->console && sd_bus_get_n_queued_write(b->manager->bus, &queued) >= 0 &&
-            queued > BUS_QUEUE_MAX && !b->throttle_timer) {
-                serial_set_reading(b->console, false);
-                r = sd_event_add_time_relative(b->manager->event, &b->throttle_timer, CLOCK_MONOTONIC,
-                                               THROTTLE_USEC, 1000, on_throttle, b);
-                if (r < 0) /* without the timer we could never resume: keep reading instead */
-                        serial_set_reading(b->console, true);
-        }
-}
-
-static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata) {
-        Board *b = userdata;
-        uint64_t queued = 0;
-
-        if (sd_bus_get_n_queued_write(b->manager->bus, &queued) >= 0 && queued > BUS_QUEUE_MAX / 2) {
-                sd_event_source_set_time_relative(s, THROTTLE_USEC);
-                sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-                return 0;
-        }
-        b->throttle_timer = sd_event_source_disable_unref(b->throttle_timer);
-        if (b->console)
-                serial_set_reading(b->console, true);
-        return 0;
-}
-
-static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        flush_output(userdata);
-        return 0;
 }
 
 static void recent_append(Board *b, const uint8_t *data, size_t n) {
@@ -376,28 +288,7 @@ static void on_console_data(Serial *s, const uint8_t *data, size_t n, void *user
 
         recent_append(b, data, n);
         console_clients_write(b, data, n);
-        if (!b->watchers || sd_bus_track_count(b->watchers) == 0)
-                return;
-        while (n > 0) {
-                size_t room = BOARD_COALESCE_MAX - b->out_len, k = n < room ? n : room;
-                if (!b->out) {
-                        b->out = malloc(BOARD_COALESCE_MAX);
-                        if (!b->out) {
-                                log_oom();
-                                return;
-                        }
-                }
-                memcpy(b->out + b->out_len, data, k);
-                b->out_len += k;
-                data += k;
-                n -= k;
-                if (b->out_len == BOARD_COALESCE_MAX)
-                        flush_output(b);
-        }
-        if (b->out_len > 0 && !b->flush_timer &&
-            sd_event_add_time_relative(b->manager->event, &b->flush_timer, CLOCK_MONOTONIC, COALESCE_USEC, 0,
-                                       on_flush_timer, b) < 0)
-                flush_output(b);
+        watchers_push_output(&b->watchers, data, n);
 }
 
 /* ---- GPIO ---- */
@@ -427,7 +318,7 @@ static void level_changed(Board *b, unsigned pin, bool value, uint64_t ts) {
                 return;
         b->levels = value ? (b->levels | bit) : (b->levels & ~bit);
         log_debug("board %s: GPIO %u = %d", b->config.name, pin, value);
-        (void)emit_to_watchers(b, "GpioChanged", "ubt", pin, (int)value, ts);
+        (void)watchers_emit(&b->watchers, "GpioChanged", "ubt", pin, (int)value, ts);
 }
 
 static int on_gpio_msg(const GpioMsg *msg, void *userdata) {
@@ -507,6 +398,8 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
         }
         /* The serial socket closed: QEMU went away or refused us. */
         if (is_console) {
+                watchers_drop_output(&b->watchers);
+                b->watchers.source = NULL;
                 b->console = serial_free(b->console);
                 b->console_up = false;
         } else {
@@ -532,6 +425,7 @@ static int connect_serials(Board *b) {
                            &b->console);
         if (r < 0)
                 return r;
+        b->watchers.source = b->console;
         return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b,
                               &b->gpio);
 }

@@ -10,6 +10,7 @@
 #include "gpio-proto.h"
 #include "manager.h"
 #include "serial.h"
+#include "watchers.h"
 
 typedef enum BoardState {
         BOARD_STOPPED,
@@ -20,8 +21,7 @@ typedef enum BoardState {
         _BOARD_STATE_MAX,
 } BoardState;
 
-#define BOARD_RECENT_MAX   8192
-#define BOARD_COALESCE_MAX (256U * 1024U)
+#define BOARD_RECENT_MAX 8192
 
 typedef enum BoardOp {
         BOARD_OP_NONE,
@@ -51,11 +51,7 @@ struct Board {
         struct ConsoleClient *console_clients;
         bool console_up, gpio_up;
 
-        sd_bus_track *watchers;
-        uint8_t *out;
-        size_t out_len;
-        sd_event_source *flush_timer;
-        sd_event_source *throttle_timer;
+        Watchers watchers;
         uint8_t recent[BOARD_RECENT_MAX];
         size_t recent_start, recent_len;
 

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "watchers.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-event.h>
+
+#include "log.h"
+#include "macro.h"
+
+#define THROTTLE_USEC 5000
+
+void watchers_init(Watchers *w, const char *path, const char *name) {
+        *w = (Watchers){.path = path, .name = name};
+}
+
+void watchers_drop_output(Watchers *w) {
+        w->flush_timer = sd_event_source_disable_unref(w->flush_timer);
+        w->throttle_timer = sd_event_source_disable_unref(w->throttle_timer);
+        free(w->out);
+        w->out = NULL;
+        w->out_len = 0;
+}
+
+void watchers_done(Watchers *w) {
+        watchers_drop_output(w);
+        w->track = sd_bus_track_unref(w->track);
+}
+
+int watchers_add(Watchers *w, sd_bus_message *m) {
+        int r;
+
+        if (!w->track) {
+                r = sd_bus_track_new(sd_bus_message_get_bus(m), &w->track, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        /* Repeated Watch() calls are one watch: a watcher gets every signal once. */
+        if (sd_bus_track_count_sender(w->track, m) > 0)
+                return 0;
+        r = sd_bus_track_add_sender(w->track, m);
+        if (r < 0)
+                return r;
+        log_debug("board %s: %s watches", w->name, sd_bus_message_get_sender(m));
+        return 1;
+}
+
+void watchers_remove(Watchers *w, sd_bus_message *m) {
+        if (!w->track)
+                return;
+        while (sd_bus_track_count_sender(w->track, m) > 0)
+                if (sd_bus_track_remove_sender(w->track, m) < 0)
+                        break;
+}
+
+unsigned watchers_count(Watchers *w) {
+        return w->track ? sd_bus_track_count(w->track) : 0;
+}
+
+int watchers_emit(Watchers *w, const char *member, const char *types, ...) {
+        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        int r;
+
+        if (!bus)
+                return 0;
+        for (const char *name = sd_bus_track_first(w->track); name; name = sd_bus_track_next(w->track)) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+                va_list ap;
+
+                r = sd_bus_message_new_signal(bus, &s, w->path, "org.piemu.Board", member);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_set_destination(s, name);
+                if (r < 0)
+                        return r;
+                va_start(ap, types);
+                if (streq(types, "ay")) {
+                        const void *data = va_arg(ap, const void *);
+                        size_t n = va_arg(ap, size_t);
+                        r = sd_bus_message_append_array(s, 'y', data, n);
+                } else
+                        r = sd_bus_message_appendv(s, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return r;
+                r = sd_bus_send(bus, s, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Watchers *w = userdata;
+        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        uint64_t queued = 0;
+
+        if (bus && sd_bus_get_n_queued_write(bus, &queued) >= 0 && queued > WATCHERS_BUS_QUEUE_MAX / 2) {
+                sd_event_source_set_time_relative(s, THROTTLE_USEC);
+                sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        w->throttle_timer = sd_event_source_disable_unref(w->throttle_timer);
+        if (w->source)
+                serial_set_reading(w->source, true);
+        return 0;
+}
+
+static void flush_output(Watchers *w) {
+        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        uint64_t queued = 0;
+        int r;
+
+        w->flush_timer = sd_event_source_disable_unref(w->flush_timer);
+        if (w->out_len == 0)
+                return;
+        r = watchers_emit(w, "SerialOutput", "ay", w->out, w->out_len);
+        if (r < 0)
+                log_warning_errno(r, "board %s: cannot send SerialOutput: %m", w->name);
+        else {
+                w->n_signals++;
+                w->n_bytes += w->out_len;
+        }
+        w->out_len = 0;
+
+        if (bus && w->source && !w->throttle_timer && sd_bus_get_n_queued_write(bus, &queued) >= 0 &&
+            queued > WATCHERS_BUS_QUEUE_MAX) {
+                serial_set_reading(w->source, false);
+                r = sd_event_add_time_relative(sd_bus_get_event(bus), &w->throttle_timer, CLOCK_MONOTONIC,
+                                               THROTTLE_USEC, 1000, on_throttle, w);
+                if (r < 0) /* without the timer we could never resume: keep reading instead */
+                        serial_set_reading(w->source, true);
+                else
+                        w->n_pauses++;
+        }
+}
+
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        flush_output(userdata);
+        return 0;
+}
+
+void watchers_push_output(Watchers *w, const uint8_t *data, size_t n) {
+        sd_bus *bus;
+
+        if (watchers_count(w) == 0)
+                return;
+        bus = sd_bus_track_get_bus(w->track);
+        while (n > 0) {
+                size_t room = WATCHERS_COALESCE_MAX - w->out_len, k = n < room ? n : room;
+                if (!w->out) {
+                        w->out = malloc(WATCHERS_COALESCE_MAX);
+                        if (!w->out) {
+                                log_oom();
+                                return;
+                        }
+                }
+                memcpy(w->out + w->out_len, data, k);
+                w->out_len += k;
+                data += k;
+                n -= k;
+                if (w->out_len == WATCHERS_COALESCE_MAX)
+                        flush_output(w);
+        }
+        if (w->out_len > 0 && !w->flush_timer &&
+            sd_event_add_time_relative(sd_bus_get_event(bus), &w->flush_timer, CLOCK_MONOTONIC,
+                                       WATCHERS_COALESCE_USEC, 0, on_flush_timer, w) < 0)
+                flush_output(w);
+}
