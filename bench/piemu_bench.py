@@ -12,6 +12,8 @@
                                             SerialOutput throughput to one watcher: from a
                                             flooding peer (bench-serial-flood) and from a real guest
   bench/piemu_bench.py loop  [--runs N]     GetPin latency on one board while another starts
+  bench/piemu_bench.py console [--rounds N]
+                                            a quiet guest's answer via SerialOutput vs OpenSerial
   bench/piemu_bench.py all
 
 Each prints medians (and p99 where it matters) and the ratio to the target from DESIGN.md.
@@ -282,6 +284,40 @@ def bench_flood(args):
         b.delete()
 
 
+def bench_console(args):
+    """How long a quiet guest's answer takes to reach a SerialOutput watcher, against the same
+    answer read from an OpenSerial() socket: the difference is piemud's signal path (the
+    3 ms coalescing, the bus hop). Most of either figure is the guest running the command."""
+    conn = pb.system_bus()
+    b = booted_board(conn)
+    try:
+        (h,), fds = pb.call(conn, b.path, pb.BOARD_IFACE, "OpenSerial", fds=[])
+        console = socket.socket(fileno=fds.steal_fds()[h])
+        console.settimeout(30)
+        via_signal, via_socket = [], []
+        for i in range(args.rounds // 5):
+            mark, expect = len(b.serial), f"R{i}-{i + 7}".encode()
+            t0 = time.monotonic()
+            b.call("SendSerial", "(ay)", (f"echo R{i}-$(({i}+7))\n".encode(),))
+            while expect not in b.serial[mark:]:
+                pb.GLib.MainContext.default().iteration(True)
+            via_signal.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.2)
+            buf, expect = b"", f"S{i}-{i + 7}".encode()
+            t0 = time.monotonic()
+            console.sendall(f"echo S{i}-$(({i}+7))\n".encode())
+            while expect not in buf:
+                buf += console.recv(65536)
+            via_socket.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.2)
+        console.close()
+        print(f"console: a command's answer from a quiet guest, {len(via_signal)} rounds: via SerialOutput "
+              f"median {statistics.median(via_signal):.1f} ms (max {max(via_signal):.1f}), via OpenSerial "
+              f"median {statistics.median(via_socket):.1f} ms (max {max(via_socket):.1f})")
+    finally:
+        b.delete()
+
+
 def bench_loop(args):
     """While one board's Start is inside libvirt, GetPin on another must still answer at once.
 
@@ -323,7 +359,7 @@ def bench_loop(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "flood", "all"])
+    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "flood", "console", "all"])
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--boards", type=int, default=1000)
@@ -332,7 +368,7 @@ def main():
     ap.add_argument("--peers", type=int, default=100)
     ap.add_argument("--slow-ms", type=int, default=20)
     args = ap.parse_args()
-    for name in (["gpio", "loop", "start", "list", "idle", "flood"] if args.what == "all" else [args.what]):
+    for name in (["gpio", "loop", "start", "list", "idle", "flood", "console"] if args.what == "all" else [args.what]):
         globals()[f"bench_{name}"](args)
 
 

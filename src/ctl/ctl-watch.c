@@ -533,8 +533,8 @@ static int setup(Watcher *w, bool call_watch) {
                                 return ctl_error(NULL, r, "set up signal handling", w->name, NULL);
                 }
 
-        r = sd_event_add_time_relative(w->event, &w->flush_source, CLOCK_MONOTONIC, PARTIAL_LINE_DELAY, 0,
-                                       on_flush_timer, w);
+        r = sd_event_add_time_relative(w->event, &w->flush_source, CLOCK_MONOTONIC, PARTIAL_LINE_DELAY,
+                                       10 * USEC_PER_MSEC, on_flush_timer, w);
         if (r < 0)
                 return ctl_error(NULL, r, "set up a timer", w->name, NULL);
         (void)sd_event_source_set_enabled(w->flush_source, SD_EVENT_OFF);

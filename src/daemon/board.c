@@ -20,6 +20,10 @@
 #include "vm.h"
 
 #define START_ATTEMPTS_MAX 5
+/* Console bytes leave as SerialOutput coalesced over WATCHERS_COALESCE_USEC anyway: reading
+ * them at most once a millisecond adds no delay that matters and spares a wakeup for every
+ * few bytes a streaming guest prints. The GPIO line is read at once (SetPin latency). */
+#define CONSOLE_BATCH_USEC 1000
 
 static const char *const state_names[_BOARD_STATE_MAX] = {
         [BOARD_STOPPED] = "stopped",   [BOARD_STARTING] = "starting", [BOARD_RUNNING] = "running",
@@ -426,6 +430,7 @@ static int connect_serials(Board *b) {
         if (r < 0)
                 return r;
         b->watchers.source = b->console;
+        serial_set_batch_usec(b->console, CONSOLE_BATCH_USEC);
         return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b,
                               &b->gpio);
 }

@@ -18,6 +18,8 @@ struct Serial {
         sd_event_source *io;
         bool connected;
         bool reading;
+        uint64_t batch_usec;          /* 0: read as soon as bytes arrive */
+        sd_event_source *batch_timer; /* set while reads are held back */
         uint16_t port, local_port;
         uint8_t *wbuf;
         size_t wlen;
@@ -31,7 +33,7 @@ static void update_events(Serial *s) {
         if (!s->connected)
                 ev = EPOLLOUT;
         else {
-                if (s->reading)
+                if (s->reading && !s->batch_timer)
                         ev |= EPOLLIN;
                 if (s->wlen > 0)
                         ev |= EPOLLOUT;
@@ -41,6 +43,7 @@ static void update_events(Serial *s) {
 }
 
 static void closed(Serial *s, int error) {
+        s->batch_timer = sd_event_source_disable_unref(s->batch_timer);
         s->io = sd_event_source_disable_unref(s->io);
         s->fd = safe_close(s->fd);
         s->connected = false;
@@ -60,6 +63,28 @@ static int flush_writes(Serial *s) {
                 s->wlen -= (size_t)n;
         }
         return 0;
+}
+
+/* sd-event's default accuracy (0) is 250 ms: far too loose for a pause of a millisecond. */
+#define TIMER_ACCURACY_USEC 100
+
+static int on_batch_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Serial *s = userdata;
+        s->batch_timer = sd_event_source_disable_unref(s->batch_timer);
+        if (s->io)
+                update_events(s);
+        return 0;
+}
+
+/* After a read, leave the socket alone for batch_usec: a guest UART hands QEMU one byte at
+ * a time and QEMU sends each at once, so a streaming guest would otherwise wake us for
+ * every few bytes. The first bytes after a quiet spell are still read at once. */
+static void hold_back_reads(Serial *s) {
+        if (s->batch_usec == 0 || s->batch_timer)
+                return;
+        if (sd_event_add_time_relative(sd_event_source_get_event(s->io), &s->batch_timer, CLOCK_MONOTONIC,
+                                       s->batch_usec, TIMER_ACCURACY_USEC, on_batch_timer, s) < 0)
+                s->batch_timer = NULL; /* reading on without a pause is only slower */
 }
 
 static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -111,6 +136,7 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                          * so they are re-armed after every read. */
                         int one = 1;
                         (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+                        hold_back_reads(s);
                         if (s->on_data)
                                 s->on_data(s, buf, (size_t)n, s->userdata);
                 }
@@ -165,6 +191,7 @@ fail:
 Serial *serial_free(Serial *s) {
         if (!s)
                 return NULL;
+        sd_event_source_disable_unref(s->batch_timer);
         sd_event_source_disable_unref(s->io);
         safe_close(s->fd);
         free(s->wbuf);
@@ -202,6 +229,11 @@ int serial_write(Serial *s, const void *data, size_t n) {
                 return r;
         update_events(s);
         return 0;
+}
+
+void serial_set_batch_usec(Serial *s, uint64_t usec) {
+        if (s)
+                s->batch_usec = usec;
 }
 
 int serial_set_reading(Serial *s, bool on) {

@@ -25,5 +25,8 @@ uint16_t serial_local_port(const Serial *s);
 uint16_t serial_remote_port(const Serial *s);
 /* -ENOBUFS when the queue would exceed SERIAL_WRITE_MAX, -ENOTCONN before connect. */
 int serial_write(Serial *s, const void *data, size_t n);
+/* After each read, waits `usec` before the next one (0, the default: reads at once), so that
+ * a streaming peer gives few large reads instead of many tiny ones. */
+void serial_set_batch_usec(Serial *s, uint64_t usec);
 /* Stops/starts reading: TCP flow control then holds the guest back. */
 int serial_set_reading(Serial *s, bool on);

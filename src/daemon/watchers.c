@@ -12,6 +12,9 @@
 #include "macro.h"
 
 #define THROTTLE_USEC 5000
+/* An accuracy of 0 would mean sd-event's default of 250 ms, and a quiet guest's output
+ * would then wait up to that long for its signal. */
+#define FLUSH_ACCURACY_USEC 100
 
 void watchers_init(Watchers *w, const char *path, const char *name) {
         *w = (Watchers){.path = path, .name = name};
@@ -167,6 +170,6 @@ void watchers_push_output(Watchers *w, const uint8_t *data, size_t n) {
         }
         if (w->out_len > 0 && !w->flush_timer &&
             sd_event_add_time_relative(sd_bus_get_event(bus), &w->flush_timer, CLOCK_MONOTONIC,
-                                       WATCHERS_COALESCE_USEC, 0, on_flush_timer, w) < 0)
+                                       WATCHERS_COALESCE_USEC, FLUSH_ACCURACY_USEC, on_flush_timer, w) < 0)
                 flush_output(w);
 }
