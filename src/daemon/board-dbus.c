@@ -13,15 +13,15 @@
 
 /* Own boards need manage-own-board, everybody else's need manage-boards; root is
  * always allowed (inside polkit_verify_async). Returns 1 allowed, 0 pending (the
- * call is re-dispatched when polkit answers), < 0 refused. */
+ * call is re-dispatched when the bus or polkit answers), < 0 refused. */
 int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *error) {
         const char *details[] = {"board", b->config.name, "verb", verb, NULL};
         uid_t uid;
         int r;
 
-        r = polkit_registry_sender_uid(b->manager->polkit, m, &uid);
-        if (r < 0)
-                return r;
+        r = polkit_registry_sender_uid_async(b->manager->polkit, m, &uid);
+        if (r <= 0)
+                return r; /* 0: the bus is asked, the call comes back */
         return polkit_verify_async(
                 m, uid == b->config.owner ? "org.piemu.manage-own-board" : "org.piemu.manage-boards",
                 details, b->manager->polkit, error);

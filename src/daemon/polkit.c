@@ -75,6 +75,7 @@ struct PolkitQuery {
 struct PolkitRegistry {
         PolkitQuery *queries;
         unsigned n_queries;
+        unsigned n_sent; /* CheckAuthorization calls made, ever: for tests */
         UidCache *uids;
 };
 
@@ -443,12 +444,8 @@ int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_
         return uid_cache_sender_uid(registry ? registry->uids : NULL, m, ret);
 }
 
-/* Root needs nobody's permission. Only a uid the bus vouches for counts (bus_get_sender_uid refuses
- * one guessed from /proc, which could belong to a recycled PID). Errors mean "not known to be root":
- * polkit decides. */
-static bool sender_is_root(PolkitRegistry *registry, sd_bus_message *call) {
-        uid_t uid;
-        return polkit_registry_sender_uid(registry, call, &uid) >= 0 && uid == 0;
+int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
+        return uid_cache_sender_uid_async(registry ? registry->uids : NULL, m, ret);
 }
 
 static int new_check_authorization(sd_bus *bus, const char *sender, const char *action, char **details,
@@ -492,6 +489,7 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
         PolkitQuery *existing;
         sd_bus *bus;
         const char *sender;
+        uid_t uid;
         int interactive, r;
 
         if (!call || isempty(action) || !registry)
@@ -510,7 +508,13 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
                 query_free(existing);
         }
 
-        if (sender_is_root(registry, call))
+        /* Root needs nobody's permission. Only a uid the bus vouches for counts (bus_get_sender_uid
+         * refuses one guessed from /proc, which could belong to a recycled PID). Errors mean "not
+         * known to be root": polkit decides. */
+        r = polkit_registry_sender_uid_async(registry, call, &uid);
+        if (r == 0)
+                return 0; /* the bus is asked; the call comes back when it answers */
+        if (r > 0 && uid == 0)
                 return 1;
 
         bus = sd_bus_message_get_bus(call);
@@ -552,6 +556,7 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
         (void)query_watch_caller(q, sender);
 
         query_link(registry, q);
+        registry->n_sent++;
         TAKE_PTR(q);
         return 0;
 }
@@ -586,6 +591,14 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
 
 unsigned polkit_registry_n_uids(PolkitRegistry *r) {
         return r ? uid_cache_size(r->uids) : 0;
+}
+
+unsigned polkit_registry_n_sent(PolkitRegistry *r) {
+        return r ? r->n_sent : 0;
+}
+
+unsigned polkit_registry_n_uid_lookups(PolkitRegistry *r) {
+        return r ? uid_cache_n_lookups(r->uids) : 0;
 }
 
 unsigned polkit_registry_size(PolkitRegistry *r) {

@@ -42,10 +42,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitRegistry *, polkit_registry_free);
 unsigned polkit_registry_size(PolkitRegistry *r);
 /* Number of clients whose uid is remembered. For tests. */
 unsigned polkit_registry_n_uids(PolkitRegistry *r);
+/* CheckAuthorization calls, and uid questions to the bus, made so far. For tests. */
+unsigned polkit_registry_n_sent(PolkitRegistry *r);
+unsigned polkit_registry_n_uid_lookups(PolkitRegistry *r);
 
 /* details: NULL-terminated key, value, key, value, ... list, or NULL.
- * Returns 1 if authorized (uid 0 always is), 0 if a CheckAuthorization query is in flight (the
- * handler must return 1 without replying; the call is re-dispatched when polkitd answers), or a
+ * Returns 1 if authorized (uid 0 always is), 0 if a CheckAuthorization query, or the bus's answer
+ * about the caller's uid, is in flight (the handler must return 1 without replying; the call is
+ * re-dispatched when the answer is in), or a
  * negative errno with ret_error set: AccessDenied (naming the action; also when polkitd cannot be
  * reached) or InteractiveAuthorizationRequired (polkit wants a challenge but the call did not
  * allow interaction). */
@@ -55,6 +59,9 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
 /* Effective uid of the sender of m, remembered per client while it stays on the bus (uid-cache.h).
  * Use this in handlers; same errors as bus_get_sender_uid. */
 int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
+/* The same without blocking the loop (uid_cache_sender_uid_async): 1 known, 0 asked (return
+ * without replying; the call is dispatched again), < 0 error. */
+int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
 
 /* Effective uid of the sender of m, as the bus reports it (a synchronous question to the bus). Negative
  * errno on failure; -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */

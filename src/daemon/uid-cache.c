@@ -16,9 +16,23 @@ struct UidEntry {
         sd_bus_track *track; /* tells us when the name leaves the bus */
 };
 
+/* A GetConnectionUnixUser question in flight, and the calls that wait for its answer. */
+typedef struct UidLookup UidLookup;
+
+struct UidLookup {
+        UidCache *cache;
+        UidLookup *prev, *next;
+        char *name;
+        sd_bus_slot *slot;
+        sd_bus_message **calls;
+        size_t n_calls;
+};
+
 struct UidCache {
         UidEntry *entries;
         unsigned n_entries;
+        UidLookup *lookups;
+        unsigned n_lookups;
 };
 
 static UidEntry *entry_free(UidEntry *e) {
@@ -41,6 +55,27 @@ static UidEntry *entry_free(UidEntry *e) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(UidEntry *, entry_free);
 
+static UidLookup *lookup_free(UidLookup *l) {
+        if (!l)
+                return NULL;
+        if (l->cache) {
+                if (l->prev)
+                        l->prev->next = l->next;
+                else
+                        l->cache->lookups = l->next;
+                if (l->next)
+                        l->next->prev = l->prev;
+        }
+        sd_bus_slot_unref(l->slot);
+        for (size_t i = 0; i < l->n_calls; i++)
+                sd_bus_message_unref(l->calls[i]);
+        free(l->calls);
+        free(l->name);
+        free(l);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(UidLookup *, lookup_free);
+
 static void cache_clear(UidCache *c) {
         while (c->entries)
                 entry_free(c->entries);
@@ -62,12 +97,18 @@ UidCache *uid_cache_free(UidCache *c) {
         if (!c)
                 return NULL;
         cache_clear(c);
+        while (c->lookups)
+                lookup_free(c->lookups);
         free(c);
         return NULL;
 }
 
 unsigned uid_cache_size(UidCache *c) {
         return c ? c->n_entries : 0;
+}
+
+unsigned uid_cache_n_lookups(UidCache *c) {
+        return c ? c->n_lookups : 0;
 }
 
 static int on_client_gone(sd_bus_track *t, void *userdata) {
@@ -85,27 +126,30 @@ static UidEntry *cache_find(UidCache *c, const char *name) {
         return NULL;
 }
 
-/* Remembering is an optimisation: any failure here leaves the answer correct, just not cached. */
-static void cache_remember(UidCache *c, sd_bus_message *m, const char *name, uid_t uid) {
+/* Remembering is an optimisation for uid_cache_sender_uid(): a failure there leaves the answer
+ * correct, just not cached. uid_cache_sender_uid_async() depends on it (see on_uid_reply). */
+static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid) {
         _cleanup_(entry_freep) UidEntry *e = NULL;
-        sd_bus *bus = sd_bus_message_get_bus(m);
+        int r;
 
         if (!bus)
-                return;
+                return -ENOTCONN;
         if (c->n_entries >= UID_CACHE_MAX)
                 cache_clear(c);
 
         e = calloc(1, sizeof(*e));
         if (!e)
-                return;
+                return -ENOMEM;
         e->uid = uid;
         e->name = strdup(name);
         if (!e->name)
-                return;
-        if (sd_bus_track_new(bus, &e->track, on_client_gone, e) < 0)
-                return;
-        if (sd_bus_track_add_name(e->track, name) < 0)
-                return;
+                return -ENOMEM;
+        r = sd_bus_track_new(bus, &e->track, on_client_gone, e);
+        if (r < 0)
+                return r;
+        r = sd_bus_track_add_name(e->track, name);
+        if (r < 0)
+                return r;
 
         e->cache = c;
         e->next = c->entries;
@@ -114,6 +158,7 @@ static void cache_remember(UidCache *c, sd_bus_message *m, const char *name, uid
         c->entries = e;
         c->n_entries++;
         TAKE_PTR(e);
+        return 0;
 }
 
 int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret) {
@@ -136,10 +181,110 @@ int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret) {
                 return 0;
         }
 
+        c->n_lookups++;
         r = bus_get_sender_uid(m, &uid);
         if (r < 0)
                 return r;
-        cache_remember(c, m, sender, uid);
+        (void)cache_remember(c, sd_bus_message_get_bus(m), sender, uid);
         *ret = uid;
+        return 0;
+}
+
+static int lookup_add_call(UidLookup *l, sd_bus_message *m) {
+        sd_bus_message **calls;
+
+        for (size_t i = 0; i < l->n_calls; i++)
+                if (l->calls[i] == m)
+                        return 0;
+        calls = realloc(l->calls, (l->n_calls + 1) * sizeof(*calls));
+        if (!calls)
+                return -ENOMEM;
+        l->calls = calls;
+        l->calls[l->n_calls++] = sd_bus_message_ref(m);
+        return 0;
+}
+
+static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        UidLookup *l = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t uid = 0;
+        int r;
+
+        (void)ret_error;
+        if (e)
+                r = -sd_bus_error_get_errno(e) ?: -EIO;
+        else
+                r = sd_bus_message_read(reply, "u", &uid);
+        /* Not remembered means not found when the handler runs again: it would only ask again. */
+        if (r >= 0)
+                r = cache_remember(l->cache, bus, l->name, (uid_t)uid);
+
+        /* Each waiting call runs its handler again and now finds the uid. A call whose caller
+         * cannot be identified (it left, or the bus refused) is answered here instead: running
+         * its handler again would only ask again. */
+        for (size_t i = 0; i < l->n_calls; i++) {
+                sd_bus_message *call = l->calls[i];
+                int q = r;
+                if (q >= 0)
+                        q = sd_bus_message_rewind(call, true);
+                if (q >= 0)
+                        q = sd_bus_enqueue_for_read(bus, call);
+                if (q < 0)
+                        (void)sd_bus_reply_method_errorf(call, SD_BUS_ERROR_ACCESS_DENIED,
+                                                         "Cannot tell which user is calling: %s.",
+                                                         e ? (e->message ?: e->name) : strerror(-q));
+        }
+        lookup_free(l);
+        return 0;
+}
+
+int uid_cache_sender_uid_async(UidCache *c, sd_bus_message *m, uid_t *ret) {
+        _cleanup_(lookup_freep) UidLookup *l = NULL;
+        sd_bus *bus;
+        const char *sender;
+        int r;
+
+        if (!m || !ret)
+                return -EINVAL;
+        sender = sd_bus_message_get_sender(m);
+        bus = sd_bus_message_get_bus(m);
+        if (!c || !bus || !sender || sender[0] != ':') {
+                r = bus_get_sender_uid(m, ret);
+                return r < 0 ? r : 1;
+        }
+
+        UidEntry *e = cache_find(c, sender);
+        if (e) {
+                *ret = e->uid;
+                return 1;
+        }
+        for (UidLookup *p = c->lookups; p; p = p->next)
+                if (streq(p->name, sender)) {
+                        r = lookup_add_call(p, m);
+                        return r < 0 ? r : 0;
+                }
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->name = strdup(sender);
+        if (!l->name)
+                return -ENOMEM;
+        r = lookup_add_call(l, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method_async(bus, &l->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, l, "s",
+                                     sender);
+        if (r < 0)
+                return r;
+        c->n_lookups++;
+        l->cache = c;
+        l->next = c->lookups;
+        if (c->lookups)
+                c->lookups->prev = l;
+        c->lookups = l;
+        TAKE_PTR(l);
         return 0;
 }

@@ -7,7 +7,8 @@
  * synchronous round trip that holds the event loop. A Board call needs the uid twice (own board or
  * someone else's, and the root shortcut) and runs again when polkit answers. Unique names are never
  * reused on a bus, so the answer stays true until the client leaves; an sd_bus_track per entry
- * forgets it then. The first call of each client still pays one lookup. */
+ * forgets it then. The first call of each client asks the bus asynchronously
+ * (uid_cache_sender_uid_async) and runs again when the answer is in. */
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -30,5 +31,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UidCache *, uid_cache_free);
  * asks the bus. */
 int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret);
 
-/* For tests and the debug log: number of remembered clients. */
+/* The same without blocking: 1 with *ret set when the uid is known; 0 when the bus has been asked,
+ * and `m` will be put back on the bus's read queue once it answers, so that its handler runs again
+ * and finds the uid (a call whose caller cannot be identified is answered with AccessDenied
+ * instead); negative errno on failure. Handlers return at 0 without replying, as for polkit. */
+int uid_cache_sender_uid_async(UidCache *c, sd_bus_message *m, uid_t *ret);
+
+/* For tests and the debug log: number of remembered clients, and of questions asked of the bus. */
 unsigned uid_cache_size(UidCache *c);
+unsigned uid_cache_n_lookups(UidCache *c);

@@ -9,12 +9,14 @@
  *
  *   Check(s action) -> u            polkit_verify_async(action, board=probe-board, verb=check);
  *                                   returns how many times the handler ran for this call
- *                                   (1: decided at once, e.g. root; 2: answered by polkitd)
+ *                                   (a client's first call runs once more: it waits for the bus
+ *                                   to say the caller's uid; then 1: decided at once, e.g. root;
+ *                                   2: answered by polkitd)
  *   CheckBoard(s action, s board) -> u  the same with board=BOARD
  *   CheckTwo(s first, s second) -> u  verifies two actions in one call, one after the other
  *   CheckParallel(s first, s second) -> u  asks both at once (ignores the first 0): one reply
- *   Stats() -> uuuu                 handler runs, queries sent (verify returned 0), live registry entries,
- *                                   clients whose uid is cached
+ *   Stats() -> uuuuu                handler runs, CheckAuthorization queries sent, live registry
+ *                                   entries, clients whose uid is cached, uid questions to the bus
  *
  * --manual-loop drives the bus with sd_bus_process()/sd_bus_wait() and no sd-event loop, the mode in
  * which answers are freed when consumed instead of at idle time.
@@ -35,7 +37,7 @@
 #define PROBE_INTERFACE "org.piemu.test.PolkitProbe"
 
 static PolkitRegistry *registry;
-static unsigned n_runs, n_queries;
+static unsigned n_runs;
 
 /* Handler runs per call, keyed by (sender, cookie): a small ring is plenty for a test driver. */
 static struct {
@@ -85,10 +87,8 @@ static int method_check(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = polkit_verify_async(m, action, details, registry, error);
         if (r < 0)
                 return r;
-        if (r == 0) {
-                n_queries++;
-                return 1; /* polkitd will answer; we run again then */
-        }
+        if (r == 0)
+                return 1; /* the bus or polkitd will answer; we run again then */
 
         return sd_bus_reply_method_return(m, "u", runs);
 }
@@ -107,18 +107,14 @@ static int method_check_two(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = polkit_verify_async(m, first, probe_details, registry, error);
         if (r < 0)
                 return r;
-        if (r == 0) {
-                n_queries++;
+        if (r == 0)
                 return 1;
-        }
 
         r = polkit_verify_async(m, second, probe_details, registry, error);
         if (r < 0)
                 return r;
-        if (r == 0) {
-                n_queries++;
+        if (r == 0)
                 return 1;
-        }
 
         return sd_bus_reply_method_return(m, "u", runs);
 }
@@ -140,17 +136,16 @@ static int method_check_parallel(sd_bus_message *m, void *userdata, sd_bus_error
         r2 = polkit_verify_async(m, second, probe_details, registry, error);
         if (r2 < 0)
                 return r2;
-        if (r1 == 0 || r2 == 0) {
-                n_queries += (r1 == 0) + (r2 == 0);
+        if (r1 == 0 || r2 == 0)
                 return 1;
-        }
 
         return sd_bus_reply_method_return(m, "u", runs);
 }
 
 static int method_stats(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return sd_bus_reply_method_return(m, "uuuu", n_runs, n_queries, polkit_registry_size(registry),
-                                          polkit_registry_n_uids(registry));
+        return sd_bus_reply_method_return(m, "uuuuu", n_runs, polkit_registry_n_sent(registry),
+                                          polkit_registry_size(registry), polkit_registry_n_uids(registry),
+                                          polkit_registry_n_uid_lookups(registry));
 }
 
 static const sd_bus_vtable probe_vtable[] = {
@@ -163,9 +158,10 @@ static const sd_bus_vtable probe_vtable[] = {
                                 method_check_two, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckParallel", SD_BUS_ARGS("s", first, "s", second),
                                 SD_BUS_RESULT("u", runs), method_check_parallel, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Stats", SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("u", runs, "u", queries, "u", registry, "u", uids),
-                                method_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "Stats", SD_BUS_NO_ARGS,
+                SD_BUS_RESULT("u", runs, "u", queries, "u", registry, "u", uids, "u", lookups), method_stats,
+                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
