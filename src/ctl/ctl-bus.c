@@ -162,6 +162,9 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
         }
         if (error && strncmp(error->name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0) {
                 fprintf(stderr, "piemud is not running and D-Bus could not start it: %s\n", msg);
+                fprintf(stderr,
+                        "piemud exits at once when it cannot reach libvirt: is libvirtd (or virtqemud) "
+                        "running? ('systemctl start libvirtd')\n");
                 fprintf(stderr, "Check its log (journalctl -u piemud) or start it by hand with 'piemud'.\n");
                 return CTL_EXIT_NO_DAEMON;
         }

@@ -266,9 +266,9 @@ def test_guest_poweroff_and_qemu_crash_are_seen(bus, board_factory):
 
 
 @pytest.mark.boot
-def test_libvirtd_restart(bus, board_factory):
+def test_libvirtd_restart(bus, board_factory, piemuctl_bin):
     """piemud leaves when libvirtd goes away (it must not serve stale state) and, restarted,
-    finds the still-running board again."""
+    finds the still-running board again. Meanwhile piemuctl says what to do."""
     b = board_factory()
     b.call("Start")
     out = subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True, text=True)
@@ -282,6 +282,15 @@ def test_libvirtd_restart(bus, board_factory):
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}"), "piemud kept running without libvirtd"
+    if not os.path.isdir("/run/systemd/system"):  # with systemd, socket activation revives libvirtd
+        # Once libvirtd is gone, the bus tries to start piemud for piemuctl; it exits at once.
+        for _ in range(300):
+            if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.1)
+        r = subprocess.run([piemuctl_bin, "list"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 7, (r.returncode, r.stderr)
+        assert "could not start it" in r.stderr and "is libvirtd" in r.stderr, r.stderr
     subprocess.run([os.path.join(pb.REPO, "tools", "start-services.sh")], check=True, capture_output=True)
     subprocess.run([os.path.join(pb.REPO, "tools", "piemud-service.sh"), "start"], check=True, capture_output=True)
     conn = pb.private_system_bus()
