@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <systemd/sd-login.h>
+
 #include "config.h"
 #include "ctl.h"
 #include "names.h"
@@ -385,12 +387,18 @@ int ctl_daemon_owner(sd_bus *bus, char **ret_unique) {
 static pid_t agent_pid = 0;
 
 /* piemud checks most calls with polkit. When polkit wants a password, it asks an agent registered for
- * our process or session; on a text console there usually is none, so we start pkttyagent (for our
- * process, its parent) and wait until it has registered. Skipped when it cannot help: no terminal on
- * stdin, --no-ask-password, or root (whom polkit always authorizes). */
+ * our process or session; on a text console there usually is none, so we start pkttyagent and wait
+ * until it has registered. In a logind session, as systemd does: for the session, as a fallback, so
+ * that a graphical agent in the session still wins. Outside one there is no session to register for
+ * (pkttyagent fails: "User of caller and user of subject differs"), so it registers for our process
+ * instead, and not as a fallback: polkitd passes over a fallback agent when the caller has no
+ * session agent. Skipped when it cannot help: no terminal on stdin, --no-ask-password, or root
+ * (whom polkit always authorizes). */
 void polkit_agent_open_if_enabled(void) {
         int fds[2];
         pid_t parent = getpid();
+        _cleanup_free_ char *session = NULL;
+        bool in_session = sd_pid_get_session(0, &session) >= 0;
         pid_t pid;
 
         if (agent_pid > 0 || !arg_ask_password || geteuid() == 0 || !isatty(STDIN_FILENO))
@@ -408,7 +416,7 @@ void polkit_agent_open_if_enabled(void) {
                 return;
         }
         if (pid == 0) {
-                char fd_str[16];
+                char fd_str[16], pid_str[24];
                 sigset_t ss;
 
                 /* An agent outliving us would keep prompting on the terminal. */
@@ -421,10 +429,13 @@ void polkit_agent_open_if_enabled(void) {
                 if (fcntl(fds[1], F_SETFD, 0) < 0)
                         _exit(EXIT_FAILURE);
                 snprintf(fd_str, sizeof(fd_str), "%d", fds[1]);
+                snprintf(pid_str, sizeof(pid_str), "%d", (int)parent);
+                const char *scope = in_session ? "--fallback" : "--process";
+                const char *scope_arg = in_session ? NULL : pid_str;
                 /* The system copy first, as systemd does; $PATH only where polkit lives elsewhere. */
-                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd_str, "--fallback",
+                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd_str, scope, scope_arg,
                       (char *)NULL);
-                execlp("pkttyagent", "pkttyagent", "--notify-fd", fd_str, "--fallback", (char *)NULL);
+                execlp("pkttyagent", "pkttyagent", "--notify-fd", fd_str, scope, scope_arg, (char *)NULL);
                 _exit(127);
         }
 

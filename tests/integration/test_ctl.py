@@ -606,3 +606,95 @@ def test_unprivileged_user(running_board, piemuctl_bin):
     assert r.returncode == 0, r.stderr
     assert running_board in [b["name"] for b in json.loads(r.stdout)]
     assert status_json(running_board)["state"] == "running"  # the board was not stopped
+
+
+PW_USER, PW_PASSWORD = "piemu-t-pwuser", "piemu-Test-pw-1"
+PW_RULES = "/etc/polkit-1/rules.d/10-piemu-ctl-pw-test.rules"
+
+
+def run_in_pty(argv, answer, timeout=60):
+    """Runs argv on a new pseudo-terminal (its controlling terminal) and types `answer` at the
+    first password prompt. Returns (exit code, everything it printed, whether it was asked)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    out, asked, end = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+            if not asked and b"Password:" in out:
+                asked = True
+                os.write(fd, answer.encode() + b"\n")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), asked
+
+
+@pytest.fixture
+def password_user(daemon):
+    """A user polkit lets create boards after typing their own password (auth_self)."""
+    import pwd
+
+    if not shutil.which("setpriv") or not shutil.which("chpasswd"):
+        pytest.skip("setpriv and chpasswd are needed")
+    try:
+        pwd.getpwnam(PW_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PW_USER],
+                       check=True)
+    subprocess.run(["chpasswd"], input=f"{PW_USER}:{PW_PASSWORD}\n", text=True, check=True)
+    with open(PW_RULES, "w") as f:
+        f.write("// Temporary, written by tests/integration/test_ctl.py; delete if left behind.\n"
+                "polkit.addRule(function(action, subject) {\n"
+                f'    if (subject.user == "{PW_USER}" && action.id == "org.piemu.create-board")\n'
+                "        return polkit.Result.AUTH_SELF;\n"
+                "});\n")
+    try:
+        # polkitd reads rules asynchronously: wait until a call without a terminal is challenged.
+        argv = ["setpriv", f"--reuid={PW_USER}", f"--regid={PW_USER}", "--init-groups", PIEMUCTL]
+        for _ in range(100):
+            r = subprocess.run(argv + ["create", "t-never-made"], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=60)
+            if "Authentication is required" in r.stderr:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the test polkit rule never took effect: {r.stderr}")
+        yield argv
+    finally:
+        os.unlink(PW_RULES)
+
+
+def test_password_prompt(password_user):
+    """polkit wants the user's password: piemuctl starts a text agent on its terminal, which asks,
+    and the call goes through with the right password and is refused with a wrong one."""
+    name = unique()
+    code, out, asked = run_in_pty(password_user + ["create", name], "not-the-password")
+    assert asked, out
+    assert code == EXIT_ACCESS, out
+    fails(EXIT_NOT_FOUND, "status", name)
+
+    code, out, asked = run_in_pty(password_user + ["create", name], PW_PASSWORD)
+    try:
+        assert asked and "AUTHENTICATING FOR org.piemu.create-board" in out, out
+        assert code == 0, out
+        import pwd
+
+        assert status_json(name)["owner"] == pwd.getpwnam(PW_USER).pw_uid
+    finally:
+        ctl("delete", name)
