@@ -300,7 +300,7 @@ int main(int argc, char *argv[]) {
         rss_before = status_kib("VmRSS");
         r = serial_connect(d.event, ntohs(a.sin_port), on_data, on_state, &d, &d.serial);
         if (r >= 0) {
-                d.watchers.source = d.serial;
+                watchers_attach(&d.watchers, d.serial);
                 r = sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, (uint64_t)(seconds * 1e6),
                                                1000, on_done, &d);
         }
@@ -315,8 +315,7 @@ int main(int argc, char *argv[]) {
         long rss_peak = status_kib("VmHWM");
 
         /* Stop the peer, drop what is held, let the watcher drain, then ask for its count. */
-        watchers_drop_output(&d.watchers);
-        d.watchers.source = NULL;
+        watchers_detach(&d.watchers);
         d.serial = serial_free(d.serial);
         kill(flooder, SIGKILL);
         waitpid(flooder, NULL, 0);

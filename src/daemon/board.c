@@ -233,8 +233,7 @@ static void board_disconnect(Board *b) {
         b->console = serial_free(b->console);
         b->gpio = serial_free(b->gpio);
         b->console_up = b->gpio_up = false;
-        watchers_drop_output(&b->watchers);
-        b->watchers.source = NULL;
+        watchers_detach(&b->watchers);
         gpio_parser_init(&b->parser);
         set_guest_ready(b, false);
 }
@@ -402,8 +401,7 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
         }
         /* The serial socket closed: QEMU went away or refused us. */
         if (is_console) {
-                watchers_drop_output(&b->watchers);
-                b->watchers.source = NULL;
+                watchers_detach(&b->watchers);
                 b->console = serial_free(b->console);
                 b->console_up = false;
         } else {
@@ -429,7 +427,7 @@ static int connect_serials(Board *b) {
                            &b->console);
         if (r < 0)
                 return r;
-        b->watchers.source = b->console;
+        watchers_attach(&b->watchers, b->console);
         serial_set_batch_usec(b->console, CONSOLE_BATCH_USEC);
         return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b,
                               &b->gpio);

@@ -20,7 +20,17 @@ void watchers_init(Watchers *w, const char *path, const char *name) {
         *w = (Watchers){.path = path, .name = name};
 }
 
-void watchers_drop_output(Watchers *w) {
+/* The connection the watchers are tracked on, once anyone has watched. */
+static sd_bus *watchers_bus(Watchers *w) {
+        return w->track ? sd_bus_track_get_bus(w->track) : NULL;
+}
+
+void watchers_attach(Watchers *w, Serial *source) {
+        w->source = source;
+}
+
+void watchers_detach(Watchers *w) {
+        w->source = NULL;
         w->flush_timer = sd_event_source_disable_unref(w->flush_timer);
         w->throttle_timer = sd_event_source_disable_unref(w->throttle_timer);
         free(w->out);
@@ -29,7 +39,7 @@ void watchers_drop_output(Watchers *w) {
 }
 
 void watchers_done(Watchers *w) {
-        watchers_drop_output(w);
+        watchers_detach(w);
         w->track = sd_bus_track_unref(w->track);
 }
 
@@ -64,7 +74,7 @@ unsigned watchers_count(Watchers *w) {
 }
 
 int watchers_emit(Watchers *w, const char *member, const char *types, ...) {
-        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        sd_bus *bus = watchers_bus(w);
         int r;
 
         if (!bus)
@@ -98,7 +108,7 @@ int watchers_emit(Watchers *w, const char *member, const char *types, ...) {
 
 static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata) {
         Watchers *w = userdata;
-        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        sd_bus *bus = watchers_bus(w);
         uint64_t queued = 0;
 
         if (bus && sd_bus_get_n_queued_write(bus, &queued) >= 0 && queued > WATCHERS_BUS_QUEUE_MAX / 2) {
@@ -113,7 +123,7 @@ static int on_throttle(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void flush_output(Watchers *w) {
-        sd_bus *bus = w->track ? sd_bus_track_get_bus(w->track) : NULL;
+        sd_bus *bus = watchers_bus(w);
         uint64_t queued = 0;
         int r;
 
@@ -151,7 +161,7 @@ void watchers_push_output(Watchers *w, const uint8_t *data, size_t n) {
 
         if (watchers_count(w) == 0)
                 return;
-        bus = sd_bus_track_get_bus(w->track);
+        bus = watchers_bus(w);
         while (n > 0) {
                 size_t room = WATCHERS_COALESCE_MAX - w->out_len, k = n < room ? n : room;
                 if (!w->out) {

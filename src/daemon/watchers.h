@@ -26,7 +26,7 @@
 typedef struct Watchers {
         const char *path; /* borrowed: the board's object path */
         const char *name; /* borrowed: for log lines */
-        Serial *source;   /* borrowed: paused while the bus queue is long; may be NULL */
+        Serial *source;   /* borrowed, see watchers_attach(); NULL while no line is up */
 
         sd_bus_track *track; /* created by the first watchers_add() */
         uint8_t *out;
@@ -49,7 +49,9 @@ unsigned watchers_count(Watchers *w);
  * size_t follow) or a plain sd_bus_message_append() signature. */
 int watchers_emit(Watchers *w, const char *member, const char *types, ...);
 
+/* The serial line the output comes from: paused while the bus queue is long. */
+void watchers_attach(Watchers *w, Serial *source);
+/* The line went away: forgets it, and drops bytes not yet sent and any pause. */
+void watchers_detach(Watchers *w);
 /* Serial bytes from the guest; sent within WATCHERS_COALESCE_USEC. */
 void watchers_push_output(Watchers *w, const uint8_t *data, size_t n);
-/* Drops bytes not yet sent and any pause (the serial line went away). */
-void watchers_drop_output(Watchers *w);

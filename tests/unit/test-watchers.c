@@ -200,11 +200,11 @@ static void line_open(Line *l, Watchers *w) {
         l->peer = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         CHECK(l->peer >= 0);
         run_until(line_up, l);
-        w->source = l->serial;
+        watchers_attach(w, l->serial);
 }
 
 static void line_close(Line *l, Watchers *w) {
-        w->source = NULL;
+        watchers_detach(w);
         l->serial = serial_free(l->serial);
         close(l->peer);
         close(l->listen_fd);
@@ -294,7 +294,7 @@ static void test_watcher_that_left_gets_nothing(sd_bus *daemon_bus) {
 
         /* Output held but not yet sent is dropped with the line, not sent later. */
         watchers_push_output(&w, (const uint8_t *)"lost", 4);
-        watchers_drop_output(&w);
+        watchers_detach(&w);
         run_for_ms(20);
         CHECK(a.len == 10);
 
