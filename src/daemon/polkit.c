@@ -29,6 +29,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "polkit.h"
 #include "uid-cache.h"
 
@@ -82,24 +83,14 @@ struct PolkitRegistry {
 static void query_unlink(PolkitQuery *q) {
         if (!q->registry)
                 return;
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                q->registry->queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(q->registry->queries, q);
         q->registry->n_queries--;
         q->registry = NULL;
-        q->prev = q->next = NULL;
 }
 
 static void query_link(PolkitRegistry *r, PolkitQuery *q) {
         q->registry = r;
-        q->prev = NULL;
-        q->next = r->queries;
-        if (r->queries)
-                r->queries->prev = q;
-        r->queries = q;
+        LIST_PREPEND(r->queries, q);
         r->n_queries++;
 }
 

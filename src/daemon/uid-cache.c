@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "polkit.h"
 #include "uid-cache.h"
 
@@ -39,12 +40,7 @@ static UidEntry *entry_free(UidEntry *e) {
         if (!e)
                 return NULL;
         if (e->cache) {
-                if (e->prev)
-                        e->prev->next = e->next;
-                else
-                        e->cache->entries = e->next;
-                if (e->next)
-                        e->next->prev = e->prev;
+                LIST_REMOVE(e->cache->entries, e);
                 e->cache->n_entries--;
         }
         /* Safe from inside the track's own handler: sd-bus holds a reference while it calls it. */
@@ -58,14 +54,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UidEntry *, entry_free);
 static UidLookup *lookup_free(UidLookup *l) {
         if (!l)
                 return NULL;
-        if (l->cache) {
-                if (l->prev)
-                        l->prev->next = l->next;
-                else
-                        l->cache->lookups = l->next;
-                if (l->next)
-                        l->next->prev = l->prev;
-        }
+        if (l->cache)
+                LIST_REMOVE(l->cache->lookups, l);
         sd_bus_slot_unref(l->slot);
         for (size_t i = 0; i < l->n_calls; i++)
                 sd_bus_message_unref(l->calls[i]);
@@ -152,10 +142,7 @@ static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid)
                 return r;
 
         e->cache = c;
-        e->next = c->entries;
-        if (c->entries)
-                c->entries->prev = e;
-        c->entries = e;
+        LIST_PREPEND(c->entries, e);
         c->n_entries++;
         TAKE_PTR(e);
         return 0;
@@ -281,10 +268,7 @@ int uid_cache_sender_uid_async(UidCache *c, sd_bus_message *m, uid_t *ret) {
                 return r;
         c->n_lookups++;
         l->cache = c;
-        l->next = c->lookups;
-        if (c->lookups)
-                c->lookups->prev = l;
-        c->lookups = l;
+        LIST_PREPEND(c->lookups, l);
         TAKE_PTR(l);
         return 0;
 }
