@@ -616,6 +616,7 @@ def run_in_pty(argv, answer, timeout=60):
     """Runs argv on a new pseudo-terminal (its controlling terminal) and types `answer` at the
     first password prompt. Returns (exit code, everything it printed, whether it was asked)."""
     import pty
+    import termios
 
     pid, fd = pty.fork()
     if pid == 0:
@@ -637,6 +638,12 @@ def run_in_pty(argv, answer, timeout=60):
                 break
             out += data
             if not asked and b"Password:" in out:
+                # The agent turns echo off after printing the prompt, flushing what was typed
+                # before: answer only once echo is off.
+                for _ in range(100):
+                    if not termios.tcgetattr(fd)[3] & termios.ECHO:
+                        break
+                    time.sleep(0.05)
                 asked = True
                 os.write(fd, answer.encode() + b"\n")
     finally:
