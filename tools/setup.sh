@@ -29,6 +29,11 @@ meson install -C build --quiet
 
 step "Starting system services (dbus, polkitd, virtlogd, libvirtd)"
 tools/start-services.sh
+
+step "TLS for the serial lines (piemu's CA, piemud's and QEMU's certificates)"
+tools/setup-tls.sh
+# setup-tls stops libvirtd when it had to point qemu.conf at QEMU's certificates.
+tools/start-services.sh >/dev/null
 # The bus policy was just installed or updated.
 dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
 

@@ -282,13 +282,19 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "      <source pool='%s' volume='%s'/>\n"
                 "      <target dev='sda' bus='sd'/>\n"
                 "    </disk>\n"
+                /* QEMU dials piemud's TLS listeners and dials again a second after a connection is
+                 * lost (piemud restarted): see serial.h for why QEMU is the client. */
                 "    <serial type='tcp'>\n"
-                "      <source mode='bind' host='127.0.0.1' service='%u'/>\n"
+                "      <source mode='connect' host='127.0.0.1' service='%u' tls='yes'>\n"
+                "        <reconnect enabled='yes' timeout='1'/>\n"
+                "      </source>\n"
                 "      <protocol type='raw'/>\n"
                 "      <target port='0'/>\n"
                 "    </serial>\n"
                 "    <serial type='tcp'>\n"
-                "      <source mode='bind' host='127.0.0.1' service='%u'/>\n"
+                "      <source mode='connect' host='127.0.0.1' service='%u' tls='yes'>\n"
+                "        <reconnect enabled='yes' timeout='1'/>\n"
+                "      </source>\n"
                 "      <protocol type='raw'/>\n"
                 "      <target port='1'/>\n"
                 "    </serial>\n"
@@ -384,47 +390,8 @@ int board_volume_name(const char *board, char **ret) {
         return 0;
 }
 
-int chardev_peer_port(const char *json, const char *label, uint16_t *ret_peer) {
-        char needle[128];
-        const char *l, *obj_start, *fn, *arrow, *colon;
-        uint64_t v = 0;
-
-        if (!json || !label || !ret_peer)
-                return -EINVAL;
-        if (snprintf(needle, sizeof needle, "\"label\":\"%s\"", label) >= (int)sizeof needle)
-                return -EINVAL;
-        l = strstr(json, needle);
-        if (!l)
-                return -ENOENT;
-        /* The "filename" key sits in the same JSON object; find that object's start. */
-        obj_start = l;
-        while (obj_start > json && *obj_start != '{')
-                obj_start--;
-        fn = strstr(obj_start, "\"filename\":\"");
-        if (!fn)
-                return -EINVAL;
-        fn += strlen("\"filename\":\"");
-        const char *fn_end = strchr(fn, '"');
-        if (!fn_end)
-                return -EINVAL;
-        arrow = strstr(fn, " <-> ");
-        if (!arrow || arrow > fn_end) {
-                *ret_peer = 0;
-                return 0;
-        }
-        colon = NULL;
-        for (const char *p = arrow; p < fn_end; p++)
-                if (*p == ':')
-                        colon = p;
-        if (!colon)
-                return -EINVAL;
-        for (const char *p = colon + 1; p < fn_end; p++) {
-                if (*p < '0' || *p > '9' || v > 65535)
-                        return -EINVAL;
-                v = v * 10 + (uint64_t)(*p - '0');
-        }
-        if (v == 0 || v > 65535)
-                return -EINVAL;
-        *ret_peer = (uint16_t)v;
-        return 0;
+bool domain_xml_has_tls_lines(const char *xml) {
+        /* piemu's lines are the only TCP chardevs of its domains: TLS lines are dialed by QEMU
+         * (mode='connect') with tls='yes'; an older piemu's were plain listeners (mode='bind'). */
+        return xml && strstr(xml, "mode='connect'") && strstr(xml, "tls='yes'") && !strstr(xml, "mode='bind'");
 }

@@ -60,7 +60,6 @@ int board_domain_name(const char *board, char **ret);
 const char *board_name_from_domain(const char *domain);
 int board_volume_name(const char *board, char **ret);
 
-/* Parses the peer port of a QEMU query-chardev entry for chardev label `label`
- * ("tcp:127.0.0.1:P,server=on <-> 127.0.0.1:PEER"). Returns the peer port (> 0),
- * 0 when nobody is connected, or negative errno. */
-int chardev_peer_port(const char *query_chardev_json, const char *label, uint16_t *ret_peer);
+/* True if a live domain XML has piemu's TLS lines (QEMU dials piemud), false for the plain TCP
+ * listeners of boards started by an older piemu. */
+bool domain_xml_has_tls_lines(const char *xml);

@@ -2,6 +2,7 @@
 #include "board.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -19,7 +20,6 @@
 #include "piemu-errors.h"
 #include "vm.h"
 
-#define START_ATTEMPTS_MAX 5
 /* Console bytes leave as SerialOutput coalesced over WATCHERS_COALESCE_USEC anyway: reading
  * them at most once a millisecond adds no delay that matters and spares a wakeup for every
  * few bytes a streaming guest prints. The GPIO line is read at once (SetPin latency). */
@@ -46,8 +46,7 @@ typedef struct Job {
         bool fresh_volume;
         bool delete_volume;
         bool undefine;
-        bool resume;
-        uint16_t console_local, gpio_local;
+        bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
         int r;
         char *error;
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -242,6 +241,7 @@ Board *board_free(Board *b) {
         if (!b)
                 return NULL;
         board_disconnect(b);
+        sd_event_source_disable_unref(b->lines_timer);
         sd_bus_message_unref(b->pending);
         watchers_done(&b->watchers);
         board_config_done(&b->config);
@@ -338,6 +338,8 @@ static int on_gpio_msg(const GpioMsg *msg, void *userdata) {
                 level_changed(b, msg->pin, msg->value, ts);
                 break;
         case GPIO_MSG_PINS:
+                /* Only the shim answers SYNC: it is there even if its HELLO went to an earlier piemud. */
+                set_guest_ready(b, true);
                 for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
                         level_changed(b, pin, msg->mask & (UINT64_C(1) << pin), ts);
                 break;
@@ -372,8 +374,13 @@ int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error) {
         char line[GPIO_PROTO_LINE_MAX + 1];
         uint64_t bit = UINT64_C(1) << pin;
 
-        if (b->state != BOARD_RUNNING || !b->gpio_up)
+        if (b->state != BOARD_RUNNING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
+                                         b->config.name);
+        if (!b->gpio_up)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "The GPIO line of board %s is not connected yet (QEMU dials it "
+                                         "within a second of a restart); try again.",
                                          b->config.name);
         b->driven_mask |= bit;
         b->driven_values = value ? (b->driven_values | bit) : (b->driven_values & ~bit);
@@ -381,56 +388,122 @@ int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error) {
         return 0;
 }
 
-/* ---- serial connection set-up ---- */
+/* ---- the lines ---- */
 
 static void start_failed(Board *b, int r, const char *msg);
-static void verify_and_resume(Board *b);
+static void resume_guest(Board *b);
 
 static void on_serial_state(Serial *s, int error, void *userdata) {
         Board *b = userdata;
         bool is_console = s == b->console;
+        char line[GPIO_PROTO_LINE_MAX + 1];
 
         if (error == 0) {
                 if (is_console)
                         b->console_up = true;
-                else
+                else {
                         b->gpio_up = true;
-                if (b->state == BOARD_STARTING && b->console_up && b->gpio_up)
-                        verify_and_resume(b);
+                        /* After piemud or the line restarted, a running shim does not say HELLO again: ask
+                         * it for the levels; its answer also tells that it is there. (Not while starting:
+                         * the guest's tty would only echo it.) */
+                        if (b->state == BOARD_RUNNING)
+                                send_gpio_line(b, line, gpio_proto_format_sync(line, sizeof line));
+                }
+                if (b->state == BOARD_RUNNING)
+                        log_info("board %s: %s line up", b->config.name, is_console ? "serial" : "GPIO");
+                if (b->state == BOARD_STARTING && b->waiting_for_lines && b->console_up && b->gpio_up)
+                        resume_guest(b);
                 return;
         }
-        /* The serial socket closed: QEMU went away or refused us. */
+        if (is_console)
+                b->console_up = false;
+        else {
+                b->gpio_up = false;
+                gpio_parser_init(&b->parser);
+        }
+        if (serial_is_tls(s)) {
+                /* QEMU dials again (<reconnect>): nothing to do but wait. */
+                if (b->state == BOARD_RUNNING)
+                        log_info("board %s: %s line down (%s); QEMU reconnects", b->config.name,
+                                 is_console ? "serial" : "GPIO", strerror(-error));
+                return;
+        }
+        /* A plain line of a board from before TLS lines: the socket is gone for good. */
         if (is_console) {
                 watchers_detach(&b->watchers);
                 b->console = serial_free(b->console);
-                b->console_up = false;
         } else {
                 b->gpio = serial_free(b->gpio);
-                b->gpio_up = false;
                 set_guest_ready(b, false);
         }
-        if (b->state == BOARD_STARTING && b->op == BOARD_OP_NONE) {
-                _cleanup_free_ char *m = NULL;
-                if (asprintf(&m, "cannot connect to the %s port: %s", is_console ? "serial" : "GPIO",
-                             strerror(-error)) < 0)
-                        m = NULL;
-                start_failed(b, error, m);
-        } else if (b->state == BOARD_RUNNING)
+        if (b->state == BOARD_RUNNING)
                 log_info("board %s: %s line closed (%s)", b->config.name, is_console ? "serial" : "GPIO",
                          strerror(-error));
 }
 
-static int connect_serials(Board *b) {
+static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned suppressed, void *userdata) {
+        Board *b = userdata;
+        _cleanup_free_ char *m = NULL;
+        char who[64];
+
+        if (uid == (uid_t)-1)
+                snprintf(who, sizeof who, "a local process of unknown uid");
+        else
+                snprintf(who, sizeof who, "local uid %u", (unsigned)uid);
+        if (asprintf(&m, "%s connected to the %s line of board %s (port %u) and %s; it got nothing%s",
+                     who, s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what,
+                     suppressed ? " (and more such connections, not logged one by one)" : "") < 0)
+                m = NULL;
+        log_warning("%s", m ?: "A stranger connected to a line");
+        set_last_error(b, m);
+}
+
+static uid_t qemu_peer_uid(Manager *m) {
+        return m->qemu_uid;
+}
+
+/* Opens both lines: TLS listeners QEMU dials (`fixed`: on the ports in the board's config, for a
+ * domain that runs already), or plain clients of QEMU's ports for a board from before TLS lines. */
+static int open_lines(Board *b, bool fixed, bool plain) {
+        const SerialCallbacks console_cb = {
+                .on_data = on_console_data,
+                .on_state = on_serial_state,
+                .on_intruder = on_serial_intruder,
+                .userdata = b,
+        };
+        const SerialCallbacks gpio_cb = {
+                .on_data = on_gpio_data,
+                .on_state = on_serial_state,
+                .on_intruder = on_serial_intruder,
+                .userdata = b,
+        };
+        sd_event *e = b->manager->event;
+        TlsCreds *creds = NULL;
         int r;
+
         board_disconnect(b);
-        r = serial_connect(b->manager->event, b->config.serial_port, on_console_data, on_serial_state, b,
-                           &b->console);
-        if (r < 0)
+        if (plain) {
+                r = serial_connect(e, b->config.serial_port, &console_cb, &b->console);
+                if (r >= 0)
+                        r = serial_connect(e, b->config.gpio_port, &gpio_cb, &b->gpio);
+        } else {
+                r = manager_tls(b->manager, &creds, NULL);
+                if (r >= 0)
+                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds, qemu_peer_uid(b->manager),
+                                          &console_cb, &b->console);
+                if (r >= 0)
+                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds, qemu_peer_uid(b->manager),
+                                          &gpio_cb, &b->gpio);
+        }
+        if (r < 0) {
+                board_disconnect(b);
                 return r;
+        }
+        b->config.serial_port = serial_port(b->console);
+        b->config.gpio_port = serial_port(b->gpio);
         watchers_attach(&b->watchers, b->console);
         serial_set_batch_usec(b->console, CONSOLE_BATCH_USEC);
-        return serial_connect(b->manager->event, b->config.gpio_port, on_gpio_data, on_serial_state, b,
-                              &b->gpio);
+        return 0;
 }
 
 /* ---- operations ---- */
@@ -449,6 +522,7 @@ static void cleanup_work(void *userdata) {
         int r;
 
         r = vm_destroy(j->conn, j->domain, &j->error);
+        j->destroyed = r >= 0;
         if (j->delete_volume) {
                 int k = vm_volume_delete(j->conn, PIEMU_POOL_NAME, j->volume, &e2);
                 if (k < 0 && r >= 0) {
@@ -482,6 +556,8 @@ static void start_failed(Board *b, int r, const char *msg) {
                 m = NULL;
         log_error("%s", m ?: "Failed to start board");
         set_last_error(b, m);
+        b->waiting_for_lines = false;
+        b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
         board_disconnect(b);
         /* Never leave a half-started domain behind: cut its power and drop a throwaway overlay. */
         if (job_new(b, &j) >= 0) {
@@ -494,63 +570,16 @@ static void start_failed(Board *b, int r, const char *msg) {
         reply_pending(b, r, PIEMU_ERROR_FAILED, b->last_error);
 }
 
-/* QEMU accepts our serial connections from its main loop, some time after the kernel completed them
- * (with several guests starting at once, tens of milliseconds later). Until then query-chardev shows
- * the chardev as disconnected: ask again rather than mistake that for a stranger. */
-#define PEER_WAIT_USEC  (5 * UINT64_C(1000000))
-#define PEER_RETRY_USEC (10 * UINT64_C(1000))
+/* QEMU dials both lines as soon as it starts (paused). If both are not up by then, something is
+ * wrong with TLS on one side (the log of libvirt's QEMU says what). */
+#define LINES_WAIT_USEC (15 * UINT64_C(1000000))
 
-static int query_peers(Job *j, uint16_t *ret0, uint16_t *ret1) {
-        uint64_t waited = 0;
-        int r;
-
-        for (;;) {
-                _cleanup_free_ char *json = NULL;
-
-                r = vm_query_chardev(j->conn, j->domain, &json, &j->error);
-                if (r < 0)
-                        return r;
-                r = chardev_peer_port(json, "charserial0", ret0);
-                if (r >= 0)
-                        r = chardev_peer_port(json, "charserial1", ret1);
-                if (r < 0) {
-                        if (asprintf(&j->error, "cannot read QEMU's serial peers") < 0)
-                                j->error = NULL;
-                        return r;
-                }
-                if ((*ret0 != 0 && *ret1 != 0) || waited >= PEER_WAIT_USEC)
-                        return 0;
-                (void)nanosleep(&(struct timespec){.tv_nsec = PEER_RETRY_USEC * 1000}, NULL);
-                waited += PEER_RETRY_USEC;
-        }
-}
-
-static void verify_work(void *userdata) {
+static void resume_work(void *userdata) {
         Job *j = userdata;
-        uint16_t peer0 = 0, peer1 = 0;
-        int r;
-
-        r = query_peers(j, &peer0, &peer1);
-        if (r >= 0 && (peer0 == 0 || peer1 == 0)) {
-                r = -ETIMEDOUT;
-                if (asprintf(&j->error, "QEMU did not accept piemud's connection to its %s port",
-                             peer0 == 0 ? "serial" : "GPIO") < 0)
-                        j->error = NULL;
-        } else if (r >= 0 && (peer0 != j->console_local || peer1 != j->gpio_local)) {
-                /* Someone else reached a console port before us: never hand the guest to them. */
-                r = -EPERM;
-                if (asprintf(&j->error,
-                             "a serial port was taken by another local process (QEMU peers %u/%u, "
-                             "piemud %u/%u)",
-                             peer0, peer1, j->console_local, j->gpio_local) < 0)
-                        j->error = NULL;
-        }
-        if (r >= 0 && j->resume)
-                r = vm_resume(j->conn, j->domain, &j->error);
-        j->r = r;
+        j->r = vm_resume(j->conn, j->domain, &j->error);
 }
 
-static void verify_done(void *userdata) {
+static void resume_done(void *userdata) {
         _cleanup_(job_freep) Job *j = userdata;
         Board *b = j->board;
 
@@ -561,25 +590,56 @@ static void verify_done(void *userdata) {
         }
         set_last_error(b, NULL);
         set_state(b, BOARD_RUNNING);
-        log_info("board %s: running (serial 127.0.0.1:%u, gpio 127.0.0.1:%u)", b->config.name,
+        log_info("board %s: running (TLS lines: serial 127.0.0.1:%u, gpio 127.0.0.1:%u)", b->config.name,
                  b->config.serial_port, b->config.gpio_port);
         reply_pending(b, 0, NULL, NULL);
 }
 
-static void verify_and_resume(Board *b) {
+/* Both lines are up and QEMU waits, paused: let the guest run. Nothing it prints is lost. */
+static void resume_guest(Board *b) {
         Job *j = NULL;
-        int r = job_new(b, &j);
+        int r;
+
+        assert(b->state == BOARD_STARTING && b->waiting_for_lines);
+        b->waiting_for_lines = false;
+        b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
+        r = job_new(b, &j);
         if (r >= 0) {
-                j->console_local = serial_local_port(b->console);
-                j->gpio_local = serial_local_port(b->gpio);
-                /* libvirt refuses to resume a running domain, so only a fresh or paused one is resumed. */
-                j->resume = !b->attach_only || b->attach_paused;
-                r = submit(b, BOARD_OP_START, j, verify_work, verify_done);
+                r = submit(b, BOARD_OP_START, j, resume_work, resume_done);
                 if (r >= 0)
                         return;
                 job_free(j);
         }
         start_failed(b, r, NULL);
+}
+
+static int on_lines_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Board *b = userdata;
+        b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
+        if (b->state != BOARD_STARTING || !b->waiting_for_lines)
+                return 0;
+        b->waiting_for_lines = false;
+        start_failed(b, -ETIMEDOUT,
+                     b->console_up ? "QEMU did not connect its GPIO line (is TLS set up? see piemud(8))"
+                                   : "QEMU did not connect its serial line (is TLS set up? see piemud(8))");
+        return 0;
+}
+
+/* The domain exists and is paused: resume once QEMU has connected both lines. */
+static void wait_for_lines(Board *b) {
+        int r;
+
+        b->waiting_for_lines = true;
+        if (b->console_up && b->gpio_up) {
+                resume_guest(b);
+                return;
+        }
+        r = sd_event_add_time_relative(b->manager->event, &b->lines_timer, CLOCK_MONOTONIC, LINES_WAIT_USEC,
+                                       100 * 1000, on_lines_timeout, b);
+        if (r < 0) {
+                b->waiting_for_lines = false;
+                start_failed(b, r, NULL);
+        }
 }
 
 static void start_work(void *userdata) {
@@ -594,54 +654,18 @@ static void start_work(void *userdata) {
         j->r = r;
 }
 
-static int start_attempt(Board *b);
-
 static void start_done(void *userdata) {
         _cleanup_(job_freep) Job *j = userdata;
         Board *b = j->board;
-        int r;
 
         b->op = BOARD_OP_NONE;
-        if (j->r == -EADDRINUSE && b->start_attempt < START_ATTEMPTS_MAX) {
-                /* Somebody bound our port between our check and QEMU's bind: pick others. */
-                log_info("board %s: serial port taken, retrying with new ports", b->config.name);
-                r = start_attempt(b);
-                if (r >= 0)
-                        return;
-                start_failed(b, r, NULL);
-                return;
-        }
         if (j->r < 0) {
                 /* Nothing is running; only a fresh overlay may need to go. */
                 _cleanup_free_ char *m = TAKE_PTR(j->error);
                 start_failed(b, j->r, m);
                 return;
         }
-        r = connect_serials(b);
-        if (r < 0)
-                start_failed(b, r, "cannot connect to the serial ports");
-}
-
-/* Picks two free loopback ports no other board uses. The kernel's choice for
- * port 0 is free right now; QEMU binds it a moment later, and a lost race is
- * retried with new ports. */
-static int pick_port(Manager *m, const Board *b, uint16_t avoid, uint16_t *ret) {
-        for (int tries = 0; tries < 32; tries++) {
-                struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-                socklen_t l = sizeof a;
-                _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return negative_errno();
-                if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-                    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-                        return negative_errno();
-                uint16_t p = ntohs(a.sin_port);
-                if (p != avoid && !manager_port_in_use(m, p, b)) {
-                        *ret = p;
-                        return 0;
-                }
-        }
-        return -EADDRNOTAVAIL;
+        wait_for_lines(b);
 }
 
 static int board_domain_xml(Board *b, const Image *img, char **ret) {
@@ -657,40 +681,11 @@ static int board_domain_xml(Board *b, const Image *img, char **ret) {
                                 ret);
 }
 
-static int start_attempt(Board *b) {
-        _cleanup_(image_freep) Image *img = NULL;
-        Job *j = NULL;
-        int r;
-
-        b->start_attempt++;
-        r = image_load(b->manager->images_dir, b->config.image, &img);
-        if (r < 0)
-                return r;
-        r = pick_port(b->manager, b, 0, &b->config.serial_port);
-        if (r < 0)
-                return r;
-        r = pick_port(b->manager, b, b->config.serial_port, &b->config.gpio_port);
-        if (r < 0)
-                return r;
-        r = job_new(b, &j);
-        if (r < 0)
-                return r;
-        r = board_domain_xml(b, img, &j->domain_xml);
-        if (r >= 0)
-                r = volume_xml_build(b->volume, sd_capacity_for(img->sd_size), img->sd, img->sd_format,
-                                     &j->volume_xml);
-        if (r < 0) {
-                job_free(j);
-                return r;
-        }
-        j->fresh_volume = !b->config.persistent;
-        r = submit(b, BOARD_OP_START, j, start_work, start_done);
-        if (r < 0)
-                job_free(j);
-        return r;
-}
-
 int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
+        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_free_ char *problem = NULL;
+        TlsCreds *creds = NULL;
+        Job *j = NULL;
         int r;
 
         if (b->op != BOARD_OP_NONE || b->state == BOARD_STOPPING)
@@ -699,16 +694,37 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         if (b->state == BOARD_RUNNING || b->state == BOARD_STARTING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_ALREADY_RUNNING, "Board %s is already %s.",
                                          b->config.name, board_state_to_string(b->state));
-        b->start_attempt = 0;
-        b->attach_only = false;
-        r = start_attempt(b);
-        if (r == -ENOENT || r == -EINVAL)
+        r = image_load(b->manager->images_dir, b->config.image, &img);
+        if (r < 0)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE,
                                          "Image %s of board %s is missing or broken in the catalog.",
                                          b->config.image, b->config.name);
+        r = manager_tls(b->manager, &creds, &problem);
         if (r < 0)
+                return sd_bus_error_setf(error, PIEMU_ERROR_FAILED,
+                                         "Cannot start board %s: piemud has no TLS credentials for the serial "
+                                         "lines (%s). See piemud(8).",
+                                         b->config.name, strempty(problem));
+        /* piemud listens before QEMU exists: the ports are ours from the first moment, and nobody can
+         * be in QEMU's way, because QEMU is the one who dials. */
+        r = open_lines(b, false, false);
+        if (r >= 0)
+                r = job_new(b, &j);
+        if (r >= 0)
+                r = board_domain_xml(b, img, &j->domain_xml);
+        if (r >= 0)
+                r = volume_xml_build(b->volume, sd_capacity_for(img->sd_size), img->sd, img->sd_format,
+                                     &j->volume_xml);
+        if (r >= 0) {
+                j->fresh_volume = !b->config.persistent;
+                r = submit(b, BOARD_OP_START, j, start_work, start_done);
+        }
+        if (r < 0) {
+                job_free(j);
+                board_disconnect(b);
                 return sd_bus_error_setf(error, PIEMU_ERROR_FAILED, "Cannot start board %s: %s",
                                          b->config.name, strerror(-r));
+        }
         b->pending = sd_bus_message_ref(reply_to);
         b->levels = 0;
         b->dropped_lines = 0;
@@ -716,18 +732,32 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         return 0;
 }
 
-int board_attach(Board *b, bool paused) {
+int board_attach(Board *b, bool paused, bool plain_lines) {
         int r;
 
-        set_state(b, BOARD_STARTING);
-        b->attach_only = true;
-        b->attach_paused = paused;
-        r = connect_serials(b);
+        r = open_lines(b, true, plain_lines);
         if (r < 0) {
-                start_failed(b, r, "cannot connect to the serial ports");
+                log_error_errno(r, "board %s: cannot open its lines on ports %u/%u: %m", b->config.name,
+                                b->config.serial_port, b->config.gpio_port);
+                if (paused) {
+                        set_state(b, BOARD_STARTING);
+                        start_failed(b, r, "cannot open the serial lines after a restart of piemud");
+                } else
+                        set_state(b, BOARD_RUNNING);
                 return r;
         }
-        /* verify_and_resume() runs once both lines are connected. */
+        if (plain_lines)
+                log_warning("board %s: runs with plain TCP lines from an older piemu; it gets TLS lines at "
+                            "its next Start",
+                            b->config.name);
+        if (paused) {
+                /* piemud went away between the paused start and the resume: finish that start. */
+                set_state(b, BOARD_STARTING);
+                wait_for_lines(b);
+                return 0;
+        }
+        /* A guest that runs is running; QEMU dials its lines again within a second. */
+        set_state(b, BOARD_RUNNING);
         return 0;
 }
 
@@ -736,15 +766,18 @@ static void stop_done(void *userdata) {
         Board *b = j->board;
 
         b->op = BOARD_OP_NONE;
-        board_disconnect(b);
         if (j->r < 0) {
                 set_last_error(b, j->error);
                 log_error("board %s: stop failed: %s", b->config.name, strempty(j->error));
-                /* The domain may still be up; state follows libvirt's next lifecycle event. */
-                set_state(b, BOARD_RUNNING);
+                /* The domain may still be up: its lines stay piemud's (a line let go of while QEMU runs
+                 * is a port a stranger could take). State follows libvirt's next lifecycle event. */
+                if (j->destroyed)
+                        board_disconnect(b);
+                set_state(b, j->destroyed ? BOARD_STOPPED : BOARD_RUNNING);
                 reply_pending(b, j->r, PIEMU_ERROR_FAILED, j->error);
                 return;
         }
+        board_disconnect(b);
         set_state(b, BOARD_STOPPED);
         reply_pending(b, 0, NULL, NULL);
 }
@@ -782,8 +815,11 @@ static void delete_done(void *userdata) {
         if (j->r < 0) {
                 set_last_error(b, j->error);
                 log_error("board %s: delete failed: %s", b->config.name, strempty(j->error));
-                board_disconnect(b);
-                set_state(b, BOARD_STOPPED);
+                if (j->destroyed || b->state != BOARD_STOPPING) {
+                        board_disconnect(b);
+                        set_state(b, BOARD_STOPPED);
+                } else
+                        set_state(b, BOARD_RUNNING); /* still running, lines kept */
                 reply_pending(b, j->r, PIEMU_ERROR_FAILED, j->error);
                 return;
         }
@@ -880,6 +916,12 @@ static void volume_cleanup_done(void *userdata) {
 void board_domain_stopped(Board *b, bool crashed) {
         Job *j = NULL;
 
+        if (b->state == BOARD_STARTING && b->waiting_for_lines && b->op == BOARD_OP_NONE) {
+                /* QEMU went away while piemud waited for it to dial the lines. */
+                b->waiting_for_lines = false;
+                start_failed(b, -ECHILD, crashed ? "QEMU crashed before the guest ran" : "QEMU exited before the guest ran");
+                return;
+        }
         if (b->state != BOARD_RUNNING)
                 return; /* our own Stop/Delete/failed start, handled where it was started */
         log_info("board %s: the guest %s", b->config.name, crashed ? "crashed" : "powered off");
@@ -901,8 +943,13 @@ void board_guest_rebooted(Board *b) {
 
 int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error) {
         int r;
-        if (b->state != BOARD_RUNNING || !b->console_up)
+        if (b->state != BOARD_RUNNING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
+                                         b->config.name);
+        if (!b->console_up)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "The serial line of board %s is not connected yet (QEMU dials it "
+                                         "within a second of a restart); try again.",
                                          b->config.name);
         r = serial_write(b->console, data, n);
         if (r == -ENOBUFS)

@@ -43,9 +43,8 @@ struct Board {
         BoardOp op;              /* one libvirt operation at a time per board */
         sd_bus_message *pending; /* the call answered when `op` finishes */
         char *last_error;
-        unsigned start_attempt;
-        bool attach_only;   /* re-attaching to a domain that was already running */
-        bool attach_paused; /* ...and found it paused (piemud died between start and resume) */
+        bool waiting_for_lines;       /* started paused; resumed once QEMU dialed both lines */
+        sd_event_source *lines_timer; /* ...and failed if it does not within LINES_WAIT_USEC */
 
         Serial *console, *gpio;
         struct ConsoleClient *console_clients;
@@ -72,8 +71,10 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
-/* Reconnects to a domain found running at start-up. */
-int board_attach(Board *b, bool paused);
+/* Takes over a domain found running at start-up: listens on its lines again (QEMU dials back), or
+ * connects plainly to a board started by an older piemu (`plain_lines`). A running guest is
+ * `running` at once; a paused one (piemud died mid-Start) is resumed once its lines are up. */
+int board_attach(Board *b, bool paused, bool plain_lines);
 void board_domain_stopped(Board *b, bool crashed);
 void board_guest_rebooted(Board *b);
 

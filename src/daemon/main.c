@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@ static const char *arg_libvirt_uri = NULL;
 static const char *arg_images_dir = NULL;
 static bool arg_user_bus = false;
 static bool arg_tcg_multi = false;
+static const char *arg_tls_dir = NULL;
+static const char *arg_qemu_user = "libvirt-qemu";
 
 static void help(void) {
         printf("Usage: piemud [OPTIONS...]\n"
@@ -46,18 +49,29 @@ static void help(void) {
                "                          %s; boots several times faster\n"
                "                          on small hosts and keeps each board to one host core.\n"
                "                          multi: libvirt's default, one host thread per vCPU.\n"
+               "     --tls-dir=DIR        piemud's credentials for the TLS serial lines\n"
+               "                          (default: %s; see FILES)\n"
+               "     --qemu-user=USER     The user libvirt runs QEMU as; only its connections (and\n"
+               "                          root's) may become a board's line (default: libvirt-qemu;\n"
+               "                          \"\" checks the certificate only)\n"
                "\n"
                "Files:\n"
                "  %s/<name>/{kernel,dtb,sd.img,meta[,initrd]}   the image catalog\n"
                "  %s   overlays (libvirt storage pool \"piemu\")\n"
                "  %s   the QEMU wrapper for --tcg-threads=single\n"
+               "  %s/{ca-cert,server-cert,server-key}.pem\n"
+               "        piemud's TLS credentials. A board's two serial lines are TLS listeners of\n"
+               "        piemud on 127.0.0.1 (its SerialPort and GpioPort) that QEMU dials with a\n"
+               "        client certificate from the same CA (libvirt's chardev_tls_x509_cert_dir).\n"
+               "        tools/setup-tls.sh (run by tools/setup.sh) makes piemu's own CA and all\n"
+               "        certificates; the key must be readable by the piemu user only.\n"
                "\n"
                "Signals: SIGTERM and SIGINT stop piemud cleanly; running boards keep running\n"
                "and are picked up again at the next start.\n"
                "\n"
                "See piemud(8) and piemuctl(1).\n",
-               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, PIEMU_IMAGES_DIR, PIEMU_POOL_DIR,
-               PIEMU_QEMU_WRAPPER);
+               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT, PIEMU_IMAGES_DIR,
+               PIEMU_POOL_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -67,7 +81,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_IMAGES_DIR,
                 ARG_LOG_LEVEL,
                 ARG_BUS,
-                ARG_TCG_THREADS
+                ARG_TCG_THREADS,
+                ARG_TLS_DIR,
+                ARG_QEMU_USER,
         };
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
@@ -77,6 +93,8 @@ static int parse_argv(int argc, char *argv[]) {
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"bus", required_argument, NULL, ARG_BUS},
                 {"tcg-threads", required_argument, NULL, ARG_TCG_THREADS},
+                {"tls-dir", required_argument, NULL, ARG_TLS_DIR},
+                {"qemu-user", required_argument, NULL, ARG_QEMU_USER},
                 {},
         };
         int c, l;
@@ -121,6 +139,12 @@ static int parse_argv(int argc, char *argv[]) {
                                         optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case ARG_TLS_DIR:
+                        arg_tls_dir = optarg;
+                        break;
+                case ARG_QEMU_USER:
+                        arg_qemu_user = optarg;
                         break;
                 case '?':
                         return -EINVAL;
@@ -183,6 +207,27 @@ static int run(int argc, char *argv[]) {
                                           PIEMU_QEMU_WRAPPER);
                 else if (!(m->emulator = strdup(PIEMU_QEMU_WRAPPER)))
                         r = log_oom();
+        }
+        if (r >= 0 && arg_tls_dir && !(free(m->tls_dir), m->tls_dir = strdup(arg_tls_dir)))
+                r = log_oom();
+        if (r >= 0 && !isempty(arg_qemu_user)) {
+                /* Start-up, nobody served yet: a blocking NSS lookup is fine here. */
+                struct passwd *pw = getpwnam(arg_qemu_user);
+                if (pw)
+                        m->qemu_uid = pw->pw_uid;
+                else
+                        log_warning("No user %s: a line's peer is checked by its certificate only "
+                                    "(see --qemu-user)",
+                                    arg_qemu_user);
+        }
+        if (r >= 0) {
+                _cleanup_free_ char *problem = NULL;
+                TlsCreds *creds;
+                /* One clear line now; Start says it again, and loads them once they are there. */
+                if (manager_tls(m, &creds, &problem) < 0)
+                        log_error("Boards cannot start: no TLS credentials for their serial lines (%s). "
+                                  "Run tools/setup-tls.sh as root, or see piemud(8) for using your own CA.",
+                                  strempty(problem));
         }
         if (r >= 0)
                 r = manager_connect_libvirt(m);

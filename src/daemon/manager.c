@@ -29,8 +29,10 @@ int manager_new(sd_event *e, Manager **ret) {
         m->lifecycle_cb = m->reboot_cb = -1;
         m->libvirt_uri = strdup(PIEMU_LIBVIRT_URI);
         m->images_dir = strdup(PIEMU_IMAGES_DIR);
+        m->tls_dir = strdup(TLS_DIR_DEFAULT);
+        m->qemu_uid = (uid_t)-1;
         m->pool_dir = strdup(PIEMU_POOL_DIR);
-        if (!m->libvirt_uri || !m->images_dir || !m->pool_dir) {
+        if (!m->libvirt_uri || !m->images_dir || !m->pool_dir || !m->tls_dir) {
                 manager_free(m);
                 return -ENOMEM;
         }
@@ -69,6 +71,8 @@ Manager *manager_free(Manager *m) {
         free(m->images_dir);
         free(m->pool_dir);
         free(m->emulator);
+        free(m->tls_dir);
+        tls_creds_unref(m->tls);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -111,15 +115,18 @@ void manager_remove_board(Manager *m, Board *b) {
         board_free(b);
 }
 
-bool manager_port_in_use(Manager *m, uint16_t port, const Board *except) {
-        for (size_t i = 0; i < m->n_boards; i++) {
-                Board *b = m->boards[i];
-                if (b == except || (b->state != BOARD_RUNNING && b->state != BOARD_STARTING))
-                        continue;
-                if (b->config.serial_port == port || b->config.gpio_port == port)
-                        return true;
+int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem) {
+        int r;
+
+        if (!m->tls) {
+                /* A few small local files: read on the loop, like the image catalog's meta. */
+                r = tls_creds_load(m->tls_dir, &m->tls, ret_problem);
+                if (r < 0)
+                        return r;
+                log_info("TLS credentials for the serial lines loaded from %s", m->tls_dir);
         }
-        return false;
+        *ret = m->tls;
+        return 0;
 }
 
 bool manager_image_in_use(Manager *m, const char *image) {
@@ -238,9 +245,9 @@ int manager_load_boards(Manager *m) {
                         return log_oom();
                 }
                 if (l[i].active) {
-                        log_info("board %s: found running, re-attaching to its serial ports",
-                                 b->config.name);
-                        (void)board_attach(b, l[i].paused);
+                        log_info("board %s: found %s, taking over its lines", b->config.name,
+                                 l[i].paused ? "paused" : "running");
+                        (void)board_attach(b, l[i].paused, !l[i].tls_lines);
                 } else
                         log_debug("board %s: found, stopped", b->config.name);
         }

@@ -9,6 +9,7 @@
 
 #include <libvirt/libvirt.h>
 
+#include "tls.h"
 #include "worker.h"
 
 typedef struct Board Board;
@@ -24,6 +25,9 @@ typedef struct Manager {
         char *images_dir;
         char *pool_dir;
         char *emulator; /* <emulator> of every domain; NULL: libvirt's default (multi-threaded TCG) */
+        char *tls_dir;  /* piemud's TLS credentials for the lines */
+        TlsCreds *tls;  /* loaded from tls_dir, at start-up or at the first Start that finds them */
+        uid_t qemu_uid; /* the only uid (besides root) a line's peer may have; (uid_t)-1: not checked */
         Board **boards;
         size_t n_boards, n_alloc;
         int lifecycle_cb;
@@ -41,8 +45,9 @@ int manager_connect_bus(Manager *m, bool user_bus);
 Board *manager_find_board(Manager *m, const char *name);
 int manager_add_board(Manager *m, Board *b);
 void manager_remove_board(Manager *m, Board *b);
-/* True if some board other than `except` uses this TCP port. */
-bool manager_port_in_use(Manager *m, uint16_t port, const Board *except);
+/* piemud's TLS credentials, loaded if they were not yet. On failure *ret_problem (if given) says
+ * which file is missing or wrong. */
+int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem);
 bool manager_image_in_use(Manager *m, const char *image);
 
 extern const sd_bus_vtable manager_vtable[];

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #include "board-config.h"
@@ -185,18 +184,6 @@ int vm_is_active(virConnectPtr c, const char *domain, bool *ret_active, bool *re
         return 0;
 }
 
-int vm_query_chardev(virConnectPtr c, const char *domain, char **ret_json, char **ret_error) {
-        _cleanup_domain_ virDomainPtr d = NULL;
-        char *json = NULL;
-        int r = lookup(c, domain, &d, ret_error);
-        if (r < 0)
-                return r;
-        if (virDomainQemuMonitorCommand(d, "{\"execute\":\"query-chardev\"}", &json, 0) < 0)
-                return fail("cannot query serial ports", ret_error);
-        *ret_json = json;
-        return 0;
-}
-
 static int lookup_pool(virConnectPtr c, const char *pool, virStoragePoolPtr *ret, char **ret_error) {
         virStoragePoolPtr p = virStoragePoolLookupByName(c, pool);
         if (!p)
@@ -295,6 +282,14 @@ int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, ch
                                 l[n].paused = state == VIR_DOMAIN_PAUSED;
                         } else
                                 virResetLastError();
+                        if (l[n].active) {
+                                /* The live definition says how its lines were made. */
+                                _cleanup_free_ char *xml = virDomainGetXMLDesc(doms[i], 0);
+                                if (xml)
+                                        l[n].tls_lines = domain_xml_has_tls_lines(xml);
+                                else
+                                        virResetLastError();
+                        }
                         n++;
                 }
                 virDomainFree(doms[i]);

@@ -16,7 +16,6 @@ int vm_ensure_pool(virConnectPtr c, const char *pool, const char *path, char **r
 
 /* ret_uuid: VIR_UUID_STRING_BUFLEN bytes, or NULL. */
 int vm_define(virConnectPtr c, const char *xml, char *ret_uuid, char **ret_error);
-/* -EADDRINUSE when QEMU could not bind a serial port (the caller picks new ports). */
 int vm_start_paused(virConnectPtr c, const char *domain, char **ret_error);
 int vm_resume(virConnectPtr c, const char *domain, char **ret_error);
 /* Power cut. Succeeds when the domain is already off. */
@@ -24,7 +23,6 @@ int vm_destroy(virConnectPtr c, const char *domain, char **ret_error);
 /* Succeeds when the domain does not exist. */
 int vm_undefine(virConnectPtr c, const char *domain, char **ret_error);
 int vm_is_active(virConnectPtr c, const char *domain, bool *ret_active, bool *ret_paused, char **ret_error);
-int vm_query_chardev(virConnectPtr c, const char *domain, char **ret_json, char **ret_error);
 
 /* Creates the volume; with replace, an existing one is deleted first (a fresh overlay). */
 int vm_volume_create(virConnectPtr c, const char *pool, const char *vol, const char *xml, bool replace,
@@ -39,6 +37,7 @@ typedef struct VmDomainInfo {
         char uuid[VIR_UUID_STRING_BUFLEN];
         bool active;
         bool paused;
+        bool tls_lines; /* active, and its serial lines are TLS (else plain TCP from an older piemu) */
 } VmDomainInfo;
 int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, char **ret_error);
 void vm_domain_info_free_many(VmDomainInfo *l, size_t n);

@@ -35,8 +35,10 @@ static void test_domain_xml(void) {
         CHECK_CONTAINS(xml, "<memory unit='MiB'>1024</memory>");
         CHECK_CONTAINS(xml, "<target dev='sda' bus='sd'/>");
         CHECK_CONTAINS(xml, "<source pool='piemu' volume='b1.qcow2'/>");
-        CHECK_CONTAINS(xml, "<source mode='bind' host='127.0.0.1' service='40001'/>");
-        CHECK_CONTAINS(xml, "<source mode='bind' host='127.0.0.1' service='40002'/>");
+        CHECK_CONTAINS(xml, "<source mode='connect' host='127.0.0.1' service='40001' tls='yes'>");
+        CHECK_CONTAINS(xml, "<source mode='connect' host='127.0.0.1' service='40002' tls='yes'>");
+        CHECK_CONTAINS(xml, "<reconnect enabled='yes' timeout='1'/>");
+        CHECK(domain_xml_has_tls_lines(xml));
         CHECK_CONTAINS(xml, "<initrd>/var/lib/piemu/images/default/initrd</initrd>");
         /* User text is escaped and iomem=relaxed is added for the shim. */
         CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init iomem=relaxed quiet "
@@ -148,21 +150,18 @@ static void test_cmdline(void) {
         CHECK_STREQ(c, "iomem=relaxed");
 }
 
-static void test_chardev(void) {
-        const char *json =
-                "{\"return\":[{\"frontend-open\":true,\"filename\":\"tcp:127.0.0.1:40002,server=on <-> "
-                "127.0.0.1:39812\",\"label\":\"charserial1\"},{\"frontend-open\":true,\"filename\":\"tcp:"
-                "127.0.0.1:"
-                "40001,server=on <-> 127.0.0.1:34090\",\"label\":\"charserial0\"},{\"frontend-open\":true,"
-                "\"filename\":\"disconnected:tcp:127.0.0.1:1,server=on\",\"label\":\"charserial2\"}],\"id\":"
-                "\"x\"}";
-        uint16_t p = 1;
-        CHECK(chardev_peer_port(json, "charserial0", &p) == 0 && p == 34090);
-        CHECK(chardev_peer_port(json, "charserial1", &p) == 0 && p == 39812);
-        CHECK(chardev_peer_port(json, "charserial2", &p) == 0 && p == 0);
-        CHECK(chardev_peer_port(json, "charserial3", &p) == -ENOENT);
-        CHECK(chardev_peer_port("{\"filename\":\"tcp:a <-> 127.0.0.1:99999\",\"label\":\"c\"}", "c", &p) ==
-              -EINVAL);
+static void test_tls_lines(void) {
+        const char *tls = "<domain><devices><serial type='tcp'><source mode='connect' host='127.0.0.1' "
+                          "service='40001' tls='yes'><reconnect enabled='yes' timeout='1'/></source>"
+                          "</serial></devices></domain>";
+        const char *plain = "<domain><devices><serial type='tcp'><source mode='bind' host='127.0.0.1' "
+                            "service='40001'/></serial></devices></domain>";
+        const char *mixed = "<domain><serial type='tcp'><source mode='connect' service='1' tls='yes'/></serial>"
+                            "<serial type='tcp'><source mode='bind' service='2'/></serial></domain>";
+        CHECK(domain_xml_has_tls_lines(tls));
+        CHECK(!domain_xml_has_tls_lines(plain));
+        CHECK(!domain_xml_has_tls_lines(mixed));
+        CHECK(!domain_xml_has_tls_lines(NULL));
 }
 
 static void test_image_meta(void) {
@@ -200,7 +199,7 @@ int main(void) {
         test_capacity();
         test_names();
         test_cmdline();
-        test_chardev();
+        test_tls_lines();
         test_image_meta();
         printf("test-board-config: ok\n");
         return 0;
