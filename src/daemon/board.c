@@ -47,6 +47,7 @@ typedef struct Job {
         bool delete_volume;
         bool undefine;
         bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
+        bool inject_failure;
         int r;
         char *error;
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -450,9 +451,12 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
                 snprintf(who, sizeof who, "a local process of unknown uid");
         else
                 snprintf(who, sizeof who, "local uid %u", (unsigned)uid);
-        if (asprintf(&m, "%s connected to the %s line of board %s (port %u) and %s; it got nothing%s",
-                     who, s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what,
-                     suppressed ? " (and more such connections, not logged one by one)" : "") < 0)
+        char extra[96] = "";
+        if (suppressed > 0)
+                snprintf(extra, sizeof extra, " (%u more such connection(s) before this one were not logged)",
+                         suppressed);
+        if (asprintf(&m, "%s reached the %s line of board %s (port %u): %s; it got nothing%s", who,
+                     s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what, extra) < 0)
                 m = NULL;
         log_warning("%s", m ?: "A stranger connected to a line");
         set_last_error(b, m);
@@ -521,6 +525,11 @@ static void cleanup_work(void *userdata) {
         _cleanup_free_ char *e2 = NULL;
         int r;
 
+        if (j->inject_failure) {
+                j->r = -EIO;
+                j->error = strdup("injected fault (PIEMUD_INJECT_FAULT=stop): the power stays on");
+                return;
+        }
         r = vm_destroy(j->conn, j->domain, &j->error);
         j->destroyed = r >= 0;
         if (j->delete_volume) {
@@ -756,8 +765,9 @@ int board_attach(Board *b, bool paused, bool plain_lines) {
                 wait_for_lines(b);
                 return 0;
         }
-        /* A guest that runs is running; QEMU dials its lines again within a second. */
-        set_state(b, BOARD_RUNNING);
+        /* A guest that runs is running, from the first moment anyone can see the board (it is not on
+         * the bus yet: no transition to announce). QEMU dials its lines again within a second. */
+        b->state = BOARD_RUNNING;
         return 0;
 }
 
@@ -796,6 +806,7 @@ int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
         j->delete_volume = !b->config.persistent;
+        j->inject_failure = b->manager->inject_stop_failure;
         r = submit(b, BOARD_OP_STOP, j, cleanup_work, stop_done);
         if (r < 0) {
                 job_free(j);

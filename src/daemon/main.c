@@ -208,6 +208,12 @@ static int run(int argc, char *argv[]) {
                 else if (!(m->emulator = strdup(PIEMU_QEMU_WRAPPER)))
                         r = log_oom();
         }
+        if (r >= 0 && streq_ptr(getenv("PIEMUD_INJECT_FAULT"), "stop")) {
+                /* For the test suite: the failed-Stop path (the domain keeps running) on demand. */
+                m->inject_stop_failure = true;
+                log_warning("Fault injection is on (PIEMUD_INJECT_FAULT=stop): every Stop fails and leaves "
+                            "the board running. For tests only.");
+        }
         if (r >= 0 && arg_tls_dir && !(free(m->tls_dir), m->tls_dir = strdup(arg_tls_dir)))
                 r = log_oom();
         if (r >= 0 && !isempty(arg_qemu_user)) {

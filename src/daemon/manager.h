@@ -34,6 +34,7 @@ typedef struct Manager {
         int reboot_cb;
         bool exiting;
         bool libvirt_lost;
+        bool inject_stop_failure; /* PIEMUD_INJECT_FAULT=stop (tests only): Stop fails, power stays on */
 } Manager;
 
 int manager_new(sd_event *e, Manager **ret);

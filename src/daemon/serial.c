@@ -38,8 +38,8 @@ struct Serial {
         sd_event_source *listen_io, *rebind_timer;
         Pending *pending;
         unsigned n_pending;
-        uint64_t last_report_usec;
-        unsigned suppressed;
+        uint64_t last_report_usec; /* start of the current report interval */
+        unsigned n_reported, suppressed;
         bool holder_reported;
 
         /* The connection to QEMU. */
@@ -66,13 +66,19 @@ static uint64_t now_usec(const Serial *s) {
         return t;
 }
 
+/* Every stranger is named in the log, up to a burst per interval: a connection flood must not
+ * become a log flood. The next report after a quiet spell says how many went unnamed. */
 static void report_intruder(Serial *s, uid_t uid, const char *what) {
         uint64_t now = now_usec(s);
-        if (s->last_report_usec != 0 && now - s->last_report_usec < SERIAL_INTRUDER_REPORT_USEC) {
+        if (s->last_report_usec == 0 || now - s->last_report_usec >= SERIAL_INTRUDER_REPORT_USEC) {
+                s->last_report_usec = now;
+                s->n_reported = 0;
+        }
+        if (s->n_reported >= SERIAL_INTRUDER_REPORT_BURST) {
                 s->suppressed++;
                 return;
         }
-        s->last_report_usec = now;
+        s->n_reported++;
         if (s->cb.on_intruder)
                 s->cb.on_intruder(s, uid, what, s->suppressed, s->cb.userdata);
         s->suppressed = 0;
@@ -174,8 +180,9 @@ static void hold_back_reads(Serial *s) {
                 s->batch_timer = NULL; /* reading on without a pause is only slower */
 }
 
-/* One read per wakeup: a flooding guest cannot starve other boards' sources. */
-static void read_once(Serial *s) {
+/* One read per wakeup: a flooding guest cannot starve other boards' sources. Returns false if the
+ * connection closed: then `s` may be gone (a plain line's owner frees it from on_state). */
+static bool read_once(Serial *s) {
         uint8_t buf[65536];
         ssize_t n;
 
@@ -194,23 +201,25 @@ static void read_once(Serial *s) {
                                 if (got > 0 && s->cb.on_data)
                                         s->cb.on_data(s, buf, got, s->cb.userdata);
                                 closed(s, k == 0 ? -ECONNRESET : -EPROTO);
-                                return;
+                                return false;
                         }
                         got += (size_t)k;
                 }
                 if (got == 0)
-                        return;
+                        return true;
                 n = (ssize_t)got;
         } else {
                 n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
                 if (n == 0) {
                         closed(s, -ECONNRESET);
-                        return;
+                        return false;
                 }
                 if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
+                        if (errno != EAGAIN && errno != EINTR) {
                                 closed(s, negative_errno());
-                        return;
+                                return false;
+                        }
+                        return true;
                 }
         }
         /* QEMU's socket chardev keeps Nagle on: with our ACKs delayed, every small reply (a GPIO
@@ -221,13 +230,14 @@ static void read_once(Serial *s) {
         hold_back_reads(s);
         if (s->cb.on_data)
                 s->cb.on_data(s, buf, (size_t)n, s->cb.userdata);
-        /* on_data never frees s: owners free lines from other callbacks only. */
+        /* on_data never frees s: owners free lines from on_state only. */
+        return true;
 }
 
 static int on_more(sd_event_source *src, void *userdata) {
         Serial *s = userdata;
-        if (s->connected && s->reading && !s->batch_timer)
-                read_once(s);
+        if (s->connected && s->reading && !s->batch_timer && !read_once(s))
+                return 0;
         update_events(s);
         return 0;
 }
@@ -258,11 +268,8 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
                         return 0;
                 }
         }
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                read_once(s);
-                if (!s->io)
-                        return 0; /* closed */
-        }
+        if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !read_once(s))
+                return 0; /* closed, and s may be gone */
         update_events(s);
         return 0;
 }
@@ -477,7 +484,20 @@ static int on_rebind_timer(sd_event_source *src, uint64_t usec, void *userdata) 
                 log_info("serial port %u: bound again; QEMU reconnects within a second", s->port);
                 return 0;
         }
+        if (r == -EADDRINUSE && !s->holder_reported) {
+                /* Somebody took our port while no piemud listened on it. QEMU cannot be fooled by
+                 * them (it verifies our certificate), but it cannot reach us either until they let go. */
+                uid_t uid;
+                if (sockdiag_tcp_listener_owner(s->port, &uid) < 0)
+                        uid = (uid_t)-1;
+                s->holder_reported = true;
+                report_intruder(s, uid,
+                                "holds its port (bound while piemud was away), so QEMU cannot reach piemud "
+                                "until they let go");
+        } else if (r != -EADDRINUSE)
+                log_warning_errno(r, "serial port %u: cannot listen: %m; trying again", s->port);
         (void)sd_event_source_set_time_relative(src, SERIAL_REBIND_USEC);
+        (void)sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -509,16 +529,11 @@ int serial_listen(sd_event *e, uint16_t port, TlsCreds *creds, uid_t peer_uid, c
         s->creds = tls_creds_ref(creds);
         s->peer_uid = peer_uid;
         r = try_bind(s);
-        if (r == -EADDRINUSE && port != 0) {
-                /* Somebody took our port while no piemud listened on it. QEMU cannot be fooled by them
-                 * (it verifies our certificate), but it cannot reach us either until they let go. */
-                uid_t uid;
-                if (sockdiag_tcp_listener_owner(port, &uid) < 0)
-                        uid = (uid_t)-1;
-                report_intruder(s, uid, "holds the line's port, so QEMU cannot reach piemud until they let go");
-                r = sd_event_add_time_relative(e, &s->rebind_timer, CLOCK_MONOTONIC, SERIAL_REBIND_USEC,
-                                               100 * 1000, on_rebind_timer, s);
-        }
+        if (r == -EADDRINUSE && port != 0)
+                /* Taken: the timer says who holds it (callbacks never run inside the constructor) and
+                 * keeps trying. */
+                r = sd_event_add_time_relative(e, &s->rebind_timer, CLOCK_MONOTONIC, 0, 100 * 1000,
+                                               on_rebind_timer, s);
         if (r < 0) {
                 serial_free(s);
                 return r;

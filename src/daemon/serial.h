@@ -32,8 +32,9 @@ typedef void (*serial_data_cb)(Serial *s, const uint8_t *data, size_t n, void *u
  * listening after that (QEMU dials again); a plain client line is dead and should be freed. */
 typedef void (*serial_state_cb)(Serial *s, int error, void *userdata);
 /* Somebody other than QEMU reached the line, or holds its port. `uid` is their local uid
- * ((uid_t)-1 if the kernel could not say); `what` says what they did. At most one call per
- * SERIAL_INTRUDER_REPORT_USEC per line; `suppressed` counts those not reported since. */
+ * ((uid_t)-1 if the kernel could not say); `what` says what they did. At most
+ * SERIAL_INTRUDER_REPORT_BURST calls per SERIAL_INTRUDER_REPORT_USEC per line; `suppressed` counts
+ * those not reported before this one. */
 typedef void (*serial_intruder_cb)(Serial *s, uid_t uid, const char *what, unsigned suppressed,
                                    void *userdata);
 
@@ -42,7 +43,8 @@ typedef void (*serial_intruder_cb)(Serial *s, uid_t uid, const char *what, unsig
 #define SERIAL_HANDSHAKE_USEC (2 * UINT64_C(1000000))
 /* Handshakes in progress at once; more connections are closed at once. */
 #define SERIAL_PENDING_MAX 32
-#define SERIAL_INTRUDER_REPORT_USEC (1 * UINT64_C(1000000))
+#define SERIAL_INTRUDER_REPORT_USEC  (10 * UINT64_C(1000000))
+#define SERIAL_INTRUDER_REPORT_BURST 20
 /* While another socket holds our port (only possible while piemud was not running), try again. */
 #define SERIAL_REBIND_USEC (1 * UINT64_C(1000000))
 
