@@ -136,7 +136,10 @@ int main(int argc, char *argv[]) {
         }
         r = sd_event_add_io(b.event, &b.accept_src, b.listen_fd, EPOLLIN, on_accept, &b);
         if (r >= 0)
-                r = serial_connect(b.event, ntohs(a.sin_port), &(SerialCallbacks){.on_data = on_data, .on_state = on_state, .userdata = &b}, &b.serial);
+                r = serial_connect(
+                        b.event, ntohs(a.sin_port),
+                        &(SerialCallbacks){.on_data = on_data, .on_state = on_state, .userdata = &b},
+                        &b.serial);
         if (r >= 0)
                 r = sd_event_loop(b.event);
         if (r < 0 || b.round != b.rounds) {

@@ -298,7 +298,9 @@ int main(int argc, char *argv[]) {
         if (flooder == 0)
                 run_flooder(listen_fd);
         rss_before = status_kib("VmRSS");
-        r = serial_connect(d.event, ntohs(a.sin_port), &(SerialCallbacks){.on_data = on_data, .on_state = on_state, .userdata = &d}, &d.serial);
+        r = serial_connect(d.event, ntohs(a.sin_port),
+                           &(SerialCallbacks){.on_data = on_data, .on_state = on_state, .userdata = &d},
+                           &d.serial);
         if (r >= 0) {
                 watchers_attach(&d.watchers, d.serial);
                 r = sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, (uint64_t)(seconds * 1e6),

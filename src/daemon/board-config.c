@@ -393,5 +393,6 @@ int board_volume_name(const char *board, char **ret) {
 bool domain_xml_has_tls_lines(const char *xml) {
         /* piemu's lines are the only TCP chardevs of its domains: TLS lines are dialed by QEMU
          * (mode='connect') with tls='yes'; an older piemu's were plain listeners (mode='bind'). */
-        return xml && strstr(xml, "mode='connect'") && strstr(xml, "tls='yes'") && !strstr(xml, "mode='bind'");
+        return xml && strstr(xml, "mode='connect'") && strstr(xml, "tls='yes'") &&
+               !strstr(xml, "mode='bind'");
 }

@@ -453,8 +453,8 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
                 snprintf(who, sizeof who, "local uid %u", (unsigned)uid);
         char extra[96] = "";
         if (suppressed > 0)
-                snprintf(extra, sizeof extra, " (%u more such connection(s) before this one were not logged)",
-                         suppressed);
+                snprintf(extra, sizeof extra,
+                         " (%u more such connection(s) before this one were not logged)", suppressed);
         if (asprintf(&m, "%s reached the %s line of board %s (port %u): %s; it got nothing%s", who,
                      s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what, extra) < 0)
                 m = NULL;
@@ -493,11 +493,11 @@ static int open_lines(Board *b, bool fixed, bool plain) {
         } else {
                 r = manager_tls(b->manager, &creds, NULL);
                 if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds, qemu_peer_uid(b->manager),
-                                          &console_cb, &b->console);
+                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds,
+                                          qemu_peer_uid(b->manager), &console_cb, &b->console);
                 if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds, qemu_peer_uid(b->manager),
-                                          &gpio_cb, &b->gpio);
+                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds,
+                                          qemu_peer_uid(b->manager), &gpio_cb, &b->gpio);
         }
         if (r < 0) {
                 board_disconnect(b);
@@ -710,10 +710,11 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                                          b->config.image, b->config.name);
         r = manager_tls(b->manager, &creds, &problem);
         if (r < 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_FAILED,
-                                         "Cannot start board %s: piemud has no TLS credentials for the serial "
-                                         "lines (%s). See piemud(8).",
-                                         b->config.name, strempty(problem));
+                return sd_bus_error_setf(
+                        error, PIEMU_ERROR_FAILED,
+                        "Cannot start board %s: piemud has no TLS credentials for the serial "
+                        "lines (%s). See piemud(8).",
+                        b->config.name, strempty(problem));
         /* piemud listens before QEMU exists: the ports are ours from the first moment, and nobody can
          * be in QEMU's way, because QEMU is the one who dials. */
         r = open_lines(b, false, false);
@@ -930,7 +931,9 @@ void board_domain_stopped(Board *b, bool crashed) {
         if (b->state == BOARD_STARTING && b->waiting_for_lines && b->op == BOARD_OP_NONE) {
                 /* QEMU went away while piemud waited for it to dial the lines. */
                 b->waiting_for_lines = false;
-                start_failed(b, -ECHILD, crashed ? "QEMU crashed before the guest ran" : "QEMU exited before the guest ran");
+                start_failed(b, -ECHILD,
+                             crashed ? "QEMU crashed before the guest ran"
+                                     : "QEMU exited before the guest ran");
                 return;
         }
         if (b->state != BOARD_RUNNING)

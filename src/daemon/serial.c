@@ -109,7 +109,7 @@ static void update_events(Serial *s) {
         sd_event_source_set_enabled(s->io, ev ? SD_EVENT_ON : SD_EVENT_OFF);
         if (s->more)
                 sd_event_source_set_enabled(s->more, read_now && tls_has_buffered(s) ? SD_EVENT_ONESHOT
-                                                                                      : SD_EVENT_OFF);
+                                                                                     : SD_EVENT_OFF);
 }
 
 static void drop_connection(Serial *s) {
@@ -335,7 +335,8 @@ static void pending_promote(Pending *p) {
 
         if (tls_session_verify_peer(p->tls, &problem) < 0) {
                 _cleanup_free_ char *what = NULL;
-                if (asprintf(&what, "presented a certificate that does not verify (%s)", strempty(problem)) < 0)
+                if (asprintf(&what, "presented a certificate that does not verify (%s)", strempty(problem)) <
+                    0)
                         what = NULL;
                 pending_reject(p, what ?: "presented a certificate that does not verify");
                 return;
@@ -375,7 +376,7 @@ static int on_pending_io(sd_event_source *src, int fd, uint32_t revents, void *u
         }
         if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
                 (void)sd_event_source_set_io_events(p->io, gnutls_record_get_direction(p->tls) ? EPOLLOUT
-                                                                                                : EPOLLIN);
+                                                                                               : EPOLLIN);
                 return 0;
         }
         _cleanup_free_ char *what = NULL;

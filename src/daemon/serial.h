@@ -42,7 +42,7 @@ typedef void (*serial_intruder_cb)(Serial *s, uid_t uid, const char *what, unsig
 /* A peer that has not completed its TLS handshake by then is dropped. */
 #define SERIAL_HANDSHAKE_USEC (2 * UINT64_C(1000000))
 /* Handshakes in progress at once; more connections are closed at once. */
-#define SERIAL_PENDING_MAX 32
+#define SERIAL_PENDING_MAX           32
 #define SERIAL_INTRUDER_REPORT_USEC  (10 * UINT64_C(1000000))
 #define SERIAL_INTRUDER_REPORT_BURST 20
 /* While another socket holds our port (only possible while piemud was not running), try again. */

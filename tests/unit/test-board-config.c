@@ -156,8 +156,9 @@ static void test_tls_lines(void) {
                           "</serial></devices></domain>";
         const char *plain = "<domain><devices><serial type='tcp'><source mode='bind' host='127.0.0.1' "
                             "service='40001'/></serial></devices></domain>";
-        const char *mixed = "<domain><serial type='tcp'><source mode='connect' service='1' tls='yes'/></serial>"
-                            "<serial type='tcp'><source mode='bind' service='2'/></serial></domain>";
+        const char *mixed =
+                "<domain><serial type='tcp'><source mode='connect' service='1' tls='yes'/></serial>"
+                "<serial type='tcp'><source mode='bind' service='2'/></serial></domain>";
         CHECK(domain_xml_has_tls_lines(tls));
         CHECK(!domain_xml_has_tls_lines(plain));
         CHECK(!domain_xml_has_tls_lines(mixed));

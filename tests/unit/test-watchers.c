@@ -196,7 +196,10 @@ static void line_open(Line *l, Watchers *w) {
         CHECK(bind(l->listen_fd, (struct sockaddr *)&a, sizeof a) == 0);
         CHECK(listen(l->listen_fd, 1) == 0);
         CHECK(getsockname(l->listen_fd, (struct sockaddr *)&a, &len) == 0);
-        CHECK(serial_connect(event, ntohs(a.sin_port), &(SerialCallbacks){.on_data = on_line_data, .on_state = on_line_state, .userdata = l}, &l->serial) >= 0);
+        CHECK(serial_connect(
+                      event, ntohs(a.sin_port),
+                      &(SerialCallbacks){.on_data = on_line_data, .on_state = on_line_state, .userdata = l},
+                      &l->serial) >= 0);
         l->peer = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         CHECK(l->peer >= 0);
         run_until(line_up, l);
