@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* SerialOutput throughput from a flooding peer to one watcher, on piemud's own code path:
- * the serial client (serial.c) reads what a fake guest writes as fast as TCP allows, the
- * fan-out (watchers.c) coalesces it into SerialOutput signals addressed to one watcher, and
- * a real dbus-daemon (the system bus unless --bus says otherwise) carries them to a watcher
- * process that checks every byte. The daemon side's peak RSS is reported too, with a
- * watcher that keeps up and, with --slow-ms, with one that does not. What this leaves out
- * is QEMU: a real guest's UART is far slower than the peer (bench/piemu_bench.py flood
- * measures that path).
+ * the serial line (serial.c) listens with TLS as it does for a board, a fake QEMU dials it
+ * as a TLS client with a certificate from the same CA and writes as fast as TCP and TLS
+ * allow, the fan-out (watchers.c) coalesces what the line reads into SerialOutput signals
+ * addressed to one watcher, and a real dbus-daemon (the system bus unless --bus says
+ * otherwise) carries them to a watcher process that checks every byte. The daemon side's
+ * peak RSS is reported too, with a watcher that keeps up and, with --slow-ms, with one that
+ * does not. What this leaves out is QEMU: a real guest's UART is far slower than the peer
+ * (bench/piemu_bench.py flood measures that path).
  *
- *   bench-serial-flood [--seconds S] [--slow-ms MS] [--bus ADDRESS]
+ *   bench-serial-flood [--seconds S] [--slow-ms MS] [--bus ADDRESS] [--tls-dir DIR]
+ *
+ * The credentials are a throwaway set made by tools/setup-tls.sh --throwaway in a temporary
+ * directory (removed again at the end), or the complete set already in DIR (ca-cert.pem,
+ * server-cert.pem, server-key.pem, client-cert.pem, client-key.pem, as that script makes
+ * it). The handshake is not part of the measured time: the clock starts at the first byte.
  *
  * Prints one line of key=value pairs. The peer writes bytes i % 251 so that the watcher
  * can tell lost or reordered data from a slow stream. */
@@ -17,6 +23,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,15 +34,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "macro.h"
 #include "serial.h"
+#include "tls.h"
 #include "watchers.h"
 
 #define PATTERN_MOD 251
 #define BENCH_PATH  "/org/piemu/board/bench"
+/* Set by bench/meson.build: the benches are run from the build tree, next to this source. */
+#define SETUP_TLS PIEMU_SOURCE_ROOT "/tools/setup-tls.sh"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(TlsCreds *, tls_creds_unref);
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -79,19 +92,112 @@ static int open_bus(const char *address, sd_bus **ret) {
         return 0;
 }
 
-/* ---- the fake guest: writes the pattern until the socket closes ---- */
+/* ---- throwaway credentials: a CA, piemud's server pair and QEMU's client pair ---- */
 
-static _Noreturn void run_flooder(int listen_fd) {
+static const char *const tls_files[] = {
+        "ca-cert.pem",    "ca-key.pem",      "server-cert.pem",
+        "server-key.pem", "client-cert.pem", "client-key.pem",
+};
+
+static void tls_dir_remove(char *dir) {
+        if (!dir)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(tls_files); i++) {
+                _cleanup_free_ char *f = NULL;
+                if (asprintf(&f, "%s/%s", dir, tls_files[i]) >= 0)
+                        (void)unlink(f);
+        }
+        (void)rmdir(dir);
+        free(dir);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(char *, tls_dir_remove);
+
+/* The very script an administrator runs, so that the bench's certificates have the same
+ * algorithms and extensions as the ones QEMU and piemud use on a real host. */
+static int tls_dir_make(char **ret) {
+        _cleanup_(tls_dir_removep) char *dir = NULL;
+        int status;
+        pid_t pid;
+
+        dir = strdup("/tmp/piemu-bench-tls-XXXXXX");
+        if (!dir)
+                return -ENOMEM;
+        if (!mkdtemp(dir)) {
+                free(TAKE_PTR(dir));
+                return negative_errno();
+        }
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                execl(SETUP_TLS, SETUP_TLS, "--throwaway", dir, (char *)NULL);
+                fprintf(stderr, "%s: %s\n", SETUP_TLS, strerror(errno));
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return negative_errno();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -EIO;
+        *ret = TAKE_PTR(dir);
+        return 0;
+}
+
+/* QEMU's end of the line: a blocking TLS client of 127.0.0.1:port with the client pair in `dir`,
+ * which verifies piemud's certificate against the CA and the address, as QEMU does. The child
+ * process it runs in exits on any failure, so nothing here is freed. */
+static int tls_dial(const char *dir, uint16_t port, gnutls_session_t *ret) {
+        struct sockaddr_in a = {
+                .sin_family = AF_INET,
+                .sin_port = htons(port),
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        gnutls_certificate_credentials_t x509;
+        gnutls_session_t s;
+        char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+        int fd, r;
+
+        snprintf(ca, sizeof ca, "%s/ca-cert.pem", dir);
+        snprintf(cert, sizeof cert, "%s/client-cert.pem", dir);
+        snprintf(key, sizeof key, "%s/client-key.pem", dir);
+        if (gnutls_certificate_allocate_credentials(&x509) < 0 ||
+            gnutls_certificate_set_x509_trust_file(x509, ca, GNUTLS_X509_FMT_PEM) <= 0 ||
+            gnutls_certificate_set_x509_key_file(x509, cert, key, GNUTLS_X509_FMT_PEM) < 0 ||
+            gnutls_init(&s, GNUTLS_CLIENT) < 0 || gnutls_set_default_priority(s) < 0 ||
+            gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, x509) < 0)
+                return -EINVAL;
+        gnutls_session_set_verify_cert(s, "127.0.0.1", 0);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+                return negative_errno();
+        gnutls_transport_set_int(s, fd);
+        gnutls_handshake_set_timeout(s, GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+        do
+                r = gnutls_handshake(s);
+        while (r < 0 && !gnutls_error_is_fatal(r));
+        if (r < 0) {
+                fprintf(stderr, "fake QEMU: TLS handshake: %s\n", gnutls_strerror(r));
+                return -EPROTO;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* ---- the fake guest: writes the pattern until the connection closes ---- */
+
+static _Noreturn void run_flooder(const char *tls_dir, uint16_t port) {
         uint8_t buf[65536];
         uint64_t off = 0;
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        gnutls_session_t tls;
 
-        if (fd < 0)
+        if (tls_dial(tls_dir, port, &tls) < 0)
                 _exit(1);
         for (;;) {
                 for (size_t i = 0; i < sizeof buf; i++)
                         buf[i] = (uint8_t)((off + i) % PATTERN_MOD);
-                ssize_t n = write(fd, buf, sizeof buf);
+                /* One record (at most 16 KiB) per call: the rest is sent from `off` next time. */
+                ssize_t n = gnutls_record_send(tls, buf, sizeof buf);
+                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                        continue;
                 if (n <= 0)
                         _exit(0);
                 off += (uint64_t)n;
@@ -196,6 +302,14 @@ static void on_state(Serial *s, int error, void *userdata) {
                 sd_event_exit(d->event, error);
 }
 
+/* Only the fake QEMU ever connects: anything reported here means its certificate or handshake
+ * was refused, and the bench would otherwise wait out its time for bytes that never come. */
+static void on_intruder(Serial *s, uid_t uid, const char *what, unsigned suppressed, void *userdata) {
+        Daemon *d = userdata;
+        fprintf(stderr, "the line refused the fake QEMU (uid %d): %s\n", (int)uid, what);
+        sd_event_exit(d->event, -EACCES);
+}
+
 static int on_done(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         d->t_end = now_usec();
@@ -203,21 +317,24 @@ static int on_done(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void usage(void) {
-        printf("bench-serial-flood [--seconds S] [--slow-ms MS] [--bus ADDRESS]\n\n"
-               "Floods piemud's serial reader and SerialOutput fan-out from a fake guest for S seconds\n"
+        printf("bench-serial-flood [--seconds S] [--slow-ms MS] [--bus ADDRESS] [--tls-dir DIR]\n\n"
+               "Floods piemud's TLS serial line and SerialOutput fan-out from a fake guest for S seconds\n"
                "(default 5) and reports what one watcher received. --slow-ms makes the watcher sleep\n"
-               "that long after every signal, to show memory stays bounded when it cannot keep up.\n");
+               "that long after every signal, to show memory stays bounded when it cannot keep up.\n"
+               "--tls-dir names a complete set as tools/setup-tls.sh --throwaway makes it; without it,\n"
+               "one is made in a temporary directory and removed at the end.\n");
 }
 
 int main(int argc, char *argv[]) {
         static const struct option opts[] = {
-                {"seconds", required_argument, NULL, 's'},
-                {"slow-ms", required_argument, NULL, 'w'},
-                {"bus", required_argument, NULL, 'b'},
-                {"help", no_argument, NULL, 'h'},
-                {},
+                {"seconds", required_argument, NULL, 's'}, {"slow-ms", required_argument, NULL, 'w'},
+                {"bus", required_argument, NULL, 'b'},     {"tls-dir", required_argument, NULL, 't'},
+                {"help", no_argument, NULL, 'h'},          {},
         };
-        const char *address = NULL;
+        const char *address = NULL, *tls_dir = NULL;
+        _cleanup_(tls_dir_removep) char *throwaway = NULL;
+        _cleanup_(tls_creds_unrefp) TlsCreds *creds = NULL;
+        _cleanup_free_ char *problem = NULL;
         double seconds = 5;
         unsigned slow_ms = 0;
         int c, r;
@@ -233,6 +350,9 @@ int main(int argc, char *argv[]) {
                 case 'b':
                         address = optarg;
                         break;
+                case 't':
+                        tls_dir = optarg;
+                        break;
                 case 'h':
                         usage();
                         return 0;
@@ -244,12 +364,20 @@ int main(int argc, char *argv[]) {
                 return 2;
         }
 
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t l = sizeof a;
-        int listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-            listen(listen_fd, 1) < 0 || getsockname(listen_fd, (struct sockaddr *)&a, &l) < 0) {
-                perror("listen");
+        /* As piemud: a peer that goes away must not kill the reader with SIGPIPE. */
+        signal(SIGPIPE, SIG_IGN);
+        if (!tls_dir) {
+                r = tls_dir_make(&throwaway);
+                if (r < 0) {
+                        fprintf(stderr, "cannot make throwaway credentials with %s: %s\n", SETUP_TLS,
+                                strerror(-r));
+                        return 1;
+                }
+                tls_dir = throwaway;
+        }
+        r = tls_creds_load(tls_dir, &creds, &problem);
+        if (r < 0) {
+                fprintf(stderr, "TLS credentials: %s\n", problem ?: strerror(-r));
                 return 1;
         }
 
@@ -294,13 +422,24 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
+        rss_before = status_kib("VmRSS");
+        /* Any uid may dial: the fake QEMU is this very user, and the certificate is what is tested. */
+        r = serial_listen(d.event, 0, creds, (uid_t)-1,
+                          &(SerialCallbacks){.on_data = on_data,
+                                             .on_state = on_state,
+                                             .on_intruder = on_intruder,
+                                             .userdata = &d},
+                          &d.serial);
+        if (r < 0) {
+                fprintf(stderr, "listen: %s\n", strerror(-r));
+                kill(watcher, SIGKILL);
+                return 1;
+        }
         pid_t flooder = fork();
         if (flooder == 0)
-                run_flooder(listen_fd);
-        rss_before = status_kib("VmRSS");
-        r = serial_connect(d.event, ntohs(a.sin_port),
-                           &(SerialCallbacks){.on_data = on_data, .on_state = on_state, .userdata = &d},
-                           &d.serial);
+                run_flooder(tls_dir, serial_port(d.serial));
+        if (flooder < 0)
+                r = negative_errno();
         if (r >= 0) {
                 watchers_attach(&d.watchers, d.serial);
                 r = sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, (uint64_t)(seconds * 1e6),
@@ -308,9 +447,12 @@ int main(int argc, char *argv[]) {
         }
         if (r >= 0)
                 r = sd_event_loop(d.event);
+        if (r >= 0 && d.bytes_in == 0)
+                r = -ENODATA; /* the fake QEMU never got through (it said why on stderr) */
         if (r < 0) {
                 fprintf(stderr, "flood: %s\n", strerror(-r));
-                kill(flooder, SIGKILL);
+                if (flooder > 0)
+                        kill(flooder, SIGKILL);
                 kill(watcher, SIGKILL);
                 return 1;
         }
