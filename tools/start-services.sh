@@ -154,7 +154,9 @@ start_libvirtd() {
             return 0
         fi
         if [ $started = no ] && ! libvirtd_alive; then
-            libvirtd -d
+            # Whatever limits our caller had (sudo 1.9 gives a core-size hard limit of 0), libvirtd
+            # needs to raise QEMU's core limit (qemu.conf max_core) or it cannot start any guest.
+            (ulimit -H -c unlimited && ulimit -S -c unlimited && exec libvirtd -d)
             started=yes
         fi
         sleep 0.1

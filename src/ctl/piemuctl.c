@@ -376,7 +376,7 @@ static void print_port(const char *label, bool seen, uint16_t port) {
         char buf[32];
 
         if (seen && port > 0)
-                snprintf(buf, sizeof(buf), "127.0.0.1:%u", port);
+                snprintf(buf, sizeof(buf), "127.0.0.1:%u (TLS)", port); /* QEMU's only: see piemud(8) */
         print_field(label, seen && port > 0 ? buf : NULL);
 }
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "board.h"
+#include "peers.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -190,6 +191,10 @@ static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = watchers_add(&b->watchers, m);
         if (r < 0)
                 return r;
+        /* If the caller left while polkit was being asked, its departure went by before it was a
+         * watcher: ask the bus once, so that it is not remembered for ever. */
+        if (r > 0)
+                (void)peers_check(b->manager->peers, sd_bus_message_get_sender(m));
         return sd_bus_reply_method_return(m, NULL);
 }
 

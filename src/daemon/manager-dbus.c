@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "peers.h"
 #include "names.h"
 #include "piemu-errors.h"
 #include "polkit.h"
@@ -574,6 +575,23 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static void on_peer_gone(const char *name, void *userdata) {
+        Manager *m = userdata;
+
+        polkit_registry_forget(m->polkit, name);
+        for (size_t i = 0; i < m->n_boards; i++)
+                watchers_forget(&m->boards[i]->watchers, name);
+}
+
+static int on_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        /* Off the bus piemud can do nothing for anyone, and D-Bus activation may already be starting
+         * another one: leave at once. Boards keep running; the next piemud adopts them. */
+        log_error("Lost the connection to the bus; exiting. Running boards keep running.");
+        (void)sd_event_exit(m->event, -ECONNRESET);
+        return 0;
+}
+
 int manager_connect_bus(Manager *m, bool user_bus) {
         int r;
 
@@ -596,6 +614,16 @@ int manager_connect_bus(Manager *m, bool user_bus) {
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
+        /* A local match: sd-bus synthesizes it when the connection goes, nothing is asked of the bus. */
+        r = sd_bus_match_signal(m->bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_bus_disconnected, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the bus connection: %m");
+        r = peers_attach(m->peers, m->bus);
+        if (r >= 0)
+                r = peers_add_handler(m->peers, on_peer_gone, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot subscribe to callers leaving the bus: %m");
         r = sd_bus_request_name(m->bus, "org.piemu", 0);
         if (r < 0)
                 return log_error_errno(

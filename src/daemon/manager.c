@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "macro.h"
+#include "peers.h"
 #include "polkit.h"
 #include "virt-event.h"
 #include "vm.h"
@@ -39,6 +40,8 @@ int manager_new(sd_event *e, Manager **ret) {
         r = worker_pool_new(e, WORKER_THREADS, &m->workers);
         if (r >= 0)
                 r = polkit_registry_new(&m->polkit);
+        if (r >= 0)
+                r = peers_new(&m->peers);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -57,6 +60,7 @@ Manager *manager_free(Manager *m) {
                 board_free(m->boards[i]);
         free(m->boards);
         m->polkit = polkit_registry_free(m->polkit);
+        m->peers = peers_free(m->peers);
         if (m->conn) {
                 (void)virConnectUnregisterCloseCallback(m->conn, on_libvirt_closed);
                 virResetLastError();

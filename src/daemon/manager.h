@@ -14,6 +14,7 @@
 
 typedef struct Board Board;
 typedef struct PolkitRegistry PolkitRegistry;
+typedef struct Peers Peers;
 
 typedef struct Manager {
         sd_event *event;
@@ -21,6 +22,7 @@ typedef struct Manager {
         virConnectPtr conn;
         WorkerPool *workers;
         PolkitRegistry *polkit;
+        Peers *peers; /* who leaves the bus: one subscription for the whole daemon */
         char *libvirt_uri;
         char *images_dir;
         char *pool_dir;

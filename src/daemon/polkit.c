@@ -63,8 +63,7 @@ struct PolkitQuery {
         char *action;
         char **details;
 
-        sd_bus_slot *check_slot;  /* pending CheckAuthorization; NULL once answered */
-        sd_bus_slot *vanish_slot; /* NameOwnerChanged match on the caller while pending */
+        sd_bus_slot *check_slot; /* pending CheckAuthorization; NULL once answered */
         sd_event_source *gc_source;
 
         PolkitAnswer answer;
@@ -103,7 +102,6 @@ static PolkitQuery *query_free(PolkitQuery *q) {
         /* Dropping the slot cancels the reply callback / match; safe from within those callbacks,
          * sd-bus holds its own reference while dispatching. Same for the defer source. */
         sd_bus_slot_unref(q->check_slot);
-        sd_bus_slot_unref(q->vanish_slot);
         sd_event_source_disable_unref(q->gc_source);
 
         sd_bus_message_unref(q->call);
@@ -294,7 +292,6 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int r;
 
         q->check_slot = sd_bus_slot_unref(q->check_slot);
-        q->vanish_slot = sd_bus_slot_unref(q->vanish_slot);
 
         /* A broken answer is kept as FAILED (refusal): the handler then replies AccessDenied. */
         (void)query_read_answer(q, reply);
@@ -320,43 +317,6 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
         /* Errors from a reply callback would be logged by sd-bus only; we handled them. */
         return 0;
-}
-
-static int on_caller_vanished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        PolkitQuery *q = userdata;
-        const char *name, *old_owner, *new_owner;
-
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
-                return 0;
-        if (!isempty(new_owner))
-                return 0;
-
-        /* Nobody left to answer: drop the question (and any answers about the same call). */
-        registry_drop_call(q->registry, q->call);
-        return 0;
-}
-
-static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        /* Without an install callback sd-bus closes the connection when AddMatch fails (e.g. the
-         * bus's per-connection match limit). The match is an optimization: ignore failures. */
-        return 0;
-}
-
-static int query_watch_caller(PolkitQuery *q, const char *sender) {
-        sd_bus *bus = sd_bus_message_get_bus(q->call);
-        char match[512]; /* bus names are at most 255 bytes */
-        int n;
-
-        /* Unique names (":1.42") contain no quotes, so they can be pasted into a match. */
-        n = snprintf(match, sizeof(match),
-                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'",
-                     sender);
-        if (n < 0 || (size_t)n >= sizeof(match))
-                return -ENAMETOOLONG;
-
-        return sd_bus_add_match_async(bus, &q->vanish_slot, match, on_caller_vanished, on_match_installed,
-                                      q);
 }
 
 static int query_consume(PolkitQuery *q, sd_bus_error *ret_error) {
@@ -408,27 +368,6 @@ static int query_consume(PolkitQuery *q, sd_bus_error *ret_error) {
         if (q->free_on_consume)
                 query_free(q);
         return r;
-}
-
-int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        uid_t uid;
-        int r;
-
-        if (!m || !ret)
-                return -EINVAL;
-
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r < 0)
-                return r;
-        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
-                return -EPERM;
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
-                return r;
-
-        *ret = uid;
-        return 0;
 }
 
 int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
@@ -543,9 +482,6 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
                                          "Cannot check authorization for %s: polkit is not reachable (%s).",
                                          action, strerror(-r));
 
-        /* Best effort: without the watch, a vanished caller's query lives until polkitd answers. */
-        (void)query_watch_caller(q, sender);
-
         query_link(registry, q);
         registry->n_sent++;
         TAKE_PTR(q);
@@ -578,6 +514,22 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
         uid_cache_free(r->uids);
         free(r);
         return NULL;
+}
+
+void polkit_registry_forget(PolkitRegistry *r, const char *name) {
+        PolkitQuery *next;
+
+        if (!r || !name)
+                return;
+        /* Nobody left to answer: drop their questions (and answers about the same calls). */
+        for (PolkitQuery *q = r->queries; q; q = next) {
+                next = q->next;
+                if (streq_ptr(sd_bus_message_get_sender(q->call), name)) {
+                        registry_drop_call(r, q->call);
+                        next = r->queries; /* the drop may have freed more than q */
+                }
+        }
+        uid_cache_forget(r->uids, name);
 }
 
 unsigned polkit_registry_n_uids(PolkitRegistry *r) {

@@ -23,6 +23,7 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "uid-cache.h"
 
 #define POLKIT_ACTION_CREATE_BOARD     "org.piemu.create-board"
 #define POLKIT_ACTION_MANAGE_OWN_BOARD "org.piemu.manage-own-board"
@@ -63,6 +64,5 @@ int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_
  * without replying; the call is dispatched again), < 0 error. */
 int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
 
-/* Effective uid of the sender of m, as the bus reports it (a synchronous question to the bus). Negative
- * errno on failure; -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */
-int bus_get_sender_uid(sd_bus_message *m, uid_t *ret);
+/* `name` left the bus: drop its pending questions and its cached uid. */
+void polkit_registry_forget(PolkitRegistry *r, const char *name);

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "list.h"
-#include "polkit.h"
 #include "uid-cache.h"
 
 typedef struct UidEntry UidEntry;
@@ -14,7 +13,6 @@ struct UidEntry {
         UidEntry *prev, *next;
         char *name; /* the sender's unique name */
         uid_t uid;
-        sd_bus_track *track; /* tells us when the name leaves the bus */
 };
 
 /* A GetConnectionUnixUser question in flight, and the calls that wait for its answer. */
@@ -43,8 +41,6 @@ static UidEntry *entry_free(UidEntry *e) {
                 LIST_REMOVE(e->cache->entries, e);
                 e->cache->n_entries--;
         }
-        /* Safe from inside the track's own handler: sd-bus holds a reference while it calls it. */
-        sd_bus_track_unref(e->track);
         free(e->name);
         free(e);
         return NULL;
@@ -93,20 +89,41 @@ UidCache *uid_cache_free(UidCache *c) {
         return NULL;
 }
 
+static UidEntry *cache_find(UidCache *c, const char *name);
+
+void uid_cache_forget(UidCache *c, const char *name) {
+        UidEntry *e;
+        if (c && name && (e = cache_find(c, name)))
+                entry_free(e);
+}
+
+int bus_get_sender_uid(sd_bus_message *m, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        if (!m || !ret)
+                return -EINVAL;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
+                return -EPERM;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+
+        *ret = uid;
+        return 0;
+}
+
 unsigned uid_cache_size(UidCache *c) {
         return c ? c->n_entries : 0;
 }
 
 unsigned uid_cache_n_lookups(UidCache *c) {
         return c ? c->n_lookups : 0;
-}
-
-static int on_client_gone(sd_bus_track *t, void *userdata) {
-        UidEntry *e = userdata;
-
-        (void)t;
-        entry_free(e);
-        return 0;
 }
 
 static UidEntry *cache_find(UidCache *c, const char *name) {
@@ -120,7 +137,6 @@ static UidEntry *cache_find(UidCache *c, const char *name) {
  * correct, just not cached. uid_cache_sender_uid_async() depends on it (see on_uid_reply). */
 static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid) {
         _cleanup_(entry_freep) UidEntry *e = NULL;
-        int r;
 
         if (!bus)
                 return -ENOTCONN;
@@ -134,13 +150,6 @@ static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid)
         e->name = strdup(name);
         if (!e->name)
                 return -ENOMEM;
-        r = sd_bus_track_new(bus, &e->track, on_client_gone, e);
-        if (r < 0)
-                return r;
-        r = sd_bus_track_add_name(e->track, name);
-        if (r < 0)
-                return r;
-
         e->cache = c;
         LIST_PREPEND(c->entries, e);
         c->n_entries++;

@@ -6,9 +6,9 @@
  * On dbus-daemon, sd-bus learns a sender's uid only by asking the bus (GetConnectionCredentials), a
  * synchronous round trip that holds the event loop. A Board call needs the uid twice (own board or
  * someone else's, and the root shortcut) and runs again when polkit answers. Unique names are never
- * reused on a bus, so the answer stays true until the client leaves; an sd_bus_track per entry
- * forgets it then. The first call of each client asks the bus asynchronously
- * (uid_cache_sender_uid_async) and runs again when the answer is in. */
+ * reused on a bus, so the answer stays true until the client leaves; uid_cache_forget() forgets it
+ * then (the daemon's one subscription to callers leaving, peers.h, calls it). The first call of each client
+ * asks the bus asynchronously (uid_cache_sender_uid_async) and runs again when the answer is in. */
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -16,8 +16,8 @@
 
 #include "macro.h"
 
-/* Entries are dropped all at once beyond this many (clients that left before their track's match
- * was in place are never reported gone; this keeps such leftovers bounded). */
+/* Entries are dropped all at once beyond this many (a client whose departure was missed is never
+ * forgotten otherwise; this keeps such leftovers bounded). */
 #define UID_CACHE_MAX 1024u
 
 typedef struct UidCache UidCache;
@@ -36,6 +36,13 @@ int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret);
  * and finds the uid (a call whose caller cannot be identified is answered with AccessDenied
  * instead); negative errno on failure. Handlers return at 0 without replying, as for polkit. */
 int uid_cache_sender_uid_async(UidCache *c, sd_bus_message *m, uid_t *ret);
+
+/* `name` left the bus: forget its uid (peers.h tells who left). */
+void uid_cache_forget(UidCache *c, const char *name);
+
+/* Effective uid of the sender of m, as the bus reports it (a synchronous question to the bus). Negative
+ * errno on failure; -EPERM if the uid could only be guessed from /proc (racy, not used for decisions). */
+int bus_get_sender_uid(sd_bus_message *m, uid_t *ret);
 
 /* For tests and the debug log: number of remembered clients, and of questions asked of the bus. */
 unsigned uid_cache_size(UidCache *c);

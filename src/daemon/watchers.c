@@ -20,9 +20,8 @@ void watchers_init(Watchers *w, const char *path, const char *name) {
         *w = (Watchers){.path = path, .name = name};
 }
 
-/* The connection the watchers are tracked on, once anyone has watched. */
-static sd_bus *watchers_bus(Watchers *w) {
-        return w->track ? sd_bus_track_get_bus(w->track) : NULL;
+sd_bus *watchers_bus(Watchers *w) {
+        return w->bus;
 }
 
 void watchers_attach(Watchers *w, Serial *source) {
@@ -40,37 +39,67 @@ void watchers_detach(Watchers *w) {
 
 void watchers_done(Watchers *w) {
         watchers_detach(w);
-        w->track = sd_bus_track_unref(w->track);
+        for (size_t i = 0; i < w->n_names; i++)
+                free(w->names[i]);
+        free(w->names);
+        w->names = NULL;
+        w->n_names = w->n_alloc = 0;
+        w->bus = sd_bus_unref(w->bus);
 }
 
-int watchers_add(Watchers *w, sd_bus_message *m) {
-        int r;
+static ssize_t find_name(Watchers *w, const char *name) {
+        for (size_t i = 0; i < w->n_names; i++)
+                if (streq(w->names[i], name))
+                        return (ssize_t)i;
+        return -1;
+}
 
-        if (!w->track) {
-                r = sd_bus_track_new(sd_bus_message_get_bus(m), &w->track, NULL, NULL);
-                if (r < 0)
-                        return r;
-        }
+int watchers_add_name(Watchers *w, sd_bus *bus, const char *name) {
+        char *copy;
+
+        if (!bus || !name || name[0] != ':')
+                return -EINVAL;
+        if (w->bus && w->bus != bus)
+                return -EXDEV;
         /* Repeated Watch() calls are one watch: a watcher gets every signal once. */
-        if (sd_bus_track_count_sender(w->track, m) > 0)
+        if (find_name(w, name) >= 0)
                 return 0;
-        r = sd_bus_track_add_sender(w->track, m);
-        if (r < 0)
-                return r;
-        log_debug("board %s: %s watches", w->name, sd_bus_message_get_sender(m));
+        if (w->n_names == w->n_alloc) {
+                size_t n = w->n_alloc ? w->n_alloc * 2 : 4;
+                char **nn = realloc(w->names, n * sizeof *nn);
+                if (!nn)
+                        return -ENOMEM;
+                w->names = nn;
+                w->n_alloc = n;
+        }
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        w->names[w->n_names++] = copy;
+        if (!w->bus)
+                w->bus = sd_bus_ref(bus);
+        log_debug("board %s: %s watches", w->name, name);
         return 1;
 }
 
-void watchers_remove(Watchers *w, sd_bus_message *m) {
-        if (!w->track)
+int watchers_add(Watchers *w, sd_bus_message *m) {
+        return watchers_add_name(w, sd_bus_message_get_bus(m), sd_bus_message_get_sender(m));
+}
+
+void watchers_forget(Watchers *w, const char *name) {
+        ssize_t i = name ? find_name(w, name) : -1;
+        if (i < 0)
                 return;
-        while (sd_bus_track_count_sender(w->track, m) > 0)
-                if (sd_bus_track_remove_sender(w->track, m) < 0)
-                        break;
+        free(w->names[i]);
+        w->names[i] = w->names[--w->n_names];
+}
+
+void watchers_remove(Watchers *w, sd_bus_message *m) {
+        watchers_forget(w, sd_bus_message_get_sender(m));
 }
 
 unsigned watchers_count(Watchers *w) {
-        return w->track ? sd_bus_track_count(w->track) : 0;
+        return (unsigned)w->n_names;
 }
 
 int watchers_emit(Watchers *w, const char *member, const char *types, ...) {
@@ -79,7 +108,8 @@ int watchers_emit(Watchers *w, const char *member, const char *types, ...) {
 
         if (!bus)
                 return 0;
-        for (const char *name = sd_bus_track_first(w->track); name; name = sd_bus_track_next(w->track)) {
+        for (size_t i = 0; i < w->n_names; i++) {
+                const char *name = w->names[i];
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 va_list ap;
 

@@ -28,7 +28,9 @@ typedef struct Watchers {
         const char *name; /* borrowed: for log lines */
         Serial *source;   /* borrowed, see watchers_attach(); NULL while no line is up */
 
-        sd_bus_track *track; /* created by the first watchers_add() */
+        sd_bus *bus;  /* the connection watchers called on; set by the first watchers_add() */
+        char **names; /* the watchers' unique names */
+        size_t n_names, n_alloc;
         uint8_t *out;
         size_t out_len;
         sd_event_source *flush_timer;
@@ -40,10 +42,18 @@ void watchers_init(Watchers *w, const char *path, const char *name);
 /* Frees everything but the borrowed pointers. */
 void watchers_done(Watchers *w);
 
-/* The sender of `m` watches until it calls watchers_remove() or leaves the bus. */
+/* The sender of `m` watches until it calls watchers_remove() or leaves the bus (whoever learns
+ * that calls watchers_forget(): there is no match rule per watcher, see peers.h). 1 if it is a new
+ * watcher, 0 if it watched already. */
 int watchers_add(Watchers *w, sd_bus_message *m);
+/* The same for a unique name on `bus` (tests, bench/). */
+int watchers_add_name(Watchers *w, sd_bus *bus, const char *unique_name);
 void watchers_remove(Watchers *w, sd_bus_message *m);
+/* `unique_name` left the bus. */
+void watchers_forget(Watchers *w, const char *unique_name);
 unsigned watchers_count(Watchers *w);
+/* The connection the watchers are on, or NULL before anyone watched. */
+sd_bus *watchers_bus(Watchers *w);
 
 /* One signal of org.piemu.Board to each watcher. `types` is "ay" (then a pointer and a
  * size_t follow) or a plain sd_bus_message_append() signature. */

@@ -31,6 +31,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "peers.h"
 #include "polkit.h"
 
 #define PROBE_PATH      "/org/piemu/test/PolkitProbe"
@@ -172,6 +173,12 @@ static void on_signal(int sig) {
 }
 
 /* Without sd-event: process until idle, then wait; a signal interrupts the wait (-EINTR). */
+static Peers *peers;
+
+static void on_peer_gone(const char *name, void *userdata) {
+        polkit_registry_forget(registry, name);
+}
+
 static int manual_loop(sd_bus *bus) {
         struct sigaction sa = {.sa_handler = on_signal};
         int r;
@@ -213,6 +220,13 @@ int main(int argc, char *argv[]) {
         r = sd_bus_open_system(&bus);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(bus, NULL, PROBE_PATH, PROBE_INTERFACE, probe_vtable, NULL);
+        /* As in piemud: one subscription to callers leaving, which forgets their uids and questions. */
+        if (r >= 0)
+                r = peers_new(&peers);
+        if (r >= 0)
+                r = peers_attach(peers, bus);
+        if (r >= 0)
+                r = peers_add_handler(peers, on_peer_gone, NULL);
         if (r >= 0)
                 r = sd_bus_request_name(bus, argv[1], 0);
         if (r < 0) {
@@ -247,6 +261,7 @@ int main(int argc, char *argv[]) {
 
         /* Cancel what is pending before the bus goes away. */
         registry = polkit_registry_free(registry);
+        peers = peers_free(peers);
         if (r < 0) {
                 fprintf(stderr, "loop: %s\n", strerror(-r));
                 return 1;

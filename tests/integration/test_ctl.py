@@ -319,7 +319,7 @@ def test_status(running_board):
     assert r.stdout.startswith(running_board + "\n")
     assert re.search(r"^ +State: running$", r.stdout, re.M)
     assert re.search(r"^ +Owner: root \(0\)$", r.stdout, re.M)
-    assert re.search(r"^ +Serial port: 127\.0\.0\.1:\d+$", r.stdout, re.M)
+    assert re.search(r"^ +Serial port: 127\.0\.0\.1:\d+ \(TLS\)$", r.stdout, re.M)
     assert "Recent console output:" in r.stdout
     assert re.search(PROMPT_RE.rstrip(), r.stdout)
 

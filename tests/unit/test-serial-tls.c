@@ -98,8 +98,8 @@ typedef enum Client {
 #define FLOOD_SIZE (1U << 20)
 
 static int connect_to(uint16_t port) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
                 _exit(90);

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "serial.h"
 #include "tests.h"
+#include "peers.h"
 #include "watchers.h"
 
 #define PATH "/org/piemu/board/test"
@@ -159,9 +160,15 @@ static bool has_len(void *userdata) {
 static void add_watcher(Watchers *w, sd_bus *daemon_bus, Client *c) {
         const char *unique;
         CHECK(sd_bus_get_unique_name(c->bus, &unique) >= 0);
-        if (!w->track)
-                CHECK(sd_bus_track_new(daemon_bus, &w->track, NULL, NULL) >= 0);
-        CHECK(sd_bus_track_add_name(w->track, unique) >= 0);
+        CHECK(watchers_add_name(w, daemon_bus, unique) == 1);
+        CHECK(watchers_add_name(w, daemon_bus, unique) == 0); /* once is enough */
+}
+
+/* As in piemud: the daemon's one subscription to callers leaving tells the watchers. */
+static Watchers *current;
+static void on_peer_gone(const char *name, void *userdata) {
+        if (current)
+                watchers_forget(current, name);
 }
 
 /* A loopback pair: `peer` is the guest's end, the Serial is piemud's. */
@@ -275,6 +282,7 @@ static void test_watcher_that_left_gets_nothing(sd_bus *daemon_bus) {
         add_watcher(&w, daemon_bus, &a);
         add_watcher(&w, daemon_bus, &b);
         CHECK(watchers_count(&w) == 2);
+        current = &w;
         watchers_push_output(&w, (const uint8_t *)"hello", 5);
         /* Small output waits for the coalescing timer; sd-event's default accuracy (250 ms)
          * once held a quiet guest's prompt back that long. */
@@ -286,7 +294,7 @@ static void test_watcher_that_left_gets_nothing(sd_bus *daemon_bus) {
         run_until(has_len, &(Wait){&b, 5});
         CHECK(memcmp(a.data, "hello", 5) == 0 && memcmp(b.data, "hello", 5) == 0);
 
-        /* b disconnects: the track forgets it once the bus says it left. */
+        /* b disconnects: forgotten once the bus says it left (one match rule for all callers). */
         client_done(&b);
         for (int i = 0; i < 1000 && watchers_count(&w) != 1; i++)
                 CHECK(sd_event_run(event, 1000) >= 0);
@@ -301,6 +309,7 @@ static void test_watcher_that_left_gets_nothing(sd_bus *daemon_bus) {
         run_for_ms(20);
         CHECK(a.len == 10);
 
+        current = NULL;
         watchers_done(&w);
         client_done(&a);
 }
@@ -359,11 +368,17 @@ int main(void) {
         CHECK(sd_event_new(&event) >= 0);
         start_private_bus();
         daemon_bus = connect_bus();
+        Peers *peers = NULL;
+        CHECK(peers_new(&peers) >= 0);
+        CHECK(peers_attach(peers, daemon_bus) >= 0);
+        CHECK(peers_add_handler(peers, on_peer_gone, NULL) >= 0);
 
         test_output_reaches_only_watchers(daemon_bus);
         test_watcher_that_left_gets_nothing(daemon_bus);
         test_long_queue_pauses_the_line(daemon_bus);
 
+        CHECK(peers_n_gone(peers) >= 1);
+        peers_free(peers);
         sd_bus_flush_close_unref(daemon_bus);
         sd_event_unref(event);
         stop_private_bus();
