@@ -187,7 +187,7 @@ static int tls_dial(const char *dir, uint16_t port, gnutls_session_t *ret) {
 static _Noreturn void run_flooder(const char *tls_dir, uint16_t port) {
         uint8_t buf[65536];
         uint64_t off = 0;
-        gnutls_session_t tls;
+        gnutls_session_t tls = NULL;
 
         if (tls_dial(tls_dir, port, &tls) < 0)
                 _exit(1);
@@ -292,7 +292,7 @@ static void on_data(Serial *s, const uint8_t *data, size_t n, void *userdata) {
                 d->t_start = now_usec();
         d->bytes_in += n;
         watchers_push_output(&d->watchers, data, n);
-        if (sd_bus_get_n_queued_write(sd_bus_track_get_bus(d->watchers.track), &q) >= 0 && q > d->max_queued)
+        if (sd_bus_get_n_queued_write(watchers_bus(&d->watchers), &q) >= 0 && q > d->max_queued)
                 d->max_queued = q;
 }
 
@@ -414,9 +414,7 @@ int main(int argc, char *argv[]) {
                 r = sd_bus_attach_event(bus, d.event, 0);
         watchers_init(&d.watchers, BENCH_PATH, "bench");
         if (r >= 0)
-                r = sd_bus_track_new(bus, &d.watchers.track, NULL, NULL);
-        if (r >= 0)
-                r = sd_bus_track_add_name(d.watchers.track, unique);
+                r = watchers_add_name(&d.watchers, bus, unique);
         if (r < 0) {
                 fprintf(stderr, "bus set-up: %s\n", strerror(-r));
                 return 1;

@@ -42,6 +42,10 @@
 
 /* A person typing a password takes longer than sd-bus's default 25 s call timeout. */
 #define POLKIT_INTERACTIVE_TIMEOUT_USEC (5u * 60u * UINT64_C(1000000))
+/* Questions to polkitd in flight at once; the rest wait their turn, oldest first. dbus-daemon
+ * refuses more than 128 pending replies per connection (max_replies_per_connection), and a crowd
+ * of callers must not turn into refusals. */
+#define POLKIT_IN_FLIGHT_MAX 64
 
 typedef enum PolkitAnswer {
         POLKIT_ANSWER_PENDING,
@@ -64,6 +68,8 @@ struct PolkitQuery {
         char **details;
 
         sd_bus_slot *check_slot; /* pending CheckAuthorization; NULL once answered */
+        sd_bus_message *unsent;  /* CheckAuthorization waiting for a free slot (POLKIT_IN_FLIGHT_MAX) */
+        uint64_t timeout_usec;
         sd_event_source *gc_source;
 
         PolkitAnswer answer;
@@ -75,7 +81,8 @@ struct PolkitQuery {
 struct PolkitRegistry {
         PolkitQuery *queries;
         unsigned n_queries;
-        unsigned n_sent; /* CheckAuthorization calls made, ever: for tests */
+        unsigned n_sent;      /* CheckAuthorization calls made, ever: for tests */
+        unsigned n_in_flight; /* sent and not answered */
         UidCache *uids;
 };
 
@@ -93,19 +100,31 @@ static void query_link(PolkitRegistry *r, PolkitQuery *q) {
         r->n_queries++;
 }
 
+static void registry_send_next(PolkitRegistry *r);
+
 static PolkitQuery *query_free(PolkitQuery *q) {
+        PolkitRegistry *registry;
+        bool was_in_flight;
+
         if (!q)
                 return NULL;
 
+        registry = q->registry;
+        was_in_flight = q->check_slot && registry;
         query_unlink(q);
 
         /* Dropping the slot cancels the reply callback / match; safe from within those callbacks,
          * sd-bus holds its own reference while dispatching. Same for the defer source. */
+        if (was_in_flight)
+                registry->n_in_flight--;
         sd_bus_slot_unref(q->check_slot);
+        sd_bus_message_unref(q->unsent);
         sd_event_source_disable_unref(q->gc_source);
 
         sd_bus_message_unref(q->call);
         free(q->action);
+        if (was_in_flight)
+                registry_send_next(registry); /* its slot is free now */
         strv_free(q->details);
         free(q->error_text);
         free(q);
@@ -292,6 +311,8 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int r;
 
         q->check_slot = sd_bus_slot_unref(q->check_slot);
+        q->registry->n_in_flight--;
+        registry_send_next(q->registry);
 
         /* A broken answer is kept as FAILED (refusal): the handler then replies AccessDenied. */
         (void)query_read_answer(q, reply);
@@ -475,17 +496,52 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
                 return sd_bus_error_set_errnof(ret_error, r, "Failed to build polkit query for %s: %m",
                                                action);
 
-        r = sd_bus_call_async(bus, &q->check_slot, pk, on_check_reply, q,
-                              interactive > 0 ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
-        if (r < 0)
-                return sd_bus_error_setf(ret_error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Cannot check authorization for %s: polkit is not reachable (%s).",
-                                         action, strerror(-r));
+        q->timeout_usec = interactive > 0 ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0;
+        if (registry->n_in_flight < POLKIT_IN_FLIGHT_MAX) {
+                r = sd_bus_call_async(bus, &q->check_slot, pk, on_check_reply, q, q->timeout_usec);
+                if (r < 0)
+                        return sd_bus_error_setf(
+                                ret_error, SD_BUS_ERROR_ACCESS_DENIED,
+                                "Cannot check authorization for %s: polkit is not reachable "
+                                "(%s).",
+                                action, strerror(-r));
+                registry->n_in_flight++;
+                registry->n_sent++;
+        } else
+                q->unsent = TAKE_PTR(pk); /* sent by registry_send_next() when a slot frees up */
 
         query_link(registry, q);
-        registry->n_sent++;
         TAKE_PTR(q);
         return 0;
+}
+
+static void registry_send_next(PolkitRegistry *r) {
+        while (r->n_in_flight < POLKIT_IN_FLIGHT_MAX) {
+                PolkitQuery *oldest = NULL;
+                int k;
+
+                /* The list is newest first: the last waiting one has waited longest. */
+                for (PolkitQuery *q = r->queries; q; q = q->next)
+                        if (q->unsent)
+                                oldest = q;
+                if (!oldest)
+                        return;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *pk = TAKE_PTR(oldest->unsent);
+                k = sd_bus_call_async(sd_bus_message_get_bus(oldest->call), &oldest->check_slot, pk,
+                                      on_check_reply, oldest, oldest->timeout_usec);
+                if (k >= 0) {
+                        r->n_in_flight++;
+                        r->n_sent++;
+                        continue;
+                }
+                /* Cannot even send it: the caller gets AccessDenied saying so, as for an unreachable
+                 * polkitd, and its handler never runs again. */
+                (void)sd_bus_reply_method_errorf(
+                        oldest->call, SD_BUS_ERROR_ACCESS_DENIED,
+                        "Cannot check authorization for %s: polkit is not reachable (%s).", oldest->action,
+                        strerror(-k));
+                registry_drop_call(r, oldest->call);
+        }
 }
 
 int polkit_registry_new(PolkitRegistry **ret) {
