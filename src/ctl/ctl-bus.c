@@ -255,10 +255,10 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
         }
 
         fprintf(stderr, "Failed to %s: %s\n", action, msg);
-        if (error_is(error, "org.piemu.Error.Failed") &&
-            (strcasestr(raw, "libvirt") || strstr(raw, "virConnect") || strcasestr(raw, "connect socket")))
-                fprintf(stderr, "Is libvirtd (or virtqemud) running? piemud needs it to run boards: "
-                                "'systemctl start libvirtd'.\n");
+        /* Only when piemud says libvirtd is away; any other libvirt error speaks for itself. */
+        if (error_is(error, "org.piemu.Error.Unavailable"))
+                fprintf(stderr, "piemud cannot reach libvirtd right now and keeps trying. Is libvirtd (or "
+                                "virtqemud) running? ('systemctl start libvirtd')\n");
         return CTL_EXIT_FAILURE;
 }
 

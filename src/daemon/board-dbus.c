@@ -309,7 +309,7 @@ int board_object_find(sd_bus *bus, const char *path, const char *interface, void
                 return 0;
         b = manager_find_board(m, name);
         /* A board whose domain is still being defined is not on the bus yet. */
-        if (!b || b->op == BOARD_OP_DEFINE)
+        if (!b || !b->announced)
                 return 0;
         *found = b;
         return 1;
@@ -324,7 +324,7 @@ int board_node_enumerator(sd_bus *bus, const char *path, void *userdata, char **
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_boards; i++) {
-                if (m->boards[i]->op == BOARD_OP_DEFINE)
+                if (!m->boards[i]->announced)
                         continue;
                 l[k] = strdup(m->boards[i]->path);
                 if (!l[k]) {

@@ -46,6 +46,7 @@ typedef struct Job {
         bool fresh_volume;
         bool delete_volume;
         bool undefine;
+        worker_done_t done;
         bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
         bool inject_failure;
         int r;
@@ -56,6 +57,9 @@ typedef struct Job {
 static Job *job_free(Job *j) {
         if (!j)
                 return NULL;
+        board_unref(j->board);
+        if (j->conn)
+                virConnectClose(j->conn); /* drops the job's reference */
         free(j->domain);
         free(j->volume);
         free(j->domain_xml);
@@ -70,8 +74,13 @@ static int job_new(Board *b, Job **ret) {
         Job *j = calloc(1, sizeof *j);
         if (!j)
                 return -ENOMEM;
-        j->board = b;
+        /* The job owns a reference on the board (its memory stays valid whatever happens to the
+         * board meanwhile) and on the libvirt connection (piemud may replace it after a libvirtd
+         * restart while the job runs). */
+        j->board = board_ref(b);
         j->conn = b->manager->conn;
+        if (j->conn && virConnectRef(j->conn) < 0)
+                j->conn = NULL;
         j->domain = strdup(b->domain);
         j->volume = strdup(b->volume);
         if (!j->domain || !j->volume) {
@@ -127,6 +136,7 @@ int board_new(Manager *m, const BoardConfig *c, Board **ret) {
 
         if (!b)
                 return -ENOMEM;
+        b->n_ref = 1;
         b->manager = m;
         gpio_parser_init(&b->parser);
         r = board_config_copy(c, &b->config);
@@ -145,8 +155,34 @@ int board_new(Manager *m, const BoardConfig *c, Board **ret) {
         *ret = b;
         return 0;
 fail:
-        board_free(b);
+        board_unref(b);
         return r;
+}
+
+static Board *board_free(Board *b);
+static void board_disconnect(Board *b);
+
+Board *board_ref(Board *b) {
+        if (b)
+                b->n_ref++;
+        return b;
+}
+
+Board *board_unref(Board *b) {
+        if (!b)
+                return NULL;
+        assert(b->n_ref > 0);
+        if (--b->n_ref == 0)
+                board_free(b);
+        return NULL;
+}
+
+void board_shut(Board *b) {
+        /* Nothing of the board may call back into it from now on: lines, clients, timers. */
+        b->removed = true;
+        b->waiting_for_lines = false;
+        b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
+        board_disconnect(b);
 }
 
 /* ---- OpenSerial clients ---- */
@@ -182,7 +218,7 @@ static int on_console_client(sd_event_source *s, int fd, uint32_t revents, void 
                 console_client_free(c);
                 return 0;
         }
-        if (!c->board->console_up || serial_write(c->board->console, buf, (size_t)n) < 0)
+        if (!c->board->console || serial_write(c->board->console, buf, (size_t)n) < 0)
                 console_client_free(c);
         return 0;
 }
@@ -192,7 +228,7 @@ int board_open_console(Board *b, int *ret_fd) {
         ConsoleClient *c;
         int r;
 
-        if (!b->console_up)
+        if (!b->console)
                 return -ENOTCONN;
         c = calloc(1, sizeof *c);
         if (!c)
@@ -238,9 +274,10 @@ static void board_disconnect(Board *b) {
         set_guest_ready(b, false);
 }
 
-Board *board_free(Board *b) {
+static Board *board_free(Board *b) {
         if (!b)
                 return NULL;
+        assert(b->n_ref == 0);
         board_disconnect(b);
         sd_event_source_disable_unref(b->lines_timer);
         sd_bus_message_unref(b->pending);
@@ -299,7 +336,8 @@ static void on_console_data(Serial *s, const uint8_t *data, size_t n, void *user
 
 static void send_gpio_line(Board *b, const char *line, int len) {
         int r;
-        if (!b->gpio_up || len <= 0)
+        /* A TLS line queues while QEMU reconnects; a plain one only takes writes while up. */
+        if (!b->gpio || (!b->gpio_up && !serial_is_tls(b->gpio)) || len <= 0)
                 return;
         r = serial_write(b->gpio, line, (size_t)len);
         if (r < 0)
@@ -378,10 +416,9 @@ int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error) {
         if (b->state != BOARD_RUNNING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
                                          b->config.name);
-        if (!b->gpio_up)
+        if (!b->gpio)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The GPIO line of board %s is not connected yet (QEMU dials it "
-                                         "within a second of a restart); try again.",
+                                         "The GPIO line of board %s is not open; try again.",
                                          b->config.name);
         b->driven_mask |= bit;
         b->driven_values = value ? (b->driven_values | bit) : (b->driven_values & ~bit);
@@ -512,8 +549,28 @@ static int open_lines(Board *b, bool fixed, bool plain) {
 
 /* ---- operations ---- */
 
+static void refresh_after_event(Board *b);
+
+/* Every operation's end passes here: the done callback, then what the operation kept waiting
+ * (a lifecycle event that arrived meanwhile). */
+static void job_done(void *userdata) {
+        Job *j = userdata;
+        _cleanup_(board_unrefp) Board *b = board_ref(j->board);
+
+        j->done(j); /* frees j */
+        if (!b->removed && b->op == BOARD_OP_NONE && b->deferred_event)
+                refresh_after_event(b);
+}
+
 static int submit(Board *b, BoardOp op, Job *j, worker_work_t work, worker_done_t done) {
-        int r = worker_submit(b->manager->workers, work, done, j);
+        int r;
+
+        assert(b->op == BOARD_OP_NONE); /* one operation per board at a time */
+        assert(!b->removed);
+        if (!j->conn)
+                return -ENOTCONN; /* libvirtd is away: the caller answers Unavailable */
+        j->done = done;
+        r = worker_submit(b->manager->workers, work, job_done, j);
         if (r < 0)
                 return r;
         b->op = op;
@@ -550,9 +607,11 @@ static void start_failed_done(void *userdata) {
         Board *b = j->board;
 
         b->op = BOARD_OP_NONE;
-        if (j->r < 0)
-                log_warning("board %s: cleanup after a failed start: %s", b->config.name,
-                            strempty(j->error));
+        if (j->r < 0) {
+                log_warning("board %s: cleanup after a failed start: %s; tried again once libvirtd answers",
+                            b->config.name, strempty(j->error));
+                b->needs_cleanup = true;
+        }
         set_state(b, BOARD_STOPPED);
         reply_pending(b, -EIO, PIEMU_ERROR_FAILED, b->last_error);
 }
@@ -575,6 +634,8 @@ static void start_failed(Board *b, int r, const char *msg) {
                         return;
                 job_free(j);
         }
+        /* No libvirtd to ask now: the domain may be half-started. Cleaned up after the reconnect. */
+        b->needs_cleanup = true;
         set_state(b, BOARD_STOPPED);
         reply_pending(b, r, PIEMU_ERROR_FAILED, b->last_error);
 }
@@ -696,6 +757,9 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         TlsCreds *creds = NULL;
         Job *j = NULL;
         int r;
+        if (!b->manager->conn)
+                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
         if (b->op != BOARD_OP_NONE || b->state == BOARD_STOPPING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
@@ -705,9 +769,7 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                                          b->config.name, board_state_to_string(b->state));
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE,
-                                         "Image %s of board %s is missing or broken in the catalog.",
-                                         b->config.image, b->config.name);
+                return manager_image_error(error, b->config.image, r);
         r = manager_tls(b->manager, &creds, &problem);
         if (r < 0)
                 return sd_bus_error_setf(
@@ -766,9 +828,13 @@ int board_attach(Board *b, bool paused, bool plain_lines) {
                 wait_for_lines(b);
                 return 0;
         }
-        /* A guest that runs is running, from the first moment anyone can see the board (it is not on
-         * the bus yet: no transition to announce). QEMU dials its lines again within a second. */
-        b->state = BOARD_RUNNING;
+        /* A guest that runs is running, from the first moment anyone can see the board (at start-up
+         * it is not on the bus yet: no transition to announce). QEMU dials its lines again within a
+         * second. */
+        if (b->manager->loaded)
+                set_state(b, BOARD_RUNNING);
+        else
+                b->state = BOARD_RUNNING;
         return 0;
 }
 
@@ -796,6 +862,9 @@ static void stop_done(void *userdata) {
 int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
+        if (!b->manager->conn)
+                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
         if (b->op != BOARD_OP_NONE)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
@@ -843,6 +912,9 @@ static void delete_done(void *userdata) {
 int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
+        if (!b->manager->conn)
+                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
         if (b->op != BOARD_OP_NONE || b->state == BOARD_STARTING || b->state == BOARD_STOPPING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
@@ -884,6 +956,7 @@ static void define_done(void *userdata) {
                 return;
         }
         memcpy(b->uuid, j->uuid, sizeof b->uuid);
+        b->announced = true;
         log_info("board %s: created (image %s, owner %u%s)", b->config.name, b->config.image,
                  (unsigned)b->config.owner, b->config.persistent ? ", persistent" : "");
         (void)sd_bus_emit_object_added(b->manager->bus, b->path);
@@ -897,11 +970,13 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         _cleanup_(image_freep) Image *img = NULL;
         Job *j = NULL;
         int r;
+        if (!b->manager->conn)
+                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s",
-                                         b->config.image);
+                return manager_image_error(error, b->config.image, r);
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
@@ -920,13 +995,89 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
 static void volume_cleanup_done(void *userdata) {
         _cleanup_(job_freep) Job *j = userdata;
         j->board->op = BOARD_OP_NONE;
-        if (j->r < 0)
-                log_warning("board %s: cannot discard its overlay: %s", j->board->config.name,
+        if (j->r < 0) {
+                log_warning("board %s: cannot clean up after it: %s", j->board->config.name,
                             strempty(j->error));
+                j->board->needs_cleanup = true;
+        } else if (j->board->needs_cleanup) {
+                log_info("board %s: cleaned up what an interrupted operation left", j->board->config.name);
+                j->board->needs_cleanup = false;
+        }
+}
+
+/* Cuts the power of a domain piemud does not consider running and drops a throwaway overlay. */
+static void cleanup_leftovers(Board *b) {
+        Job *j = NULL;
+        if (job_new(b, &j) < 0)
+                return;
+        j->delete_volume = !b->config.persistent;
+        if (submit(b, BOARD_OP_CLEANUP, j, cleanup_work, volume_cleanup_done) < 0)
+                job_free(j);
+}
+
+void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines) {
+        assert(b->op == BOARD_OP_NONE);
+        if (b->needs_cleanup && (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED)) {
+                /* A Start that failed while libvirtd was away may have left a paused domain. */
+                cleanup_leftovers(b);
+                return;
+        }
+        if (active) {
+                if (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED) {
+                        log_info("board %s: started while piemud could not see it; taking over its lines",
+                                 b->config.name);
+                        (void)board_attach(b, paused, !tls_lines);
+                }
+                return;
+        }
+        if (b->state == BOARD_RUNNING || (b->state == BOARD_STARTING && b->waiting_for_lines)) {
+                log_info("board %s: its domain stopped while libvirtd was away", b->config.name);
+                board_domain_stopped(b, crashed);
+        }
+}
+
+static void refresh_work(void *userdata) {
+        Job *j = userdata;
+        bool active = false, paused = false;
+        j->r = vm_is_active(j->conn, j->domain, &active, &paused, &j->error);
+        j->destroyed = j->r >= 0 && !active;
+}
+
+static void refresh_done(void *userdata) {
+        _cleanup_(job_freep) Job *j = userdata;
+        Board *b = j->board;
+        int event = b->deferred_event;
+
+        b->op = BOARD_OP_NONE;
+        b->deferred_event = 0;
+        /* Only what libvirt says now counts: the event may be about an earlier run of the domain. */
+        if (j->r >= 0 && j->destroyed)
+                board_domain_stopped(b, event == BOARD_EVENT_CRASHED);
+}
+
+/* A lifecycle event came while an operation ran: now that it is over, ask libvirt how the domain
+ * really is and act on that. */
+static void refresh_after_event(Board *b) {
+        Job *j = NULL;
+        if (job_new(b, &j) < 0)
+                return;
+        if (submit(b, BOARD_OP_REFRESH, j, refresh_work, refresh_done) < 0) {
+                job_free(j);
+                b->deferred_event = 0;
+        }
 }
 
 void board_domain_stopped(Board *b, bool crashed) {
         Job *j = NULL;
+
+        if (b->removed)
+                return;
+        if (b->op != BOARD_OP_NONE) {
+                /* Applied when the operation ends (job_done). */
+                log_debug("board %s: lifecycle event during an operation, applied after it", b->config.name);
+                b->deferred_event = crashed ? BOARD_EVENT_CRASHED : BOARD_EVENT_STOPPED;
+                return;
+        }
 
         if (b->state == BOARD_STARTING && b->waiting_for_lines && b->op == BOARD_OP_NONE) {
                 /* QEMU went away while piemud waited for it to dial the lines. */
@@ -939,6 +1090,8 @@ void board_domain_stopped(Board *b, bool crashed) {
         if (b->state != BOARD_RUNNING)
                 return; /* our own Stop/Delete/failed start, handled where it was started */
         log_info("board %s: the guest %s", b->config.name, crashed ? "crashed" : "powered off");
+        if (crashed)
+                set_last_error(b, "The board's QEMU ended unexpectedly (it crashed or was killed).");
         board_disconnect(b);
         set_state(b, crashed ? BOARD_CRASHED : BOARD_STOPPED);
         if (!b->config.persistent && b->op == BOARD_OP_NONE && job_new(b, &j) >= 0) {
@@ -960,11 +1113,16 @@ int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error)
         if (b->state != BOARD_RUNNING)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
                                          b->config.name);
-        if (!b->console_up)
+        if (!b->console)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The serial line of board %s is not connected yet (QEMU dials it "
-                                         "within a second of a restart); try again.",
+                                         "The serial line of board %s is not open; try again.",
                                          b->config.name);
+        if (n > SERIAL_WRITE_MAX)
+                /* It would never fit, however long the caller waited. */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "SendSerial takes at most %u bytes at a time (got %zu); send it in "
+                                         "parts.",
+                                         SERIAL_WRITE_MAX, n);
         r = serial_write(b->console, data, n);
         if (r == -ENOBUFS)
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,

@@ -8,6 +8,7 @@
 
 #include "board-config.h"
 #include "gpio-proto.h"
+#include "macro.h"
 #include "manager.h"
 #include "serial.h"
 #include "watchers.h"
@@ -30,9 +31,19 @@ typedef enum BoardOp {
         BOARD_OP_STOP,
         BOARD_OP_DELETE,
         BOARD_OP_CLEANUP,
+        BOARD_OP_REFRESH, /* asking libvirt how the domain is, after an event during an operation */
 } BoardOp;
 
+typedef enum BoardEvent {
+        BOARD_EVENT_NONE,
+        BOARD_EVENT_STOPPED,
+        BOARD_EVENT_CRASHED,
+} BoardEvent;
+
 struct Board {
+        unsigned n_ref; /* the manager's, and one per job in flight */
+        bool removed;   /* deleted or forgotten: off the bus, waiting for the last reference */
+        bool announced; /* on the bus (BoardAdded sent, or found at start-up); not while being created */
         Manager *manager;
         BoardConfig config;
         char *path;
@@ -40,8 +51,10 @@ struct Board {
         char *volume;
         char uuid[VIR_UUID_STRING_BUFLEN]; /* empty until libvirt has the domain */
         BoardState state;
-        BoardOp op;              /* one libvirt operation at a time per board */
-        sd_bus_message *pending; /* the call answered when `op` finishes */
+        BoardOp op;                /* one libvirt operation at a time per board */
+        BoardEvent deferred_event; /* a lifecycle event that came during `op` */
+        bool needs_cleanup;        /* a cleanup could not run (libvirtd away): redone after reconnect */
+        sd_bus_message *pending;   /* the call answered when `op` finishes */
         char *last_error;
         bool waiting_for_lines;       /* started paused; resumed once QEMU dialed both lines */
         sd_event_source *lines_timer; /* ...and failed if it does not within LINES_WAIT_USEC */
@@ -62,7 +75,12 @@ struct Board {
 };
 
 int board_new(Manager *m, const BoardConfig *c, Board **ret);
-Board *board_free(Board *b);
+Board *board_ref(Board *b);
+Board *board_unref(Board *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Board *, board_unref);
+/* Leaving: lines, console clients and timers are dropped so that nothing calls into the board any
+ * more. The manager does this before it drops the board from its list. */
+void board_shut(Board *b);
 const char *board_state_to_string(BoardState s);
 
 /* Asynchronous operations. They take a ref on `reply_to` (may be NULL) and answer
@@ -76,6 +94,8 @@ int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
  * `running` at once; a paused one (piemud died mid-Start) is resumed once its lines are up. */
 int board_attach(Board *b, bool paused, bool plain_lines);
 void board_domain_stopped(Board *b, bool crashed);
+/* After a reconnect to libvirtd: how the domain is now (no operation may be in flight). */
+void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines);
 void board_guest_rebooted(Board *b);
 
 /* Returns one end of a socket pair relayed to the console (raw bytes both ways). */

@@ -73,6 +73,32 @@ int image_qcow2_size(const uint8_t *h, size_t n, uint64_t *ret) {
         return 0;
 }
 
+bool image_qcow2_refers_elsewhere(const uint8_t *h, size_t n) {
+        uint64_t backing = 0, incompatible = 0;
+        uint32_t version = 0;
+
+        if (n < 4 || memcmp(h, "QFI\xfb", 4) != 0)
+                return false; /* not qcow2: raw, nothing to follow */
+        if (n < 16)
+                return true; /* a qcow2 header too short to tell: refuse */
+        for (int i = 4; i < 8; i++)
+                version = (version << 8) | h[i];
+        for (int i = 8; i < 16; i++)
+                backing = (backing << 8) | h[i];
+        if (backing != 0)
+                return true;
+        if (version >= 3) {
+                if (n < 80)
+                        return true;
+                for (int i = 72; i < 80; i++)
+                        incompatible = (incompatible << 8) | h[i];
+                /* Bit 2: an external data file, another host path. */
+                if (incompatible & (UINT64_C(1) << 2))
+                        return true;
+        }
+        return false;
+}
+
 Image *image_free(Image *i) {
         if (!i)
                 return NULL;

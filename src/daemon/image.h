@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stdint.h>
 
 #include "macro.h"
@@ -19,6 +21,9 @@ typedef struct Image {
 /* Pure: parses the key=value meta file. Unknown keys are ignored (forward compatible). */
 int image_meta_parse(const char *text, char **ret_description, char **ret_cmdline);
 /* Pure: recognises a qcow2 header and returns its virtual size; -EINVAL if not qcow2. */
+/* True if a qcow2 header (the file's first bytes) names a backing file or an external data file,
+ * or is too short to tell; false for a self-contained qcow2 or anything that is not qcow2. */
+bool image_qcow2_refers_elsewhere(const uint8_t *header, size_t n);
 int image_qcow2_size(const uint8_t *header, size_t n, uint64_t *ret);
 
 int image_load(const char *dir, const char *name, Image **ret);

@@ -162,11 +162,10 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         r = manager_add_board(m, b);
         if (r < 0) {
-                board_free(b);
+                board_unref(b);
                 return r;
         }
-        /* Hidden from the bus (and from BoardAdded) until libvirt has the domain. */
-        b->op = BOARD_OP_DEFINE;
+        /* Hidden from the bus (and from BoardAdded) until libvirt has the domain: not `announced`. */
         r = board_define(b, msg, error);
         if (r < 0) {
                 manager_remove_board(m, b);
@@ -183,7 +182,7 @@ static int find_board_or_fail(Manager *m, sd_bus_message *msg, Board **ret, sd_b
         if (!piemu_name_is_valid(name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid board name '%s'.", name);
         Board *b = manager_find_board(m, name);
-        if (!b || b->op == BOARD_OP_DEFINE)
+        if (!b || !b->announced)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_BOARD, "No board named %s.", name);
         *ret = b;
         return 0;
@@ -231,7 +230,7 @@ static int method_list_boards(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return r;
         for (size_t i = 0; i < m->n_boards; i++) {
                 Board *b = m->boards[i];
-                if (b->op == BOARD_OP_DEFINE)
+                if (!b->announced)
                         continue;
                 r = sd_bus_message_append(reply, "(ssuo)", b->config.name, board_state_to_string(b->state),
                                           (uint32_t)b->config.owner, b->path);
@@ -363,12 +362,16 @@ static void remove_tree(const char *dir) {
         (void)rmdir(dir);
 }
 
+static void remove_tree_work(void *userdata) {
+        remove_tree(userdata);
+}
+
 static void import_work(void *userdata) {
         ImportJob *j = userdata;
         static const char *const files[] = {"kernel", "dtb", "sd.img", "initrd"};
         static const uint64_t limits[] = {KERNEL_MAX, DTB_MAX, SD_IMAGE_MAX, KERNEL_MAX};
         _cleanup_free_ char *final = NULL, *meta = NULL;
-        uint8_t head[64];
+        uint8_t head[128];
         size_t head_len;
         int r;
 
@@ -403,6 +406,14 @@ static void import_work(void *userdata) {
                 /* A device tree blob starts with 0xd00dfeed; anything else would only fail at boot. */
                 if (i == 1 && (head_len < 4 || memcmp(head, "\xd0\x0d\xfe\xed", 4) != 0)) {
                         set_import_error(j, -EINVAL, "The %s is not a flattened device tree", "dtb");
+                        goto fail;
+                }
+                /* A qcow2 SD image naming a backing file (or an external data file) would make QEMU
+                 * open a host path of the importer's choosing. */
+                if (i == 2 && image_qcow2_refers_elsewhere(head, head_len)) {
+                        set_import_error(j, -EPERM,
+                                         "The sd image is a qcow2 file with a backing file or an external "
+                                         "data file (flatten it first: qemu-img convert -O qcow2)");
                         goto fail;
                 }
         }
@@ -475,10 +486,13 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
                 struct stat st;
                 if (fds[i] < 0)
                         continue;
-                /* Only data the caller could read itself: files or pipes, never directories or sockets. */
-                if (fstat(fds[i], &st) < 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)))
-                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                                 "Descriptor %zu is not a regular file or a pipe.", i);
+                /* Regular files only: a FIFO or a device could keep an import reading for ever. */
+                if (fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
+                        return sd_bus_error_setf(
+                                error, PIEMU_ERROR_INVALID_OPTION,
+                                "The %s descriptor is not a regular file (pipes, FIFOs and "
+                                "devices are refused).",
+                                (const char *const[]){"kernel", "dtb", "sd_image", "initrd"}[i]);
         }
 
         r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
@@ -509,7 +523,8 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
                         import_job_free(j);
                         return r;
                 }
-        r = worker_submit(m->workers, import_work, import_done, j);
+        /* On the import pool: a slow import never holds up a Start. */
+        r = worker_submit(m->import_workers, import_work, import_done, j);
         if (r < 0) {
                 import_job_free(j);
                 return r;
@@ -519,7 +534,6 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
 
 static int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        _cleanup_(image_freep) Image *img = NULL;
         _cleanup_free_ char *dir = NULL;
         const char *name;
         int r;
@@ -534,14 +548,29 @@ static int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         if (r == 0)
                 return 1;
-        if (image_load(m->images_dir, name, &img) < 0)
+        if (asprintf(&dir, "%s/%s", m->images_dir, name) < 0)
+                return -ENOMEM;
+        /* A broken entry can be removed too: only its directory has to be there. */
+        struct stat st;
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", name);
         if (manager_image_in_use(m, name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
                                          "Image %s is used by a board; delete it first.", name);
-        if (asprintf(&dir, "%s/%s", m->images_dir, name) < 0)
+        /* Out of the catalog at once (a rename), deleted off the loop: an SD image can be gigabytes. */
+        _cleanup_free_ char *gone = NULL;
+        if (asprintf(&gone, "%s/.removing-%s-XXXXXX", m->images_dir, name) < 0)
                 return -ENOMEM;
-        remove_tree(dir);
+        if (!mkdtemp(gone) || rename(dir, gone) < 0) {
+                r = negative_errno();
+                if (gone)
+                        (void)rmdir(gone);
+                return sd_bus_error_setf(error, PIEMU_ERROR_FAILED, "Cannot remove image %s: %s", name,
+                                         strerror(-r));
+        }
+        r = worker_submit(m->import_workers, remove_tree_work, free, gone);
+        if (r >= 0)
+                TAKE_PTR(gone);
         log_info("Removed image %s", name);
         return sd_bus_reply_method_return(msg, NULL);
 }
@@ -574,6 +603,19 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("BoardRemoved", SD_BUS_ARGS("s", name, "o", board), 0),
         SD_BUS_VTABLE_END,
 };
+
+int manager_image_error(sd_bus_error *error, const char *image, int r) {
+        if (r == -ENOENT || r == -ENOTDIR)
+                return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", image);
+        if (r == -ENOMEM)
+                return sd_bus_error_set_errno(error, r);
+        /* It is there, but unusable: saying "no such image" would send the caller looking elsewhere. */
+        return sd_bus_error_setf(
+                error, PIEMU_ERROR_FAILED,
+                "Image %s in the catalog is broken (%s): its kernel, dtb, sd.img and meta must "
+                "be regular files, meta valid text. Remove it and import it again.",
+                image, r == -EINVAL ? "invalid meta" : strerror(-r));
+}
 
 static void on_peer_gone(const char *name, void *userdata) {
         Manager *m = userdata;

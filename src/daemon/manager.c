@@ -2,10 +2,13 @@
 #include "manager.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libvirt/virterror.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "board.h"
 #include "config.h"
@@ -17,8 +20,13 @@
 #include "vm.h"
 
 #define WORKER_THREADS 4
+#define IMPORT_THREADS 2
+/* Reconnecting to libvirtd: the first try at once, then doubling up to the maximum. */
+#define RECONNECT_FIRST_USEC (200 * UINT64_C(1000))
+#define RECONNECT_MAX_USEC   (5 * UINT64_C(1000000))
 
 static void on_libvirt_closed(virConnectPtr conn, int reason, void *opaque);
+static int on_gc(sd_event_source *s, void *userdata);
 
 int manager_new(sd_event *e, Manager **ret) {
         Manager *m = calloc(1, sizeof *m);
@@ -28,6 +36,7 @@ int manager_new(sd_event *e, Manager **ret) {
                 return -ENOMEM;
         m->event = sd_event_ref(e);
         m->lifecycle_cb = m->reboot_cb = -1;
+        m->libvirt_efd = -EBADF;
         m->libvirt_uri = strdup(PIEMU_LIBVIRT_URI);
         m->images_dir = strdup(PIEMU_IMAGES_DIR);
         m->tls_dir = strdup(TLS_DIR_DEFAULT);
@@ -37,7 +46,15 @@ int manager_new(sd_event *e, Manager **ret) {
                 manager_free(m);
                 return -ENOMEM;
         }
-        r = worker_pool_new(e, WORKER_THREADS, &m->workers);
+        r = sd_event_add_defer(e, &m->gc_source, on_gc, m);
+        if (r >= 0) {
+                (void)sd_event_source_set_description(m->gc_source, "board-gc");
+                r = sd_event_source_set_enabled(m->gc_source, SD_EVENT_OFF);
+        }
+        if (r >= 0)
+                r = worker_pool_new(e, WORKER_THREADS, &m->workers);
+        if (r >= 0)
+                r = worker_pool_new(e, IMPORT_THREADS, &m->import_workers);
         if (r >= 0)
                 r = polkit_registry_new(&m->polkit);
         if (r >= 0)
@@ -56,9 +73,15 @@ Manager *manager_free(Manager *m) {
         m->exiting = true;
         /* Finish libvirt work first: its done callbacks still reference boards. */
         m->workers = worker_pool_free(m->workers);
-        for (size_t i = 0; i < m->n_boards; i++)
-                board_free(m->boards[i]);
+        m->import_workers = worker_pool_free(m->import_workers);
+        for (size_t i = 0; i < m->n_boards; i++) {
+                board_shut(m->boards[i]);
+                board_unref(m->boards[i]);
+        }
         free(m->boards);
+        on_gc(NULL, m);
+        free(m->gc);
+        sd_event_source_disable_unref(m->gc_source);
         m->polkit = polkit_registry_free(m->polkit);
         m->peers = peers_free(m->peers);
         if (m->conn) {
@@ -70,6 +93,9 @@ Manager *manager_free(Manager *m) {
                         virConnectDomainEventDeregisterAny(m->conn, m->reboot_cb);
                 virConnectClose(m->conn);
         }
+        sd_event_source_disable_unref(m->reconnect_timer);
+        sd_event_source_disable_unref(m->libvirt_efd_source);
+        safe_close(m->libvirt_efd);
         sd_bus_flush_close_unref(m->bus);
         free(m->libvirt_uri);
         free(m->images_dir);
@@ -102,21 +128,45 @@ int manager_add_board(Manager *m, Board *b) {
         return 0;
 }
 
-void manager_remove_board(Manager *m, Board *b) {
-        bool announced = b->op != BOARD_OP_DEFINE;
+static int on_gc(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        for (size_t i = 0; i < m->n_gc; i++)
+                board_unref(m->gc[i]);
+        m->n_gc = 0;
+        return 0;
+}
 
+void manager_remove_board(Manager *m, Board *b) {
+        bool announced = b->announced;
+        Board **ng;
+
+        if (b->removed)
+                return;
+        /* Announced while the object still answers: InterfacesRemoved lists its interfaces. */
+        if (announced && m->bus && !m->exiting) {
+                (void)sd_bus_emit_object_removed(m->bus, b->path);
+                (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardRemoved", "so",
+                                         b->config.name, b->path);
+        }
+        board_shut(b);
         for (size_t i = 0; i < m->n_boards; i++)
                 if (m->boards[i] == b) {
                         memmove(m->boards + i, m->boards + i + 1, (m->n_boards - i - 1) * sizeof(Board *));
                         m->n_boards--;
                         break;
                 }
-        if (announced && m->bus && !m->exiting) {
-                (void)sd_bus_emit_object_removed(m->bus, b->path);
-                (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardRemoved", "so",
-                                         b->config.name, b->path);
+        /* Freed later from the loop, never from inside the board's own callbacks (this may be one). */
+        ng = realloc(m->gc, (m->n_gc + 1) * sizeof *ng);
+        if (!ng || !m->gc_source) {
+                if (ng)
+                        m->gc = ng;
+                /* Cannot defer: leak it rather than free it under a callback's feet. */
+                log_oom();
+                return;
         }
-        board_free(b);
+        m->gc = ng;
+        m->gc[m->n_gc++] = b;
+        (void)sd_event_source_set_enabled(m->gc_source, SD_EVENT_ONESHOT);
 }
 
 int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem) {
@@ -165,19 +215,170 @@ static int on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque) {
         return 0;
 }
 
+/* libvirt calls this on whichever thread noticed (often a worker inside an RPC): only say so to the
+ * loop, which does the rest. */
 static void on_libvirt_closed(virConnectPtr conn, int reason, void *opaque) {
         Manager *m = opaque;
+        uint64_t one = 1;
 
-        if (m->exiting)
+        __atomic_store_n(&m->libvirt_close_reason, reason, __ATOMIC_RELAXED);
+        if (write(m->libvirt_efd, &one, sizeof one) < 0)
+                log_error_errno(negative_errno(), "Cannot wake the loop for a lost libvirt connection: %m");
+        log_debug("libvirt connection %p closed (reason %d), efd %d", (void *)conn, reason, m->libvirt_efd);
+}
+
+static void arm_reconnect(Manager *m);
+static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n);
+
+/* Loop thread. Boards keep running and their lines stay up (they do not go through libvirtd); calls
+ * that need libvirt answer Unavailable until piemud is connected again. */
+static void libvirt_lost(Manager *m) {
+        virConnectPtr c = TAKE_PTR(m->conn);
+
+        if (!c || m->exiting) {
+                log_debug("libvirt connection lost again (%s)", c ? "exiting" : "not connected");
                 return;
-        /* Everything piemud knows lives in libvirt, and a restarted piemud re-attaches to running
-         * boards; so the simplest correct answer to a lost libvirtd is to exit and be restarted
-         * (Restart=on-failure) rather than serve stale state. */
-        log_error("Lost the connection to libvirtd (reason %d); exiting so that piemud is restarted. "
-                  "Running boards keep running.",
-                  reason);
-        m->libvirt_lost = true;
-        (void)sd_event_exit(m->event, -ECONNRESET);
+        }
+        log_error("Lost the connection to libvirtd (reason %d); reconnecting. Running boards keep running; "
+                  "Start, Stop, CreateBoard and DeleteBoard answer org.piemu.Error.Unavailable meanwhile.",
+                  __atomic_load_n(&m->libvirt_close_reason, __ATOMIC_RELAXED));
+        /* The connection is dead: these only drop libvirt's local state. Jobs in flight keep their own
+         * references and fail with libvirt's error. */
+        (void)virConnectUnregisterCloseCallback(c, on_libvirt_closed);
+        if (m->lifecycle_cb >= 0)
+                (void)virConnectDomainEventDeregisterAny(c, m->lifecycle_cb);
+        if (m->reboot_cb >= 0)
+                (void)virConnectDomainEventDeregisterAny(c, m->reboot_cb);
+        m->lifecycle_cb = m->reboot_cb = -1;
+        virResetLastError();
+        virConnectClose(c);
+        m->reconnect_usec = 0;
+        arm_reconnect(m);
+}
+
+static int on_libvirt_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        uint64_t v;
+        (void)!read(fd, &v, sizeof v);
+        log_debug("libvirt's close callback ran (%" PRIu64 " time(s))", v);
+        libvirt_lost(userdata);
+        return 0;
+}
+
+/* Everything a (re)connection needs that blocks: on a worker thread. */
+typedef struct Connect {
+        Manager *m;
+        char *uri, *pool_dir;
+        virConnectPtr conn;
+        int lifecycle_cb, reboot_cb;
+        VmDomainInfo *domains;
+        size_t n_domains;
+        char *error;
+        int r;
+} Connect;
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+static int on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque);
+
+static int subscribe(Manager *m, virConnectPtr c, int *ret_lifecycle, int *ret_reboot) {
+        if (virConnectRegisterCloseCallback(c, on_libvirt_closed, m, NULL) < 0)
+                virResetLastError(); /* not fatal: only a lost libvirtd goes unnoticed */
+        *ret_lifecycle = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                          VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), m, NULL);
+        *ret_reboot = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
+                                                       VIR_DOMAIN_EVENT_CALLBACK(on_reboot), m, NULL);
+        if (*ret_lifecycle < 0 || *ret_reboot < 0) {
+                virResetLastError();
+                return -EIO;
+        }
+        return 0;
+}
+
+static void connect_work(void *userdata) {
+        Connect *c = userdata;
+        int r;
+
+        r = vm_connect(c->uri, &c->conn, &c->error);
+        if (r >= 0)
+                r = vm_ensure_pool(c->conn, PIEMU_POOL_NAME, c->pool_dir, &c->error);
+        if (r >= 0 && subscribe(c->m, c->conn, &c->lifecycle_cb, &c->reboot_cb) < 0) {
+                r = -EIO;
+                c->error = strdup("cannot subscribe to libvirt domain events");
+        }
+        if (r >= 0)
+                r = vm_list_piemu_domains(c->conn, &c->domains, &c->n_domains, &c->error);
+        c->r = r;
+}
+
+static void connect_done(void *userdata) {
+        Connect *c = userdata;
+        Manager *m = c->m;
+
+        m->reconnecting = false;
+        if (c->r < 0 || m->exiting) {
+                if (c->conn) {
+                        (void)virConnectUnregisterCloseCallback(c->conn, on_libvirt_closed);
+                        virResetLastError();
+                        virConnectClose(c->conn);
+                }
+                if (!m->exiting) {
+                        log_debug("Reconnecting to libvirtd failed: %s", strempty(c->error));
+                        arm_reconnect(m);
+                }
+        } else {
+                m->conn = c->conn;
+                m->lifecycle_cb = c->lifecycle_cb;
+                m->reboot_cb = c->reboot_cb;
+                log_info("Connected to %s again; checking %zu board(s) against it", m->libvirt_uri,
+                         m->n_boards);
+                reconcile_boards(m, c->domains, c->n_domains);
+        }
+        vm_domain_info_free_many(c->domains, c->n_domains);
+        free(c->uri);
+        free(c->pool_dir);
+        free(c->error);
+        free(c);
+}
+
+static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        Connect *c;
+
+        if (m->conn || m->reconnecting || m->exiting)
+                return 0;
+        c = calloc(1, sizeof *c);
+        if (!c || !(c->uri = strdup(m->libvirt_uri)) || !(c->pool_dir = strdup(m->pool_dir))) {
+                if (c)
+                        free(c->uri);
+                free(c);
+                arm_reconnect(m);
+                return 0;
+        }
+        c->m = m;
+        c->lifecycle_cb = c->reboot_cb = -1;
+        if (worker_submit(m->workers, connect_work, connect_done, c) < 0) {
+                free(c->uri);
+                free(c->pool_dir);
+                free(c);
+                arm_reconnect(m);
+                return 0;
+        }
+        m->reconnecting = true;
+        return 0;
+}
+
+static void arm_reconnect(Manager *m) {
+        m->reconnect_usec = m->reconnect_usec == 0
+                                    ? RECONNECT_FIRST_USEC
+                                    : (m->reconnect_usec * 2 > RECONNECT_MAX_USEC ? RECONNECT_MAX_USEC
+                                                                                  : m->reconnect_usec * 2);
+        if (!m->reconnect_timer) {
+                if (sd_event_add_time_relative(m->event, &m->reconnect_timer, CLOCK_MONOTONIC,
+                                               m->reconnect_usec, 10 * 1000, on_reconnect_timer, m) < 0)
+                        log_error("Cannot schedule reconnecting to libvirtd: piemud stays without it");
+                return;
+        }
+        (void)sd_event_source_set_time_relative(m->reconnect_timer, m->reconnect_usec);
+        (void)sd_event_source_set_enabled(m->reconnect_timer, SD_EVENT_ONESHOT);
 }
 
 static void quiet_libvirt_errors(void *userdata, virErrorPtr error) {
@@ -189,6 +390,12 @@ int manager_connect_libvirt(Manager *m) {
         int r;
 
         virSetErrorFunc(NULL, quiet_libvirt_errors);
+        m->libvirt_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->libvirt_efd < 0)
+                return log_error_errno(negative_errno(), "Cannot create an eventfd: %m");
+        r = sd_event_add_io(m->event, &m->libvirt_efd_source, m->libvirt_efd, EPOLLIN, on_libvirt_efd, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the eventfd: %m");
         r = virt_event_register(m->event);
         if (r < 0)
                 return log_error_errno(r, "Cannot hook libvirt into the event loop: %m");
@@ -201,20 +408,80 @@ int manager_connect_libvirt(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the overlay storage pool %s at %s: %s",
                                        PIEMU_POOL_NAME, m->pool_dir, strempty(err));
-        if (virConnectRegisterCloseCallback(m->conn, on_libvirt_closed, m, NULL) < 0)
-                virResetLastError(); /* not fatal: only a lost libvirtd goes unnoticed */
-        m->lifecycle_cb = virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                           VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), m, NULL);
-        m->reboot_cb = virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
-                                                        VIR_DOMAIN_EVENT_CALLBACK(on_reboot), m, NULL);
-        if (m->lifecycle_cb < 0 || m->reboot_cb < 0) {
-                r = log_error_errno(-EIO, "Cannot subscribe to libvirt domain events: %s",
-                                    virGetLastErrorMessage());
-                virResetLastError();
-                return r;
-        }
+        if (subscribe(m, m->conn, &m->lifecycle_cb, &m->reboot_cb) < 0)
+                return log_error_errno(-EIO, "Cannot subscribe to libvirt domain events");
         log_info("Connected to %s", m->libvirt_uri);
         return 0;
+}
+
+/* A board for a piemu domain found in libvirt (at start-up, or after a reconnect). */
+static int add_found_board(Manager *m, const VmDomainInfo *d) {
+        BoardConfig c = {};
+        Board *b = NULL;
+        int r;
+
+        if (!d->metadata || metadata_xml_parse(d->metadata, &c) < 0) {
+                log_warning("Domain %s has no valid piemu metadata, ignoring it", d->name);
+                return 0;
+        }
+        if (!streq(board_name_from_domain(d->name), c.name)) {
+                log_warning("Domain %s carries metadata of board %s, ignoring it", d->name, c.name);
+                board_config_done(&c);
+                return 0;
+        }
+        r = board_new(m, &c, &b);
+        board_config_done(&c);
+        if (r >= 0)
+                memcpy(b->uuid, d->uuid, sizeof b->uuid);
+        if (r < 0 || manager_add_board(m, b) < 0) {
+                board_unref(b);
+                return log_oom();
+        }
+        b->announced = true;
+        if (m->loaded) {
+                (void)sd_bus_emit_object_added(m->bus, b->path);
+                (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardAdded", "so",
+                                         b->config.name, b->path);
+        }
+        if (d->active) {
+                log_info("board %s: found %s, taking over its lines", b->config.name,
+                         d->paused ? "paused" : "running");
+                (void)board_attach(b, d->paused, !d->tls_lines);
+        } else
+                log_debug("board %s: found, stopped", b->config.name);
+        return 0;
+}
+
+static const VmDomainInfo *find_domain(const VmDomainInfo *l, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(l[i].name, name))
+                        return &l[i];
+        return NULL;
+}
+
+/* After a reconnect: what libvirt says now wins over what piemud remembers. Operations in flight
+ * end by themselves (their jobs fail or succeed) and are left alone. */
+static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n) {
+        for (size_t i = 0; i < m->n_boards;) {
+                Board *b = m->boards[i];
+                const VmDomainInfo *d = find_domain(l, n, b->domain);
+
+                if (b->op != BOARD_OP_NONE) {
+                        i++;
+                        continue;
+                }
+                if (!d) {
+                        log_info("board %s: its domain is gone from libvirt; forgetting the board",
+                                 b->config.name);
+                        manager_remove_board(m, b); /* shifts the array: same i again */
+                        continue;
+                }
+                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines);
+                i++;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!manager_find_board(m, board_name_from_domain(l[i].name)))
+                        (void)add_found_board(m, &l[i]);
 }
 
 int manager_load_boards(Manager *m) {
@@ -227,35 +494,14 @@ int manager_load_boards(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot list domains: %s", strempty(err));
         for (size_t i = 0; i < n; i++) {
-                BoardConfig c = {};
-                Board *b = NULL;
-                if (!l[i].metadata || metadata_xml_parse(l[i].metadata, &c) < 0) {
-                        log_warning("Domain %s has no valid piemu metadata, ignoring it", l[i].name);
-                        continue;
-                }
-                if (!streq(board_name_from_domain(l[i].name), c.name)) {
-                        log_warning("Domain %s carries metadata of board %s, ignoring it", l[i].name,
-                                    c.name);
-                        board_config_done(&c);
-                        continue;
-                }
-                r = board_new(m, &c, &b);
-                board_config_done(&c);
-                if (r >= 0)
-                        memcpy(b->uuid, l[i].uuid, sizeof b->uuid);
-                if (r < 0 || manager_add_board(m, b) < 0) {
-                        board_free(b);
+                r = add_found_board(m, &l[i]);
+                if (r < 0) {
                         vm_domain_info_free_many(l, n);
-                        return log_oom();
+                        return r;
                 }
-                if (l[i].active) {
-                        log_info("board %s: found %s, taking over its lines", b->config.name,
-                                 l[i].paused ? "paused" : "running");
-                        (void)board_attach(b, l[i].paused, !l[i].tls_lines);
-                } else
-                        log_debug("board %s: found, stopped", b->config.name);
         }
         log_info("Found %zu board(s) in libvirt", m->n_boards);
         vm_domain_info_free_many(l, n);
+        m->loaded = true;
         return 0;
 }

@@ -20,7 +20,8 @@ typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
         virConnectPtr conn;
-        WorkerPool *workers;
+        WorkerPool *workers;        /* libvirt calls */
+        WorkerPool *import_workers; /* image imports: never in the way of a Start */
         PolkitRegistry *polkit;
         Peers *peers; /* who leaves the bus: one subscription for the whole daemon */
         char *libvirt_uri;
@@ -32,10 +33,20 @@ typedef struct Manager {
         uid_t qemu_uid; /* the only uid (besides root) a line's peer may have; (uid_t)-1: not checked */
         Board **boards;
         size_t n_boards, n_alloc;
+        Board **gc; /* removed boards, unreferenced from gc_source (never inside their callbacks) */
+        size_t n_gc;
+        sd_event_source *gc_source;
         int lifecycle_cb;
         int reboot_cb;
         bool exiting;
-        bool libvirt_lost;
+        /* libvirtd went away: conn is NULL until a reconnect (on a worker) succeeds. */
+        int libvirt_efd; /* libvirt's close callback, on any thread, wakes the loop through it */
+        sd_event_source *libvirt_efd_source;
+        int libvirt_close_reason;
+        sd_event_source *reconnect_timer;
+        uint64_t reconnect_usec;
+        bool reconnecting;
+        bool loaded;              /* boards found at start-up are in; later ones are announced */
         bool inject_stop_failure; /* PIEMUD_INJECT_FAULT=stop (tests only): Stop fails, power stays on */
 } Manager;
 
@@ -52,5 +63,8 @@ void manager_remove_board(Manager *m, Board *b);
  * which file is missing or wrong. */
 int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem);
 bool manager_image_in_use(Manager *m, const char *image);
+/* The bus error for image_load()'s failure r: NoSuchImage when it is not there, Failed saying what
+ * is wrong when it is there but broken. */
+int manager_image_error(sd_bus_error *error, const char *image, int r);
 
 extern const sd_bus_vtable manager_vtable[];

@@ -125,7 +125,15 @@ static void drop_connection(Serial *s) {
         }
         s->fd = safe_close(s->fd);
         s->connected = false;
-        s->wlen = s->inflight = 0;
+        /* What gnutls took is gone with the session. The rest waits for QEMU's next connection on a
+         * listening line (bytes typed during a piemud restart still arrive); a plain line is dead. */
+        if (s->inflight > 0) {
+                memmove(s->wbuf, s->wbuf + s->inflight, s->wlen - s->inflight);
+                s->wlen -= s->inflight;
+                s->inflight = 0;
+        }
+        if (!s->creds)
+                s->wlen = 0;
 }
 
 static void closed(Serial *s, int error) {
@@ -291,6 +299,11 @@ static int adopt_connection(Serial *s, int fd, gnutls_session_t tls) {
         if (s->more)
                 (void)sd_event_source_set_enabled(s->more, SD_EVENT_OFF);
         s->connected = true;
+        /* Whatever was written while QEMU was away goes out now. */
+        if (s->wlen > 0 && flush_writes(s) < 0) {
+                drop_connection(s);
+                return -EPIPE;
+        }
         update_events(s);
         return 0;
 }
@@ -609,7 +622,8 @@ int serial_write(Serial *s, const void *data, size_t n) {
         uint8_t *nb;
         int r;
 
-        if (!s || !s->connected)
+        /* A listening line queues while QEMU reconnects (at most a second or two); a plain one cannot. */
+        if (!s || (!s->connected && !s->creds))
                 return -ENOTCONN;
         if (n == 0)
                 return 0;
@@ -621,6 +635,8 @@ int serial_write(Serial *s, const void *data, size_t n) {
         s->wbuf = nb;
         memcpy(s->wbuf + s->wlen, data, n);
         s->wlen += n;
+        if (!s->connected)
+                return 0; /* sent by adopt_connection() */
         /* Try at once: most writes go out without a loop iteration, which keeps SetPin latency low.
          * A broken connection is noticed (and reported) by the next wakeup. */
         r = flush_writes(s);

@@ -69,7 +69,9 @@ Serial *serial_free(Serial *s);
 uint16_t serial_port(const Serial *s);
 bool serial_is_tls(const Serial *s);
 bool serial_is_up(const Serial *s);
-/* -ENOBUFS when the queue would exceed SERIAL_WRITE_MAX, -ENOTCONN while QEMU is not connected. */
+/* -ENOBUFS when the queue would exceed SERIAL_WRITE_MAX. A listening line queues while QEMU is not
+ * connected (it reconnects within a second or two) and sends on its next connection; a plain line
+ * answers -ENOTCONN then. */
 int serial_write(Serial *s, const void *data, size_t n);
 /* After each read, waits `usec` before the next one (0, the default: reads at once), so that
  * a streaming peer gives few large reads instead of many tiny ones. */

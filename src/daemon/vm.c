@@ -280,6 +280,9 @@ int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, ch
                                 l[n].active = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED &&
                                               state != VIR_DOMAIN_NOSTATE;
                                 l[n].paused = state == VIR_DOMAIN_PAUSED;
+                                l[n].crashed = state == VIR_DOMAIN_CRASHED ||
+                                               (state == VIR_DOMAIN_SHUTOFF &&
+                                                reason == VIR_DOMAIN_SHUTOFF_CRASHED);
                         } else
                                 virResetLastError();
                         if (l[n].active) {

@@ -37,6 +37,7 @@ typedef struct VmDomainInfo {
         char uuid[VIR_UUID_STRING_BUFLEN];
         bool active;
         bool paused;
+        bool crashed;   /* inactive because it crashed */
         bool tls_lines; /* active, and its serial lines are TLS (else plain TCP from an older piemu) */
 } VmDomainInfo;
 int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, char **ret_error);

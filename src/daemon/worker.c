@@ -147,7 +147,21 @@ WorkerPool *worker_pool_free(WorkerPool *p) {
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < p->n_threads; i++)
                 pthread_join(p->threads[i], NULL);
-        dispatch_done(p);
+        /* Done callbacks may submit more work (a failed Start submits its cleanup): the threads are
+         * gone, so run it here, to the end, until nothing is left. No job is ever dropped. */
+        for (;;) {
+                Job *j;
+                dispatch_done(p);
+                pthread_mutex_lock(&p->lock);
+                j = pop(&p->queue_head, &p->queue_tail);
+                pthread_mutex_unlock(&p->lock);
+                if (!j)
+                        break;
+                j->work(j->userdata);
+                pthread_mutex_lock(&p->lock);
+                push(&p->done_head, &p->done_tail, j);
+                pthread_mutex_unlock(&p->lock);
+        }
         sd_event_source_disable_unref(p->source);
         safe_close(p->efd);
         free(p->threads);

@@ -13,7 +13,8 @@ typedef void (*worker_done_t)(void *userdata);
 
 int worker_pool_new(sd_event *e, unsigned n_threads, WorkerPool **ret);
 /* Runs every queued job to its end and then its done callback, so no libvirt
- * operation is abandoned halfway at shutdown. */
+ * operation is abandoned halfway at shutdown; work that done callbacks submit meanwhile
+ * is run too, on the calling thread. */
 WorkerPool *worker_pool_free(WorkerPool *p);
 int worker_submit(WorkerPool *p, worker_work_t work, worker_done_t done, void *userdata);
 unsigned worker_pool_pending(WorkerPool *p);

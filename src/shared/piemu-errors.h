@@ -11,4 +11,6 @@
 #define PIEMU_ERROR_INVALID_OPTION  "org.piemu.Error.InvalidOption"
 #define PIEMU_ERROR_BUSY            "org.piemu.Error.Busy"
 #define PIEMU_ERROR_FAILED          "org.piemu.Error.Failed"
-#define PIEMU_ERROR_IMAGE_IN_USE    "org.piemu.Error.Busy"
+/* libvirtd is away and piemud reconnects: try again. */
+#define PIEMU_ERROR_UNAVAILABLE  "org.piemu.Error.Unavailable"
+#define PIEMU_ERROR_IMAGE_IN_USE "org.piemu.Error.Busy"

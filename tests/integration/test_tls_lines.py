@@ -17,7 +17,7 @@ import pytest
 
 import piemu_bus as pb
 from piemu_bus import BOARD_IFACE, MANAGER_IFACE, MANAGER_PATH
-from test_lifecycle import restart_piemud
+from test_lifecycle import kill_libvirtd, restart_piemud, start_libvirtd
 from test_security import uname, users  # noqa: F401  (the module fixture with alice, bob, ...)
 
 SERVICE = os.path.join(pb.REPO, "tools", "piemud-service.sh")
@@ -170,21 +170,15 @@ def test_stranger_holding_both_ports_through_restarts_gets_nothing(alice_running
             subprocess.run([SERVICE, "restart"], check=True, capture_output=True)
             handles.append(back_within(b, time.monotonic(), "afterfault")[0])
 
-        # 4. libvirtd goes away and comes back (piemud follows it).
-        out = subprocess.run(["busctl", "--system", "status", "org.piemu"], capture_output=True, text=True)
-        pid = int([l for l in out.stdout.splitlines() if l.startswith("PID=")][0][4:])
-        if os.path.isdir("/run/systemd/system"):
-            subprocess.run(["systemctl", "restart", "libvirtd"], check=True)
-        else:
-            subprocess.run(["pkill", "-TERM", "-x", "libvirtd"], check=True)
-        for _ in range(200):
-            if not os.path.exists(f"/proc/{pid}"):
-                break
-            time.sleep(0.05)
-        subprocess.run([START_SERVICES], check=True, capture_output=True)
-        t0 = time.monotonic()
-        subprocess.run([SERVICE, "start"], check=True, capture_output=True)
-        last, _ = back_within(b, t0, "libvirtd")
+        # 4. libvirtd goes away and comes back: piemud stays, and so do its lines.
+        kill_libvirtd()
+        try:
+            h = fresh_handle(b)
+            handles.append(h)
+            owner_lines_work(h, "nolibvirtd")
+        finally:
+            start_libvirtd()
+        last, _ = back_within(b, time.monotonic(), "libvirtd")
         handles.append(last)
         time.sleep(1.0)
     finally:

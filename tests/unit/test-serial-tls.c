@@ -253,7 +253,6 @@ static void test_qemu_gets_the_line_and_strangers_nothing(TlsCreds *creds) {
         listen_line(&l, 0, creds, getuid());
         port = serial_port(l.serial);
         CHECK(!serial_is_up(l.serial));
-        CHECK(serial_write(l.serial, "x", 1) == -ENOTCONN);
 
         /* Strangers first: refused, named, and the line stays down. */
         CHECK(reap_serving(spawn(CLIENT_NO_CERT, port)) == 0);
@@ -279,15 +278,14 @@ static void test_qemu_gets_the_line_and_strangers_nothing(TlsCreds *creds) {
         check_flood(&l, sizeof hello - 1);
         CHECK(!serial_is_up(l.serial));
 
-        /* Still listening: QEMU dials again, and gets the line again. */
+        /* Still listening: QEMU dials again, and gets the line again. What piemud wrote while QEMU
+         * was away is queued and arrives first. */
         free(l.got);
         l.got = NULL;
         l.n_got = 0;
+        CHECK(serial_write(l.serial, "from piemud\n", 12) == 0);
         q = spawn(CLIENT_QEMU, port);
         run_until(&l.ups, 2, 10 * 1000000);
-        while (l.n_got < sizeof hello - 1)
-                CHECK(sd_event_run(event, 100 * 1000) >= 0);
-        CHECK(serial_write(l.serial, "from piemud\n", 12) == 0);
         run_until(&l.downs, 2, 20 * 1000000);
         CHECK(reap(q) == 0);
         check_flood(&l, sizeof hello - 1);
