@@ -14,6 +14,10 @@
   bench/piemu_bench.py loop  [--runs N]     GetPin latency on one board while another starts
   bench/piemu_bench.py console [--rounds N]
                                             a quiet guest's answer via SerialOutput vs OpenSerial
+  bench/piemu_bench.py soak [--cycles N] [--calls N]
+                                            N Start/Stop cycles and N GetPin calls: piemud's RSS
+                                            and open fds before and after (both flat), and no
+                                            domain, volume or listening port left behind
   bench/piemu_bench.py all
 
 Each prints medians (and p99 where it matters) and the ratio to the target from DESIGN.md.
@@ -402,9 +406,59 @@ def bench_loop(args):
         b.delete()
 
 
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def listening_ports(pid):
+    """TCP ports piemud listens on (its boards' lines)."""
+    out = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
+    return sorted(int(l.split()[3].rsplit(":", 1)[1]) for l in out.splitlines() if f"pid={pid}," in l)
+
+
+def bench_soak(args):
+    conn = pb.system_bus()
+    pid = piemud_pid()
+    b = pb.Board.create(conn, name=pb.unique_name("soak"))
+    try:
+        # Warm up once, so that one-time allocations (TLS credentials, libvirt caches) are not counted.
+        b.call("Start")
+        b.call("Stop")
+        rss0, fds0, ports0 = proc_status(pid, "VmRSS"), open_fds(pid), listening_ports(pid)
+        t0 = time.monotonic()
+        for i in range(args.cycles):
+            b.call("Start")
+            b.call("Stop")
+            if (i + 1) % 50 == 0:
+                print(f"soak: {i + 1} cycles, RSS {proc_status(pid, 'VmRSS') / 1024:.1f} MiB, "
+                      f"{open_fds(pid)} fds", flush=True)
+        cycles_s = time.monotonic() - t0
+        rss1, fds1 = proc_status(pid, "VmRSS"), open_fds(pid)
+        b.call("Start")
+        t0 = time.monotonic()
+        for _ in range(args.calls):
+            b.call("GetPin", "(u)", (4,))
+        calls_s = time.monotonic() - t0
+        b.call("Stop")
+        rss2, fds2, ports2 = proc_status(pid, "VmRSS"), open_fds(pid), listening_ports(pid)
+    finally:
+        b.delete()
+    assert piemud_pid() == pid, "piemud restarted during the soak"
+    leftover_dom = pb.domain_exists(b.name)
+    leftover_vol = pb.volume_exists(b.name)
+    print(f"soak: {args.cycles} Start/Stop cycles in {cycles_s:.0f} s ({cycles_s / args.cycles * 1000:.0f} ms each), "
+          f"{args.calls} GetPin calls in {calls_s:.1f} s ({calls_s / args.calls * 1e6:.0f} us each)")
+    print(f"soak: piemud RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} (cycles) -> {rss2 / 1024:.1f} MiB (calls); "
+          f"open fds {fds0} -> {fds1} -> {fds2}; listening ports {len(ports0)} -> {len(ports2)}")
+    print(f"soak: left behind: domain {leftover_dom}, volume {leftover_vol}, "
+          f"ports {sorted(set(ports2) - set(ports0))}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "flood", "console", "all"])
+    ap.add_argument("what", choices=["gpio", "start", "list", "idle", "loop", "flood", "console", "soak", "all"])
+    ap.add_argument("--cycles", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--boards", type=int, default=1000)

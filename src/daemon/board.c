@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "board.h"
+#include "board-internal.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -91,7 +91,7 @@ static int job_new(Board *b, Job **ret) {
         return 0;
 }
 
-static void set_last_error(Board *b, const char *msg) {
+void board_set_last_error(Board *b, const char *msg) {
         char *n = msg ? strdup(msg) : NULL;
         if (msg && !n)
                 return;
@@ -111,7 +111,7 @@ static void set_state(Board *b, BoardState s) {
                                                      NULL);
 }
 
-static void set_guest_ready(Board *b, bool ready) {
+void board_set_guest_ready(Board *b, bool ready) {
         if (b->guest_ready == ready)
                 return;
         b->guest_ready = ready;
@@ -185,93 +185,14 @@ void board_shut(Board *b) {
         board_disconnect(b);
 }
 
-/* ---- OpenSerial clients ---- */
-
-typedef struct ConsoleClient {
-        Board *board;
-        int fd;
-        sd_event_source *io;
-        struct ConsoleClient *next;
-} ConsoleClient;
-
-static void console_client_free(ConsoleClient *c) {
-        Board *b = c->board;
-        for (ConsoleClient **p = &b->console_clients; *p; p = &(*p)->next)
-                if (*p == c) {
-                        *p = c->next;
-                        break;
-                }
-        sd_event_source_disable_unref(c->io);
-        safe_close(c->fd);
-        free(c);
-}
-
-static int on_console_client(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ConsoleClient *c = userdata;
-        uint8_t buf[4096];
-        ssize_t n;
-
-        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return 0;
-        if (n <= 0) {
-                console_client_free(c);
-                return 0;
-        }
-        if (!c->board->console || serial_write(c->board->console, buf, (size_t)n) < 0)
-                console_client_free(c);
-        return 0;
-}
-
-int board_open_console(Board *b, int *ret_fd) {
-        int pair[2];
-        ConsoleClient *c;
-        int r;
-
-        if (!b->console)
-                return -ENOTCONN;
-        c = calloc(1, sizeof *c);
-        if (!c)
-                return -ENOMEM;
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
-                free(c);
-                return negative_errno();
-        }
-        c->board = b;
-        c->fd = pair[0];
-        r = sd_event_add_io(b->manager->event, &c->io, c->fd, EPOLLIN, on_console_client, c);
-        if (r < 0) {
-                safe_close(pair[0]);
-                safe_close(pair[1]);
-                free(c);
-                return r;
-        }
-        c->next = b->console_clients;
-        b->console_clients = c;
-        *ret_fd = pair[1];
-        return 0;
-}
-
-static void console_clients_write(Board *b, const uint8_t *data, size_t n) {
-        ConsoleClient *next;
-        for (ConsoleClient *c = b->console_clients; c; c = next) {
-                next = c->next;
-                ssize_t k = send(c->fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-                /* A terminal that cannot keep up loses output rather than making piemud buffer it. */
-                if (k < 0 && errno != EAGAIN && errno != EINTR)
-                        console_client_free(c);
-        }
-}
-
 static void board_disconnect(Board *b) {
-        while (b->console_clients)
-                console_client_free(b->console_clients);
+        board_console_clients_drop(b);
         b->console = serial_free(b->console);
         b->gpio = serial_free(b->gpio);
         b->console_up = b->gpio_up = false;
         watchers_detach(&b->watchers);
         gpio_parser_init(&b->parser);
-        set_guest_ready(b, false);
+        board_set_guest_ready(b, false);
 }
 
 static Board *board_free(Board *b) {
@@ -289,141 +210,6 @@ static Board *board_free(Board *b) {
         free(b->last_error);
         free(b);
         return NULL;
-}
-
-/* ---- guest output ---- */
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
-static void recent_append(Board *b, const uint8_t *data, size_t n) {
-        if (n >= BOARD_RECENT_MAX) {
-                memcpy(b->recent, data + n - BOARD_RECENT_MAX, BOARD_RECENT_MAX);
-                b->recent_start = 0;
-                b->recent_len = BOARD_RECENT_MAX;
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                size_t pos = (b->recent_start + b->recent_len) % BOARD_RECENT_MAX;
-                b->recent[pos] = data[i];
-                if (b->recent_len < BOARD_RECENT_MAX)
-                        b->recent_len++;
-                else
-                        b->recent_start = (b->recent_start + 1) % BOARD_RECENT_MAX;
-        }
-}
-
-size_t board_recent_serial(Board *b, uint8_t *buf, size_t size) {
-        size_t n = b->recent_len < size ? b->recent_len : size;
-        size_t skip = b->recent_len - n;
-        for (size_t i = 0; i < n; i++)
-                buf[i] = b->recent[(b->recent_start + skip + i) % BOARD_RECENT_MAX];
-        return n;
-}
-
-static void on_console_data(Serial *s, const uint8_t *data, size_t n, void *userdata) {
-        Board *b = userdata;
-
-        recent_append(b, data, n);
-        console_clients_write(b, data, n);
-        watchers_push_output(&b->watchers, data, n);
-}
-
-/* ---- GPIO ---- */
-
-static void send_gpio_line(Board *b, const char *line, int len) {
-        int r;
-        /* A TLS line queues while QEMU reconnects; a plain one only takes writes while up. */
-        if (!b->gpio || (!b->gpio_up && !serial_is_tls(b->gpio)) || len <= 0)
-                return;
-        r = serial_write(b->gpio, line, (size_t)len);
-        if (r < 0)
-                log_warning_errno(r, "board %s: cannot write to the GPIO line: %m", b->config.name);
-}
-
-static void resend_driven(Board *b) {
-        char line[GPIO_PROTO_LINE_MAX + 1];
-        for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
-                if (b->driven_mask & (UINT64_C(1) << pin))
-                        send_gpio_line(b, line,
-                                       gpio_proto_format_set(line, sizeof line, pin,
-                                                             b->driven_values & (UINT64_C(1) << pin)));
-        send_gpio_line(b, line, gpio_proto_format_sync(line, sizeof line));
-}
-
-static void level_changed(Board *b, unsigned pin, bool value, uint64_t ts) {
-        uint64_t bit = UINT64_C(1) << pin;
-        if (!!(b->levels & bit) == value)
-                return;
-        b->levels = value ? (b->levels | bit) : (b->levels & ~bit);
-        log_debug("board %s: GPIO %u = %d", b->config.name, pin, value);
-        (void)watchers_emit(&b->watchers, "GpioChanged", "ubt", pin, (int)value, ts);
-}
-
-static int on_gpio_msg(const GpioMsg *msg, void *userdata) {
-        Board *b = userdata;
-        uint64_t ts = now_realtime_usec();
-
-        switch (msg->type) {
-        case GPIO_MSG_HELLO:
-                log_info("board %s: guest shim %s is up", b->config.name, msg->version);
-                set_guest_ready(b, true);
-                resend_driven(b);
-                break;
-        case GPIO_MSG_GPIO:
-                level_changed(b, msg->pin, msg->value, ts);
-                break;
-        case GPIO_MSG_PINS:
-                /* Only the shim answers SYNC: it is there even if its HELLO went to an earlier piemud. */
-                set_guest_ready(b, true);
-                for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
-                        level_changed(b, pin, msg->mask & (UINT64_C(1) << pin), ts);
-                break;
-        default:
-                /* SET/SYNC are host-to-guest verbs; a guest sending them is talking nonsense. */
-                b->parser.n_invalid++;
-                break;
-        }
-        return 0;
-}
-
-static void on_gpio_data(Serial *s, const uint8_t *data, size_t n, void *userdata) {
-        Board *b = userdata;
-        uint64_t before = b->parser.n_invalid;
-
-        (void)gpio_parser_feed(&b->parser, data, n, on_gpio_msg, b);
-        if (b->parser.n_invalid != before) {
-                uint64_t added = b->parser.n_invalid - before;
-                /* Log the first few and then only powers of two: a guest must not be able to flood the log.
-                 */
-                uint64_t total = b->dropped_lines + added;
-                if (b->dropped_lines < 8 || (total & (total - 1)) == 0 ||
-                    (b->dropped_lines >> 10) != (total >> 10))
-                        log_warning("board %s: dropped %" PRIu64
-                                    " invalid GPIO line(s) from the guest (%" PRIu64 " in all)",
-                                    b->config.name, added, total);
-                b->dropped_lines = total;
-        }
-}
-
-int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error) {
-        char line[GPIO_PROTO_LINE_MAX + 1];
-        uint64_t bit = UINT64_C(1) << pin;
-
-        if (b->state != BOARD_RUNNING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
-                                         b->config.name);
-        if (!b->gpio)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The GPIO line of board %s is not open; try again.",
-                                         b->config.name);
-        b->driven_mask |= bit;
-        b->driven_values = value ? (b->driven_values | bit) : (b->driven_values & ~bit);
-        send_gpio_line(b, line, gpio_proto_format_set(line, sizeof line, pin, value));
-        return 0;
 }
 
 /* ---- the lines ---- */
@@ -445,7 +231,7 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
                          * it for the levels; its answer also tells that it is there. (Not while starting:
                          * the guest's tty would only echo it.) */
                         if (b->state == BOARD_RUNNING)
-                                send_gpio_line(b, line, gpio_proto_format_sync(line, sizeof line));
+                                board_gpio_send(b, line, gpio_proto_format_sync(line, sizeof line));
                 }
                 if (b->state == BOARD_RUNNING)
                         log_info("board %s: %s line up", b->config.name, is_console ? "serial" : "GPIO");
@@ -472,7 +258,7 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
                 b->console = serial_free(b->console);
         } else {
                 b->gpio = serial_free(b->gpio);
-                set_guest_ready(b, false);
+                board_set_guest_ready(b, false);
         }
         if (b->state == BOARD_RUNNING)
                 log_info("board %s: %s line closed (%s)", b->config.name, is_console ? "serial" : "GPIO",
@@ -496,7 +282,7 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
                      s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what, extra) < 0)
                 m = NULL;
         log_warning("%s", m ?: "A stranger connected to a line");
-        set_last_error(b, m);
+        board_set_last_error(b, m);
 }
 
 static uid_t qemu_peer_uid(Manager *m) {
@@ -507,13 +293,13 @@ static uid_t qemu_peer_uid(Manager *m) {
  * domain that runs already), or plain clients of QEMU's ports for a board from before TLS lines. */
 static int open_lines(Board *b, bool fixed, bool plain) {
         const SerialCallbacks console_cb = {
-                .on_data = on_console_data,
+                .on_data = board_console_on_data,
                 .on_state = on_serial_state,
                 .on_intruder = on_serial_intruder,
                 .userdata = b,
         };
         const SerialCallbacks gpio_cb = {
-                .on_data = on_gpio_data,
+                .on_data = board_gpio_on_data,
                 .on_state = on_serial_state,
                 .on_intruder = on_serial_intruder,
                 .userdata = b,
@@ -623,7 +409,7 @@ static void start_failed(Board *b, int r, const char *msg) {
         if (asprintf(&m, "Failed to start board %s: %s", b->config.name, msg ?: strerror(-r)) < 0)
                 m = NULL;
         log_error("%s", m ?: "Failed to start board");
-        set_last_error(b, m);
+        board_set_last_error(b, m);
         b->waiting_for_lines = false;
         b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
         board_disconnect(b);
@@ -658,7 +444,7 @@ static void resume_done(void *userdata) {
                 start_failed(b, j->r, j->error);
                 return;
         }
-        set_last_error(b, NULL);
+        board_set_last_error(b, NULL);
         set_state(b, BOARD_RUNNING);
         log_info("board %s: running (TLS lines: serial 127.0.0.1:%u, gpio 127.0.0.1:%u)", b->config.name,
                  b->config.serial_port, b->config.gpio_port);
@@ -844,7 +630,7 @@ static void stop_done(void *userdata) {
 
         b->op = BOARD_OP_NONE;
         if (j->r < 0) {
-                set_last_error(b, j->error);
+                board_set_last_error(b, j->error);
                 log_error("board %s: stop failed: %s", b->config.name, strempty(j->error));
                 /* The domain may still be up: its lines stay piemud's (a line let go of while QEMU runs
                  * is a port a stranger could take). State follows libvirt's next lifecycle event. */
@@ -894,7 +680,7 @@ static void delete_done(void *userdata) {
 
         b->op = BOARD_OP_NONE;
         if (j->r < 0) {
-                set_last_error(b, j->error);
+                board_set_last_error(b, j->error);
                 log_error("board %s: delete failed: %s", b->config.name, strempty(j->error));
                 if (j->destroyed || b->state != BOARD_STOPPING) {
                         board_disconnect(b);
@@ -1073,9 +859,14 @@ void board_domain_stopped(Board *b, bool crashed) {
         if (b->removed)
                 return;
         if (b->op != BOARD_OP_NONE) {
-                /* Applied when the operation ends (job_done). */
-                log_debug("board %s: lifecycle event during an operation, applied after it", b->config.name);
-                b->deferred_event = crashed ? BOARD_EVENT_CRASHED : BOARD_EVENT_STOPPED;
+                /* Stop, Delete and cleanups end with the domain off anyway: their own event says
+                 * nothing new. During a Start (or a refresh) it does: applied when the operation
+                 * ends (job_done), after asking libvirt. */
+                if (b->op == BOARD_OP_START || b->op == BOARD_OP_REFRESH) {
+                        log_debug("board %s: lifecycle event during an operation, applied after it",
+                                  b->config.name);
+                        b->deferred_event = crashed ? BOARD_EVENT_CRASHED : BOARD_EVENT_STOPPED;
+                }
                 return;
         }
 
@@ -1091,7 +882,7 @@ void board_domain_stopped(Board *b, bool crashed) {
                 return; /* our own Stop/Delete/failed start, handled where it was started */
         log_info("board %s: the guest %s", b->config.name, crashed ? "crashed" : "powered off");
         if (crashed)
-                set_last_error(b, "The board's QEMU ended unexpectedly (it crashed or was killed).");
+                board_set_last_error(b, "The board's QEMU ended unexpectedly (it crashed or was killed).");
         board_disconnect(b);
         set_state(b, crashed ? BOARD_CRASHED : BOARD_STOPPED);
         if (!b->config.persistent && b->op == BOARD_OP_NONE && job_new(b, &j) >= 0) {
@@ -1105,31 +896,5 @@ void board_guest_rebooted(Board *b) {
         /* The shim comes back with a HELLO, and then gets its driven levels again. */
         log_info("board %s: the guest rebooted", b->config.name);
         gpio_parser_init(&b->parser);
-        set_guest_ready(b, false);
-}
-
-int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error) {
-        int r;
-        if (b->state != BOARD_RUNNING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
-                                         b->config.name);
-        if (!b->console)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The serial line of board %s is not open; try again.",
-                                         b->config.name);
-        if (n > SERIAL_WRITE_MAX)
-                /* It would never fit, however long the caller waited. */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "SendSerial takes at most %u bytes at a time (got %zu); send it in "
-                                         "parts.",
-                                         SERIAL_WRITE_MAX, n);
-        r = serial_write(b->console, data, n);
-        if (r == -ENOBUFS)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The console of board %s is not reading; try again later.",
-                                         b->config.name);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot write to the console of %s: %m",
-                                               b->config.name);
-        return 0;
+        board_set_guest_ready(b, false);
 }
