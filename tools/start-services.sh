@@ -139,6 +139,25 @@ libvirtd_alive() {
     pidfile_alive /run/libvirtd.pid libvirtd || pgrep -x libvirtd >/dev/null
 }
 
+# libvirtd sets every QEMU's core-size limit to qemu.conf's max_core (unlimited by default on
+# Linux) and refuses to start a guest when it cannot ("cannot limit core file size"). sudo 1.9
+# runs its command with a core-size hard limit of 0, and only a process with CAP_SYS_RESOURCE may
+# raise a hard limit. So: raise ours if we may; if we may not, give libvirtd a max_core that fits
+# under the limit it inherits (QEMU then writes no core dumps), and say so.
+core_limit_for_libvirtd() {
+    local hard conf=/etc/libvirt/qemu.conf
+    ulimit -H -c unlimited 2>/dev/null || true
+    hard=$(ulimit -H -c)
+    [ "$hard" = unlimited ] && return 0
+    if grep -qE '^[[:space:]]*max_core[[:space:]]*=' "$conf" 2>/dev/null; then
+        say "libvirtd: core-size hard limit is $hard here (sudo?); using the max_core already in $conf"
+        return 0
+    fi
+    printf '\n# Added by piemu (tools/start-services.sh): libvirtd was started under a core-size hard limit\n# of %s that this host does not allow raising (sudo sets 0), and QEMU cannot get more than\n# that. Remove this line to have QEMU core dumps again under an unlimited libvirtd.\nmax_core = 0\n' \
+        "$hard" >>"$conf"
+    say "libvirtd: core-size hard limit is $hard here and cannot be raised (sudo?): set max_core = 0 in $conf"
+}
+
 start_libvirtd() {
     if libvirt_answers >/dev/null 2>&1; then
         say "libvirtd: already running ($LIBVIRT_URI answers)"
@@ -154,9 +173,8 @@ start_libvirtd() {
             return 0
         fi
         if [ $started = no ] && ! libvirtd_alive; then
-            # Whatever limits our caller had (sudo 1.9 gives a core-size hard limit of 0), libvirtd
-            # needs to raise QEMU's core limit (qemu.conf max_core) or it cannot start any guest.
-            (ulimit -H -c unlimited && ulimit -S -c unlimited && exec libvirtd -d)
+            core_limit_for_libvirtd
+            (ulimit -S -c "$(ulimit -H -c)" 2>/dev/null || true; exec libvirtd -d)
             started=yes
         fi
         sleep 0.1

@@ -146,9 +146,13 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
 
         if (manager_find_board(m, name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_BOARD_EXISTS, "Board %s already exists.", name);
-        r = polkit_registry_sender_uid(m->polkit, msg, &uid);
+        /* Known by now (polkit's check asked for it); if not, asked without blocking and the call
+         * comes back. */
+        r = polkit_registry_sender_uid_async(m->polkit, msg, &uid);
         if (r < 0)
                 return r;
+        if (r == 0)
+                return 1;
         c = (BoardConfig){
                 .name = (char *)name,
                 .image = (char *)image,

@@ -7,6 +7,9 @@
                                                           connection received (a plain match
                                                           on everything org.piemu sends)
   as_user.py watch PATH SECONDS                        -> Watch() and collect SerialOutput
+  as_user.py watch-all PATH SECONDS                    -> Watch() (refused or not), then keep
+                                                          listening to everything org.piemu sends:
+                                                          the answer, the serial text, counts
   as_user.py import NAME KERNEL DTB SD                 -> ImportImage from files this user opens
 """
 
@@ -22,9 +25,16 @@ def out(obj):
     print(json.dumps(obj), flush=True)
 
 
+def variants(args):
+    """JSON has no variants: a dict argument (a{sv}) gets its plain values wrapped."""
+    def wrap(v):
+        return pb.GLib.Variant("b" if isinstance(v, bool) else "s", v)
+    return [{k: wrap(v) for k, v in a.items()} if isinstance(a, dict) else a for a in args]
+
+
 def do_call(conn, path, iface, method, sig=None, args="[]"):
     try:
-        res = pb.call(conn, path, iface, method, sig, json.loads(args), timeout_ms=30000)
+        res = pb.call(conn, path, iface, method, sig, variants(json.loads(args)), timeout_ms=30000)
         return {"ok": True, "result": res if not isinstance(res, tuple) else list(res)}
     except pb.GLib.Error as e:
         return {"ok": False, "error": pb.dbus_error_name(e), "message": e.message}
@@ -61,6 +71,21 @@ def main():
         out({"watch": r})
         pb.pump(seconds)
         out({"serial": data.decode(errors="replace"), "gpio": gpio})
+    elif verb == "watch-all":
+        path, seconds = sys.argv[2], float(sys.argv[3])
+        data = bytearray()
+        seen = {}
+
+        def on_any(c, sender, p, iface, member, params):
+            seen[member] = seen.get(member, 0) + 1
+            if member == "SerialOutput":
+                data.extend(bytes(params.unpack()[0]))
+
+        conn.signal_subscribe("org.piemu", None, None, None, None, pb.Gio.DBusSignalFlags.NONE, on_any)
+        r = do_call(conn, path, pb.BOARD_IFACE, "Watch")
+        out({"watch": r})
+        pb.pump(seconds)
+        out({"serial": data.decode(errors="replace"), "seen": seen})
     elif verb == "import":
         name, kernel, dtb, sd = sys.argv[2:6]
         fds = [os.open(p, os.O_RDONLY) for p in (kernel, dtb, sd)]

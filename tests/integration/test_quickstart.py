@@ -40,7 +40,11 @@ def test_demo_as_written_under_sudos_limits(bus):
     out = p.stdout
     for expect in ("piemu: ready", "guest sees pin 17 = 1", "gpio 23", "Stopping and deleting the board", "Done."):
         assert expect in out, f"{expect!r} missing from the demo's output:\n{out[-3000:]}"
-    # The libvirtd the demo started got the limits QEMU needs.
-    assert libvirtd_core_limit() == ["unlimited", "unlimited"], libvirtd_core_limit()
+    # The libvirtd the demo started can start QEMU: either its core limit was raised, or (where
+    # the host does not allow raising a hard limit) qemu.conf's max_core fits under it.
+    limit = libvirtd_core_limit()
+    with open("/etc/libvirt/qemu.conf") as f:
+        max_core = [l for l in f if l.strip().startswith("max_core")]
+    assert limit == ["unlimited", "unlimited"] or max_core == ["max_core = 0\n"], (limit, max_core)
     assert not pb.domain_exists(name)
     print(f"demo took {took:.0f} s")

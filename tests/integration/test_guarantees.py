@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 13 (part): the multi-user guarantees proven by their effect, not by error names alone.
+A refused call changes nothing the owner can see; a refused Watch subscribes to nothing while a
+public signal still arrives (the positive control); Unwatch stops the signals; alice's board keeps
+its owner and settings across a kill -9 of piemud and a libvirtd restart; a Start made to fail
+leaves nothing behind and says why."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import piemu_bus as pb
+from piemu_bus import BOARD_IFACE, MANAGER_IFACE, MANAGER_PATH
+from test_lifecycle import kill_libvirtd, restart_piemud, start_libvirtd
+from test_security import DENIED, alice_board, uname, users  # noqa: F401  (module fixtures)
+
+
+@pytest.mark.boot
+def test_refused_calls_change_nothing(users, alice_board):
+    b = alice_board
+    b.wait_for(lambda: b.prop("GuestReady") is True, 60, "GuestReady")
+    states = list(b.states)
+    mark = len(b.serial)
+    for method, sig, args in [
+        ("SendSerial", "(ay)", [list(b"echo BOB-$((40+2))\n")]),
+        ("SetPin", "(ub)", [17, True]),
+        ("SendSerial", "(ay)", [list(b"reboot -f\n")]),
+        ("Stop", None, None),
+        ("OpenSerial", None, None),
+    ]:
+        r = users.call("bob", b.path, BOARD_IFACE, method, sig, args)
+        assert not r["ok"] and r["error"] in DENIED, (method, r)
+    time.sleep(1.0)
+    # From the owner's side: no command ran, the pin is low, the guest did not reboot.
+    b.run("piemu-gpio-shim get 17; echo still-$((6*7))", rb"\n0\r?\n(.*\n)?still-42")
+    assert b"BOB-42" not in b.serial[mark:]
+    assert b"BOB-42" not in bytes(b.call("GetRecentSerial")[0])
+    assert b.call("GetPin", "(u)", (17,)) == (False,)
+    assert b.prop("State") == "running" and b.states == states
+    assert b"Booting Linux" not in b.serial[mark:]
+
+
+@pytest.mark.boot
+def test_refused_watch_subscribes_to_nothing(bus, users, alice_board):
+    b = alice_board
+    bob = users.spawn("bob", "watch-all", b.path, "8")
+    r = json.loads(bob.stdout.readline())["watch"]
+    assert not r["ok"] and r["error"] in DENIED, r
+    secret = pb.unique_name("secret")
+    b.run(f"echo {secret}; piemu-gpio-shim set 6 1; sleep 1; piemu-gpio-shim set 6 0; echo done-{secret}",
+          f"done-{secret}")
+    # A public signal in the same window: bob must hear this one.
+    other = pb.Board.create(bus)
+    other.delete()
+    out, err = bob.communicate(timeout=60)
+    got = json.loads(out.splitlines()[-1])
+    assert got["seen"].get("BoardAdded", 0) >= 1, got  # he was listening all along
+    assert "SerialOutput" not in got["seen"] and "GpioChanged" not in got["seen"], got
+    assert secret not in got["serial"]
+
+
+@pytest.mark.boot
+def test_unwatch_stops_the_signals(bus, alice_board):
+    b = alice_board
+    conn = pb.private_system_bus()
+    w = pb.Board(conn, b.name, b.path)
+    w.watch()
+    first, second = pb.unique_name("first"), pb.unique_name("second")
+    b.run(f"echo {first}", first)
+    w.wait_serial(first, 10)
+    w.call("Unwatch")
+    mark = len(w.serial)
+    b.run(f"echo {second}", second)  # b, still watching, is the positive control
+    pb.pump(0.5)
+    assert second.encode() not in w.serial[mark:]
+    w.unsubscribe()
+
+
+def settings(b):
+    return b.prop("Owner"), b.prop("Persistent"), b.prop("Cmdline")
+
+
+@pytest.mark.boot
+def test_owner_and_settings_survive_restarts(bus, users):
+    name = pb.unique_name("own")
+    pb.CREATED.add(name)
+    opts = {"persistent": True, "cmdline": "quiet piemu.test=1"}
+    r = users.call("alice", MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", [name, "", opts])
+    assert r["ok"], r
+    b = pb.Board(bus, name, r["result"][0])
+    try:
+        assert users.call("alice", b.path, BOARD_IFACE, "Start")["ok"]
+        alice = int(subprocess.run(["id", "-u", uname("alice")], capture_output=True, text=True).stdout)
+        expect = (alice, True, "quiet piemu.test=1")
+        assert settings(b) == expect
+        restart_piemud(kill9=True)
+        b = pb.Board(pb.private_system_bus(), name, b.path)
+        assert settings(b) == expect and b.prop("State") == "running"
+        r = users.call("bob", b.path, BOARD_IFACE, "Stop")
+        assert not r["ok"] and r["error"] in DENIED, r
+        kill_libvirtd()
+        start_libvirtd()
+        time.sleep(6)  # piemud reconnects (backoff of at most 5 s)
+        assert settings(b) == expect and b.prop("State") == "running"
+        r = users.call("bob", b.path, BOARD_IFACE, "Stop")
+        assert not r["ok"] and r["error"] in DENIED, r
+        end = time.monotonic() + 15
+        while True:  # alice's own Stop works once piemud is connected again
+            r = users.call("alice", b.path, BOARD_IFACE, "Stop")
+            if r["ok"] or r["error"] != "org.piemu.Error.Unavailable" or time.monotonic() > end:
+                break
+            time.sleep(0.3)
+        assert r["ok"], r
+    finally:
+        users.call("alice", MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", [name])
+
+
+@pytest.mark.boot
+def test_failed_start_leaves_nothing_and_says_why(bus):
+    """An image whose SD card QEMU cannot use: the Start fails, the board is stopped, LastError
+    says why, and no domain runs and no overlay stays."""
+    image = pb.unique_name("broken")
+    src, dst = "/var/lib/piemu/images/default", f"/var/lib/piemu/images/{image}"
+    os.mkdir(dst)
+    try:
+        for f in ("kernel", "dtb", "meta"):
+            shutil.copy(os.path.join(src, f), dst)
+        # A qcow2 header claiming 64 MiB, and nothing behind it.
+        with open(os.path.join(dst, "sd.img"), "wb") as f:
+            f.write(b"QFI\xfb" + bytes(20) + (64 << 20).to_bytes(8, "big") + bytes(100))
+        subprocess.run(["chown", "-R", "piemu:piemu", dst], check=True)
+        b = pb.Board.create(bus, image=image)
+        try:
+            name, msg = b.error("Start")
+            assert name == "org.piemu.Error.Failed", (name, msg)
+            assert b.prop("State") == "stopped"
+            assert "Failed to start board" in b.prop("LastError"), b.prop("LastError")
+            r = subprocess.run(["virsh", "-q", "domstate", f"piemu-{b.name}"], capture_output=True, text=True)
+            assert r.stdout.strip() == "shut off", r.stdout
+            assert not pb.volume_exists(b.name)
+        finally:
+            b.delete()
+    finally:
+        shutil.rmtree(dst)
