@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,13 @@ struct Serial {
         uint8_t *wbuf;
         size_t wlen;
         size_t inflight; /* bytes gnutls_record_send() took and must be offered again (E_AGAIN) */
+        /* Raw TLS bytes read from the socket, not yet taken by gnutls. QEMU sends every UART byte
+         * as a record of its own; gnutls' own reads would cost two syscalls per record. */
+        uint8_t *rbuf;
+        size_t rlen, rpos;
 };
+
+#define SERIAL_RBUF_SIZE (64U * 1024U)
 
 /* sd-event's default accuracy (0) is 250 ms: far too loose for a pause of a millisecond. */
 #define TIMER_ACCURACY_USEC 100
@@ -87,7 +94,47 @@ static void report_intruder(Serial *s, uid_t uid, const char *what) {
 /* ---- the connection to QEMU ---- */
 
 static bool tls_has_buffered(const Serial *s) {
-        return s->tls && gnutls_record_check_pending(s->tls) > 0;
+        return s->tls && (gnutls_record_check_pending(s->tls) > 0 || s->rpos < s->rlen);
+}
+
+/* gnutls' transport for QEMU's connection: one recv() fills our buffer with as many records as
+ * have arrived, and gnutls takes them from there. */
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len) {
+        Serial *s = ptr;
+        size_t k;
+
+        if (s->rpos == s->rlen) {
+                ssize_t n = recv(s->fd, s->rbuf, SERIAL_RBUF_SIZE, MSG_DONTWAIT);
+                if (n < 0) {
+                        gnutls_transport_set_errno(s->tls, errno);
+                        return -1;
+                }
+                if (n == 0)
+                        return 0;
+                s->rpos = 0;
+                s->rlen = (size_t)n;
+        }
+        k = s->rlen - s->rpos < len ? s->rlen - s->rpos : len;
+        memcpy(data, s->rbuf + s->rpos, k);
+        s->rpos += k;
+        return (ssize_t)k;
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len) {
+        Serial *s = ptr;
+        ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0)
+                gnutls_transport_set_errno(s->tls, errno);
+        return n;
+}
+
+static int tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms) {
+        Serial *s = ptr;
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (s->rpos < s->rlen)
+                return 1;
+        /* Only ever asked without waiting: the loop does the waiting. */
+        return poll(&p, 1, 0);
 }
 
 static void update_events(Serial *s) {
@@ -124,6 +171,7 @@ static void drop_connection(Serial *s) {
                 s->tls = NULL;
         }
         s->fd = safe_close(s->fd);
+        s->rpos = s->rlen = 0;
         s->connected = false;
         /* What gnutls took is gone with the session. The rest waits for QEMU's next connection on a
          * listening line (bytes typed during a piemud restart still arrive); a plain line is dead. */
@@ -288,6 +336,17 @@ static int adopt_connection(Serial *s, int fd, gnutls_session_t tls) {
         assert(!s->io && s->fd < 0);
         s->fd = fd;
         s->tls = tls;
+        s->rpos = s->rlen = 0;
+        if (tls) {
+                if (!s->rbuf && !(s->rbuf = malloc(SERIAL_RBUF_SIZE))) {
+                        drop_connection(s);
+                        return -ENOMEM;
+                }
+                gnutls_transport_set_ptr(tls, s);
+                gnutls_transport_set_pull_function(tls, tls_pull);
+                gnutls_transport_set_pull_timeout_function(tls, tls_pull_timeout);
+                gnutls_transport_set_push_function(tls, tls_push);
+        }
         r = sd_event_add_io(s->event, &s->io, fd, EPOLLIN, on_io, s);
         if (r >= 0 && tls)
                 r = sd_event_add_defer(s->event, &s->more, on_more, s);
@@ -602,6 +661,7 @@ Serial *serial_free(Serial *s) {
         tls_creds_unref(s->creds);
         sd_event_unref(s->event);
         free(s->wbuf);
+        free(s->rbuf);
         free(s);
         return NULL;
 }

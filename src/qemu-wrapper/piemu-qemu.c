@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* The emulator piemud names in its domains: runs QEMU with single-threaded TCG (see accel-args.h
- * for why), everything else passed through untouched. libvirt runs it exactly as it would run QEMU,
+ * for why) and with Nagle off on piemu's TLS serial lines (chardev-args.h), everything else passed
+ * through untouched. libvirt runs it exactly as it would run QEMU,
  * capability probing included. */
 
 #include <errno.h>
@@ -10,11 +11,12 @@
 #include <unistd.h>
 
 #include "accel-args.h"
+#include "chardev-args.h"
 #include "config.h"
 
 int main(int argc, char *argv[]) {
         const char *prog = argc > 0 ? argv[0] : "piemu-qemu";
-        char *storage = NULL;
+        char *storage = NULL, *storage2 = NULL;
 
         if (argc < 1)
                 return 127;
@@ -24,7 +26,8 @@ int main(int argc, char *argv[]) {
                        prog, PIEMU_QEMU);
                 return 0;
         }
-        if (accel_args_force_single_thread(argc, argv, &storage) < 0) {
+        if (accel_args_force_single_thread(argc, argv, &storage) < 0 ||
+            chardev_args_nodelay(argc, argv, &storage2) < 0) {
                 fprintf(stderr, "%s: out of memory\n", prog);
                 return 127;
         }

@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "accel-args.h"
+#include "chardev-args.h"
 #include "tests.h"
 
 static void run(int argc, char **argv, int expect_changed) {
@@ -70,7 +71,35 @@ static void test_several(void) {
         free(storage);
 }
 
+static void test_chardev_nodelay(void) {
+        char *argv[] = {"qemu",
+                        "-chardev",
+                        "socket,id=charserial0,host=127.0.0.1,port=4000,reconnect-ms=1000,tls-creds="
+                        "objcharserial0_tls0",
+                        "-chardev",
+                        "socket,id=charmonitor,fd=27,server=on,wait=off",
+                        "-chardev",
+                        "socket,id=charserial1,host=127.0.0.1,port=4001,tls-creds=t,nodelay=off",
+                        "-object",
+                        "socket,tls-creds=x",
+                        NULL};
+        char *storage = NULL;
+
+        CHECK(chardev_args_nodelay(9, argv, &storage) == 1);
+        CHECK_STREQ(argv[2], "socket,id=charserial0,host=127.0.0.1,port=4000,reconnect-ms=1000,tls-creds="
+                             "objcharserial0_tls0,"
+                             "nodelay=on");
+        /* The monitor (no TLS), a chardev that already says nodelay, and a non-chardev: untouched. */
+        CHECK_STREQ(argv[4], "socket,id=charmonitor,fd=27,server=on,wait=off");
+        CHECK_STREQ(argv[6], "socket,id=charserial1,host=127.0.0.1,port=4001,tls-creds=t,nodelay=off");
+        CHECK_STREQ(argv[8], "socket,tls-creds=x");
+        free(storage);
+        char *none[] = {"qemu", "-chardev", "pty,id=x", NULL};
+        CHECK(chardev_args_nodelay(3, none, &storage) == 0 && storage == NULL);
+}
+
 int main(void) {
+        test_chardev_nodelay();
         test_libvirt_command_line();
         test_options_kept();
         test_left_alone();
