@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args-suffix.h"
 #include "accel-args.h"
 
 static bool selects_tcg(const char *v) {
@@ -25,31 +26,5 @@ static bool wants_single_thread(char **argv, int i) {
 }
 
 int accel_args_force_single_thread(int argc, char **argv, char **storage) {
-        static const char suffix[] = ",thread=single";
-        size_t need = 0;
-        char *buf, *p;
-        int n = 0;
-
-        *storage = NULL;
-        for (int i = 1; i + 1 < argc; i++)
-                if (wants_single_thread(argv, i))
-                        need += strlen(argv[i + 1]) + sizeof(suffix);
-        if (need == 0)
-                return 0;
-
-        /* One block for all rewritten values: the caller execs right after, nothing to track. */
-        buf = malloc(need);
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        for (int i = 1; i + 1 < argc; i++)
-                if (wants_single_thread(argv, i)) {
-                        char *v = p;
-
-                        p = stpcpy(stpcpy(p, argv[i + 1]), suffix) + 1;
-                        argv[++i] = v;
-                        n++;
-                }
-        *storage = buf;
-        return n;
+        return args_append_suffix(argc, argv, wants_single_thread, ",thread=single", storage);
 }

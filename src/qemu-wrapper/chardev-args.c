@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args-suffix.h"
 #include "chardev-args.h"
 
 /* Whether the comma-separated option list `v` has an option named `key` (e.g. "nodelay="). */
@@ -25,28 +26,5 @@ static bool wants_nodelay(char **argv, int i) {
 }
 
 int chardev_args_nodelay(int argc, char **argv, char **storage) {
-        static const char suffix[] = ",nodelay=on";
-        size_t need = 0;
-        char *buf, *p;
-        int n = 0;
-
-        *storage = NULL;
-        for (int i = 1; i + 1 < argc; i++)
-                if (wants_nodelay(argv, i))
-                        need += strlen(argv[i + 1]) + sizeof(suffix);
-        if (need == 0)
-                return 0;
-        buf = malloc(need);
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        for (int i = 1; i + 1 < argc; i++)
-                if (wants_nodelay(argv, i)) {
-                        char *v = p;
-                        p = stpcpy(stpcpy(p, argv[i + 1]), suffix) + 1;
-                        argv[++i] = v;
-                        n++;
-                }
-        *storage = buf;
-        return n;
+        return args_append_suffix(argc, argv, wants_nodelay, ",nodelay=on", storage);
 }
