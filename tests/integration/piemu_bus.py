@@ -194,6 +194,15 @@ class Board:
         self.wait_serial(rb"piemu: ready", timeout)
         self.wait_serial(rb"piemu:[^\n]*# ", 30)
 
+    def wait_prompt_recent(self, timeout=BOOT_TIMEOUT):
+        """For a board that booted before anyone watched: waits until piemud's recent console
+        output (GetRecentSerial) shows the shell ready. Typing before that would feed the guest's
+        boot or the shell's terminal query (ESC[6n) instead of the shell."""
+        def ready():
+            recent = bytes(self.call("GetRecentSerial")[0])
+            return b"piemu: ready" in recent and re.search(rb"piemu:[^\n]*# ", recent.split(b"piemu: ready")[-1])
+        self.wait_for(ready, timeout, "the shell prompt in GetRecentSerial")
+
     def run(self, command, expect, timeout=30):
         """Types a shell command on the console and waits for a regex after it."""
         mark = len(self.serial)

@@ -295,14 +295,10 @@ def test_board_with_plain_lines_is_upgraded_at_next_start(bus):
     try:
         assert b2.prop("State") == "running"
         assert (b2.prop("SerialPort"), b2.prop("GpioPort")) == tuple(ports)
-        # It booted while nobody listened: ask until the shell answers.
-        end = time.monotonic() + pb.BOOT_TIMEOUT
-        while True:
-            try:
-                b2.run("echo old-$((4*4))", rb"\nold-16", timeout=2)
-                break
-            except (AssertionError, pb.GLib.Error):
-                assert time.monotonic() < end, "the old board's console never answered"
+        # piemud connected to its plain lines a moment after virsh started it: the boot is in the
+        # recent output.
+        b2.wait_prompt_recent()
+        b2.run("echo old-$((4*4))", rb"\nold-16")
         b2.call("Stop")
         b2.serial.clear()
         b2.call("Start")
