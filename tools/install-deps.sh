@@ -12,7 +12,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/piemu-deps.stamp
-want_version=8
+want_version=9
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] && [ "${PIEMU_FORCE_DEPS:-0}" != 1 ]; then
     echo "install-deps: already installed (remove $stamp to redo)"
     exit 0
@@ -32,7 +32,7 @@ apt-get install -y -q --no-install-recommends \
     build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
     qemu-user-static \
-    libsystemd-dev libgnutls28-dev openssl dbus dbus-daemon dbus-bin polkitd pkexec \
+    libsystemd-dev libgnutls28-dev libxml2-dev openssl dbus dbus-daemon dbus-bin polkitd pkexec \
     python3 python3-pytest python3-gi gir1.2-glib-2.0 \
     e2fsprogs cpio xz-utils zstd kmod file util-linux procps iproute2 \
     clang-format device-tree-compiler bash-completion

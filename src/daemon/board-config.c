@@ -3,9 +3,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 #include "macro.h"
 #include "names.h"
@@ -135,31 +139,76 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
+/* libvirt's XML is read with libxml2 (libvirt's own parser): no network, no DTD, no entity
+ * substitution, errors kept quiet (the caller says what failed). */
+static xmlDoc *read_xml(const char *xml) {
+        size_t n = strlen(xml);
+        if (n > INT_MAX)
+                return NULL;
+        return xmlReadMemory(xml, (int)n, NULL, NULL,
+                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+static bool is_element(const xmlNode *n, const char *name) {
+        return n && n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, (const xmlChar *)name) == 0;
+}
+
+/* The text of `parent`'s first child element called `name`: -ENOENT if there is none. */
+static int child_text(const xmlNode *parent, const char *name, char **ret) {
+        for (xmlNode *c = parent->children; c; c = c->next)
+                if (is_element(c, name)) {
+                        xmlChar *t = xmlNodeGetContent(c);
+                        char *copy = strdup(t ? (const char *)t : "");
+                        xmlFree(t);
+                        if (!copy)
+                                return -ENOMEM;
+                        *ret = copy;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static const xmlNode *child(const xmlNode *parent, const char *name) {
+        for (const xmlNode *c = parent ? parent->children : NULL; c; c = c->next)
+                if (is_element(c, name))
+                        return c;
+        return NULL;
+}
+
 int metadata_xml_parse(const char *xml, BoardConfig *ret) {
         BoardConfig c = {};
         _cleanup_free_ char *owner = NULL, *persistent = NULL, *sport = NULL, *gport = NULL;
+        xmlDoc *doc;
+        const xmlNode *root;
         uint64_t v;
         int r;
 
         if (!xml || !ret)
                 return -EINVAL;
-        r = xml_find_element_text(xml, "name", &c.name);
+        doc = read_xml(xml);
+        root = doc ? xmlDocGetRootElement(doc) : NULL;
+        /* The element libvirt hands back is piemu's <board> (prefixed or not: the name is local). */
+        if (!is_element(root, "board")) {
+                r = -EINVAL;
+                goto fail;
+        }
+        r = child_text(root, "name", &c.name);
         if (r < 0)
                 goto fail;
-        r = xml_find_element_text(xml, "image", &c.image);
+        r = child_text(root, "image", &c.image);
         if (r < 0)
                 goto fail;
-        r = xml_find_element_text(xml, "owner", &owner);
+        r = child_text(root, "owner", &owner);
         if (r < 0)
                 goto fail;
-        r = xml_find_element_text(xml, "model", &c.model);
+        r = child_text(root, "model", &c.model);
         if (r == -ENOENT) {
                 c.model = strdup(PIEMU_DEFAULT_MODEL);
                 r = c.model ? 0 : -ENOMEM;
         }
         if (r < 0)
                 goto fail;
-        r = xml_find_element_text(xml, "cmdline", &c.cmdline);
+        r = child_text(root, "cmdline", &c.cmdline);
         if (r == -ENOENT)
                 r = 0;
         if (r < 0)
@@ -171,15 +220,17 @@ int metadata_xml_parse(const char *xml, BoardConfig *ret) {
         if (r < 0)
                 goto fail;
         c.owner = (uid_t)v;
-        if (xml_find_element_text(xml, "persistent", &persistent) >= 0)
+        if (child_text(root, "persistent", &persistent) >= 0)
                 c.persistent = streq(persistent, "yes");
-        if (xml_find_element_text(xml, "serial-port", &sport) >= 0 && parse_uint(sport, UINT16_MAX, &v) >= 0)
+        if (child_text(root, "serial-port", &sport) >= 0 && parse_uint(sport, UINT16_MAX, &v) >= 0)
                 c.serial_port = (uint16_t)v;
-        if (xml_find_element_text(xml, "gpio-port", &gport) >= 0 && parse_uint(gport, UINT16_MAX, &v) >= 0)
+        if (child_text(root, "gpio-port", &gport) >= 0 && parse_uint(gport, UINT16_MAX, &v) >= 0)
                 c.gpio_port = (uint16_t)v;
+        xmlFreeDoc(doc);
         *ret = c;
         return 0;
 fail:
+        xmlFreeDoc(doc);
         board_config_done(&c);
         return r;
 }
@@ -391,8 +442,30 @@ int board_volume_name(const char *board, char **ret) {
 }
 
 bool domain_xml_has_tls_lines(const char *xml) {
+        xmlDoc *doc = xml ? read_xml(xml) : NULL;
+        const xmlNode *devices = child(doc ? xmlDocGetRootElement(doc) : NULL, "devices");
+        unsigned tls = 0, other = 0;
+
         /* piemu's lines are the only TCP chardevs of its domains: TLS lines are dialed by QEMU
-         * (mode='connect') with tls='yes'; an older piemu's were plain listeners (mode='bind'). */
-        return xml && strstr(xml, "mode='connect'") && strstr(xml, "tls='yes'") &&
-               !strstr(xml, "mode='bind'");
+         * (mode='connect', tls='yes'); an older piemu's were plain listeners (mode='bind'). */
+        for (const xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
+                if (!is_element(n, "serial"))
+                        continue;
+                const xmlNode *src = child(n, "source");
+                xmlChar *type = xmlGetProp(n, (const xmlChar *)"type");
+                xmlChar *mode = src ? xmlGetProp(src, (const xmlChar *)"mode") : NULL;
+                xmlChar *t = src ? xmlGetProp(src, (const xmlChar *)"tls") : NULL;
+                if (type && xmlStrcmp(type, (const xmlChar *)"tcp") == 0) {
+                        if (mode && t && xmlStrcmp(mode, (const xmlChar *)"connect") == 0 &&
+                            xmlStrcmp(t, (const xmlChar *)"yes") == 0)
+                                tls++;
+                        else
+                                other++;
+                }
+                xmlFree(type);
+                xmlFree(mode);
+                xmlFree(t);
+        }
+        xmlFreeDoc(doc);
+        return tls > 0 && other == 0;
 }

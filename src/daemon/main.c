@@ -11,6 +11,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <libxml/parser.h>
+
 #include "config.h"
 #include "log.h"
 #include "macro.h"
@@ -171,6 +173,8 @@ static int run(int argc, char *argv[]) {
         int r;
 
         log_open();
+        /* Before any worker thread reads libvirt's XML (libxml2's one-time set-up is not thread-safe). */
+        xmlInitParser();
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;

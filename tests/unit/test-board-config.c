@@ -50,8 +50,12 @@ static void test_domain_xml(void) {
 
         /* Round trip through the metadata parser. */
         BoardConfig back = {};
-        CHECK(strstr(xml, "<piemu:board"));
-        CHECK(metadata_xml_parse(strstr(xml, "<piemu:board"), &back) == 0);
+        /* libvirt hands back just the element (virDomainGetMetadata). */
+        const char *from = strstr(xml, "<piemu:board"), *to = strstr(xml, "</piemu:board>");
+        CHECK(from && to);
+        _cleanup_free_ char *element = strndup(from, (size_t)(to - from) + strlen("</piemu:board>"));
+        CHECK(element);
+        CHECK(metadata_xml_parse(element, &back) == 0);
         CHECK_STREQ(back.name, "b1");
         CHECK_STREQ(back.image, "default");
         CHECK_STREQ(back.cmdline, "quiet x=<&>");
@@ -94,6 +98,20 @@ static void test_domain_xml(void) {
 static void test_metadata_parse_bad(void) {
         BoardConfig c = {};
         CHECK(metadata_xml_parse("<board><name>b1</name></board>", &c) < 0);
+        /* Hostile or broken input: refused, nothing fetched, nothing expanded. */
+        CHECK(metadata_xml_parse("<board><name>b1</name><image>default", &c) < 0);
+        CHECK(metadata_xml_parse("<other><name>b</name><image>i</image><owner>7</owner></other>", &c) < 0);
+        CHECK(metadata_xml_parse("<!DOCTYPE board SYSTEM 'http://127.0.0.1:9/x.dtd'><board><name>b</name>"
+                                 "<image>i</image><owner>7</owner></board>",
+                                 &c) == 0);
+        board_config_done(&c);
+        CHECK(metadata_xml_parse(
+                      "<!DOCTYPE board [<!ENTITY e 'x'>]><board><name>&e;&e;</name><image>i</image>"
+                      "<owner>7</owner></board>",
+                      &c) < 0 ||
+              (c.name && strlen(c.name) <= 63));
+        board_config_done(&c);
+        CHECK(!domain_xml_has_tls_lines("<domain><devices><serial type='tcp'>"));
         CHECK(metadata_xml_parse("<board><name>../x</name><image>default</image><owner>0</owner></board>",
                                  &c) == -EINVAL);
         CHECK(metadata_xml_parse(
