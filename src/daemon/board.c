@@ -48,6 +48,7 @@ typedef struct Job {
         bool undefine;
         worker_done_t done;
         bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
+        bool inactive;  /* refresh_work: libvirt says the domain is not running */
         bool inject_failure;
         int r;
         char *error;
@@ -285,10 +286,6 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
         board_set_last_error(b, m);
 }
 
-static uid_t qemu_peer_uid(Manager *m) {
-        return m->qemu_uid;
-}
-
 /* Opens both lines: TLS listeners QEMU dials (`fixed`: on the ports in the board's config, for a
  * domain that runs already), or plain clients of QEMU's ports for a board from before TLS lines. */
 static int open_lines(Board *b, bool fixed, bool plain) {
@@ -316,11 +313,11 @@ static int open_lines(Board *b, bool fixed, bool plain) {
         } else {
                 r = manager_tls(b->manager, &creds, NULL);
                 if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds,
-                                          qemu_peer_uid(b->manager), &console_cb, &b->console);
+                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds, b->manager->qemu_uid,
+                                          &console_cb, &b->console);
                 if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds,
-                                          qemu_peer_uid(b->manager), &gpio_cb, &b->gpio);
+                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds, b->manager->qemu_uid,
+                                          &gpio_cb, &b->gpio);
         }
         if (r < 0) {
                 board_disconnect(b);
@@ -826,7 +823,7 @@ static void refresh_work(void *userdata) {
         Job *j = userdata;
         bool active = false, paused = false;
         j->r = vm_is_active(j->conn, j->domain, &active, &paused, &j->error);
-        j->destroyed = j->r >= 0 && !active;
+        j->inactive = j->r >= 0 && !active;
 }
 
 static void refresh_done(void *userdata) {
@@ -837,7 +834,7 @@ static void refresh_done(void *userdata) {
         b->op = BOARD_OP_NONE;
         b->deferred_event = 0;
         /* Only what libvirt says now counts: the event may be about an earlier run of the domain. */
-        if (j->r >= 0 && j->destroyed)
+        if (j->inactive)
                 board_domain_stopped(b, event == BOARD_EVENT_CRASHED);
 }
 

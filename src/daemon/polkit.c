@@ -391,10 +391,6 @@ static int query_consume(PolkitQuery *q, sd_bus_error *ret_error) {
         return r;
 }
 
-int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
-        return uid_cache_sender_uid(registry ? registry->uids : NULL, m, ret);
-}
-
 int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
         return uid_cache_sender_uid_async(registry ? registry->uids : NULL, m, ret);
 }

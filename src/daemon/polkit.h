@@ -57,11 +57,9 @@ unsigned polkit_registry_n_uid_lookups(PolkitRegistry *r);
 int polkit_verify_async(sd_bus_message *call, const char *action, const char **details,
                         PolkitRegistry *registry, sd_bus_error *ret_error);
 
-/* Effective uid of the sender of m, remembered per client while it stays on the bus (uid-cache.h).
- * Use this in handlers; same errors as bus_get_sender_uid. */
-int polkit_registry_sender_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
-/* The same without blocking the loop (uid_cache_sender_uid_async): 1 known, 0 asked (return
- * without replying; the call is dispatched again), < 0 error. */
+/* Effective uid of the sender of m, remembered per client while it stays on the bus (uid-cache.h),
+ * without blocking the loop (uid_cache_sender_uid_async): 1 known, 0 asked (return without replying;
+ * the call is dispatched again), < 0 error; same errors as bus_get_sender_uid. */
 int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
 
 /* `name` left the bus: drop its pending questions and its cached uid. */

@@ -133,8 +133,8 @@ static UidEntry *cache_find(UidCache *c, const char *name) {
         return NULL;
 }
 
-/* Remembering is an optimisation for uid_cache_sender_uid(): a failure there leaves the answer
- * correct, just not cached. uid_cache_sender_uid_async() depends on it (see on_uid_reply). */
+/* uid_cache_sender_uid_async() depends on remembering: a call re-dispatched after the bus answered
+ * finds the uid here (see on_uid_reply). */
 static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid) {
         _cleanup_(entry_freep) UidEntry *e = NULL;
 
@@ -154,35 +154,6 @@ static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid)
         LIST_PREPEND(c->entries, e);
         c->n_entries++;
         TAKE_PTR(e);
-        return 0;
-}
-
-int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret) {
-        const char *sender;
-        UidEntry *e;
-        uid_t uid;
-        int r;
-
-        if (!m || !ret)
-                return -EINVAL;
-
-        sender = sd_bus_message_get_sender(m);
-        /* Only unique names identify one connection for its whole life. */
-        if (!c || !sender || sender[0] != ':')
-                return bus_get_sender_uid(m, ret);
-
-        e = cache_find(c, sender);
-        if (e) {
-                *ret = e->uid;
-                return 0;
-        }
-
-        c->n_lookups++;
-        r = bus_get_sender_uid(m, &uid);
-        if (r < 0)
-                return r;
-        (void)cache_remember(c, sd_bus_message_get_bus(m), sender, uid);
-        *ret = uid;
         return 0;
 }
 

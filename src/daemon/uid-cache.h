@@ -26,12 +26,9 @@ int uid_cache_new(UidCache **ret);
 UidCache *uid_cache_free(UidCache *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UidCache *, uid_cache_free);
 
-/* Effective uid of m's sender: from the cache, or asked of the bus and remembered. Negative errno on
- * failure; -EPERM when the bus does not vouch for the uid (see bus_get_sender_uid). A NULL cache just
- * asks the bus. */
-int uid_cache_sender_uid(UidCache *c, sd_bus_message *m, uid_t *ret);
-
-/* The same without blocking: 1 with *ret set when the uid is known; 0 when the bus has been asked,
+/* Effective uid of m's sender, from the cache or asked of the bus without blocking: 1 with *ret set
+ * when the uid is known (a NULL cache, or a sender without a unique name, asks the bus directly;
+ * -EPERM when the bus does not vouch for the uid, see bus_get_sender_uid); 0 when the bus has been asked,
  * and `m` will be put back on the bus's read queue once it answers, so that its handler runs again
  * and finds the uid (a call whose caller cannot be identified is answered with AccessDenied
  * instead); negative errno on failure. Handlers return at 0 without replying, as for polkit. */

@@ -56,6 +56,18 @@ def call(conn, path, iface, method, sig=None, args=(), timeout_ms=180000, fds=No
     return res.unpack() if res else ()
 
 
+def retry_while_unavailable(fn, timeout=15):
+    """Runs fn() until piemud stops answering org.piemu.Error.Unavailable (it is reconnecting to
+    libvirtd, at most 5 s of backoff); any other error, or still Unavailable at the deadline, fails."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except GLib.Error as e:
+            assert dbus_error_name(e) == "org.piemu.Error.Unavailable" and time.monotonic() < end, e
+            time.sleep(0.2)
+
+
 def call_error(conn, path, iface, method, sig=None, args=()):
     """Calls and returns the D-Bus error name (and message); fails if the call succeeds."""
     try:

@@ -86,15 +86,7 @@ def starts_again(board):
 
 
 def starts_again_once_reconnected(board):
-    """Unavailable until piemud's reconnect to libvirtd is through (at most 5 s of backoff)."""
-    end = time.monotonic() + 15
-    while True:
-        try:
-            starts_again(board)
-            return
-        except pb.GLib.Error as e:
-            assert pb.dbus_error_name(e) == "org.piemu.Error.Unavailable" and time.monotonic() < end, e
-            time.sleep(0.3)
+    pb.retry_while_unavailable(lambda: starts_again(board))
 
 
 @pytest.mark.boot
