@@ -12,7 +12,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/piemu-deps.stamp
-want_version=9
+want_version=10
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] && [ "${PIEMU_FORCE_DEPS:-0}" != 1 ]; then
     echo "install-deps: already installed (remove $stamp to redo)"
     exit 0
@@ -35,7 +35,9 @@ apt-get install -y -q --no-install-recommends \
     libsystemd-dev libgnutls28-dev libxml2-dev openssl dbus dbus-daemon dbus-bin polkitd pkexec \
     python3 python3-pytest python3-gi gir1.2-glib-2.0 \
     e2fsprogs cpio xz-utils zstd kmod file util-linux procps iproute2 \
-    clang-format device-tree-compiler bash-completion
+    clang-format device-tree-compiler bash-completion \
+    liblzma-dev libfdt-dev libblkid-dev libseccomp-dev mtools dosfstools fdisk \
+    mmdebstrap arch-test
 
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \

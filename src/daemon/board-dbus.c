@@ -206,6 +206,31 @@ static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Cmdline and LastError are the owner's business: a kernel command line may carry what its owner
+ * typed (tokens, addresses) and LastError names the users who knocked on the board's lines. They are
+ * shown to the board's owner and to root when they read properties (Get, GetAll,
+ * GetManagedObjects); everybody else, and every signal that carries properties (InterfacesAdded),
+ * sees "". The caller's uid is known by the time a getter runs: manager_filter_property_reads() asks
+ * the bus for it before a property read is dispatched. */
+static bool caller_sees_private(Board *b, sd_bus *bus) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        const char *iface, *member;
+        uid_t uid;
+
+        if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
+                return false;
+        iface = sd_bus_message_get_interface(m);
+        member = sd_bus_message_get_member(m);
+        if (!iface || !member)
+                return false;
+        if (!(streq(iface, "org.freedesktop.DBus.Properties") && (streq(member, "Get") || streq(member, "GetAll"))) &&
+            !(streq(iface, "org.freedesktop.DBus.ObjectManager") && streq(member, "GetManagedObjects")))
+                return false; /* e.g. the InterfacesAdded a CreateBoard call emits: a broadcast */
+        if (polkit_registry_peek_uid(b->manager->polkit, m, &uid) <= 0)
+                return false;
+        return uid == 0 || uid == b->config.owner;
+}
+
 static int property_get_config_string(sd_bus *bus, const char *path, const char *interface,
                                       const char *property, sd_bus_message *reply, void *userdata,
                                       sd_bus_error *error) {
@@ -219,9 +244,9 @@ static int property_get_config_string(sd_bus *bus, const char *path, const char 
         else if (streq(property, "Model"))
                 v = b->config.model;
         else if (streq(property, "Cmdline"))
-                v = b->config.cmdline;
+                v = caller_sees_private(b, bus) ? b->config.cmdline : NULL;
         else if (streq(property, "LastError"))
-                v = b->last_error;
+                v = caller_sees_private(b, bus) ? b->last_error : NULL;
         return sd_bus_message_append(reply, "s", strempty(v));
 }
 
@@ -272,8 +297,9 @@ const sd_bus_vtable board_vtable[] = {
         /* Ports change with State; watch State and re-read them. */
         SD_BUS_PROPERTY("SerialPort", "q", property_get_port, 0, 0),
         SD_BUS_PROPERTY("GpioPort", "q", property_get_port, 0, 0),
+        /* Private (see caller_sees_private): the change signal names the property, not its value. */
         SD_BUS_PROPERTY("LastError", "s", property_get_config_string, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         /* A counter that a flooding guest bumps constantly: not worth a signal per change. */
         SD_BUS_PROPERTY("DroppedGpioLines", "t", property_get_dropped, 0, 0),
         SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),

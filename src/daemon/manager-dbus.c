@@ -638,12 +638,38 @@ static int on_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error
         return 0;
 }
 
+/* Property getters cannot wait for the bus, yet two Board properties are shown only to the board's
+ * owner and root (board-dbus.c). So before a property read reaches them, make sure the caller's
+ * uid is remembered: if not, ask the bus without blocking, hold the call back (sd-bus puts it on the
+ * read queue again when the answer is in, uid-cache.c) and let it through then. */
+static int on_bus_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *path;
+        uid_t uid;
+        int r;
+
+        if (!sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "Get") &&
+            !sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "GetAll") &&
+            !sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"))
+                return 0;
+        path = sd_bus_message_get_path(msg);
+        if (!path || !(streq(path, "/org/piemu") || startswith(path, "/org/piemu/board/")))
+                return 0;
+        r = polkit_registry_sender_uid_async(m->polkit, msg, &uid);
+        /* 0: held back until the bus answers. An error: let it through; the getters then show the
+         * private properties to nobody. */
+        return r == 0 ? 1 : 0;
+}
+
 int manager_connect_bus(Manager *m, bool user_bus) {
         int r;
 
         r = user_bus ? sd_bus_default_user(&m->bus) : sd_bus_default_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Cannot connect to the %s bus: %m", user_bus ? "user" : "system");
+        r = sd_bus_add_filter(m->bus, NULL, on_bus_message, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot install the bus filter: %m");
         r = sd_bus_add_object_vtable(m->bus, NULL, "/org/piemu", "org.piemu.Manager", manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot register the manager object: %m");

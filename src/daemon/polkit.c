@@ -395,6 +395,10 @@ int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m
         return uid_cache_sender_uid_async(registry ? registry->uids : NULL, m, ret);
 }
 
+int polkit_registry_peek_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret) {
+        return uid_cache_peek(registry ? registry->uids : NULL, m, ret);
+}
+
 static int new_check_authorization(sd_bus *bus, const char *sender, const char *action, char **details,
                                    bool interactive, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;

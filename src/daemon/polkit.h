@@ -61,6 +61,8 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
  * without blocking the loop (uid_cache_sender_uid_async): 1 known, 0 asked (return without replying;
  * the call is dispatched again), < 0 error; same errors as bus_get_sender_uid. */
 int polkit_registry_sender_uid_async(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
+/* The remembered uid of m's sender, never asking the bus (uid_cache_peek): 1 known, 0 not. */
+int polkit_registry_peek_uid(PolkitRegistry *registry, sd_bus_message *m, uid_t *ret);
 
 /* `name` left the bus: drop its pending questions and its cached uid. */
 void polkit_registry_forget(PolkitRegistry *r, const char *name);

@@ -133,6 +133,19 @@ static UidEntry *cache_find(UidCache *c, const char *name) {
         return NULL;
 }
 
+int uid_cache_peek(UidCache *c, sd_bus_message *m, uid_t *ret) {
+        const char *sender = m ? sd_bus_message_get_sender(m) : NULL;
+        UidEntry *e;
+
+        if (!c || !sender)
+                return 0;
+        e = cache_find(c, sender);
+        if (!e)
+                return 0;
+        *ret = e->uid;
+        return 1;
+}
+
 /* uid_cache_sender_uid_async() depends on remembering: a call re-dispatched after the bus answered
  * finds the uid here (see on_uid_reply). */
 static int cache_remember(UidCache *c, sd_bus *bus, const char *name, uid_t uid) {

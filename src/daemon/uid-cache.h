@@ -34,6 +34,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UidCache *, uid_cache_free);
  * instead); negative errno on failure. Handlers return at 0 without replying, as for polkit. */
 int uid_cache_sender_uid_async(UidCache *c, sd_bus_message *m, uid_t *ret);
 
+/* The uid of m's sender if it is already remembered (1, *ret set), else 0. Never asks the bus: for
+ * property getters, which cannot wait (a bus filter made sure the uid was asked for first). */
+int uid_cache_peek(UidCache *c, sd_bus_message *m, uid_t *ret);
+
 /* `name` left the bus: forget its uid (peers.h tells who left). */
 void uid_cache_forget(UidCache *c, const char *name);
 

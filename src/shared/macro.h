@@ -83,6 +83,12 @@ static inline bool streq_ptr(const char *a, const char *b) {
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+/* s without the prefix if it starts with it, else NULL (as systemd's startswith()). */
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
 static inline bool isempty(const char *s) {
         return !s || !*s;
 }

@@ -10,9 +10,14 @@
   as_user.py watch-all PATH SECONDS                    -> Watch() (refused or not), then keep
                                                           listening to everything org.piemu sends:
                                                           the answer, the serial text, counts
+  as_user.py listen-bodies SECONDS                     -> every org.piemu signal this connection
+                                                          received, with its arguments as text
+  as_user.py read-file PATH                            -> {"ok": bool, "error": errno name}: can
+                                                          this user open PATH for reading?
   as_user.py import NAME KERNEL DTB SD                 -> ImportImage from files this user opens
 """
 
+import errno
 import json
 import os
 import sys
@@ -55,6 +60,22 @@ def main():
         out({"listening": True})
         pb.pump(float(sys.argv[2]))
         out({"seen": seen})
+    elif verb == "listen-bodies":
+        got = []
+
+        def on_body(c, sender, path, iface, member, params):
+            got.append([path, member, str(params)])
+
+        conn.signal_subscribe("org.piemu", None, None, None, None, pb.Gio.DBusSignalFlags.NONE, on_body)
+        out({"listening": True})
+        pb.pump(float(sys.argv[2]))
+        out({"signals": got})
+    elif verb == "read-file":
+        try:
+            os.close(os.open(sys.argv[2], os.O_RDONLY))
+            out({"ok": True})
+        except OSError as e:
+            out({"ok": False, "error": errno.errorcode.get(e.errno, str(e.errno))})
     elif verb == "watch":
         path, seconds = sys.argv[2], float(sys.argv[3])
         data = bytearray()

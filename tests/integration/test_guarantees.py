@@ -146,3 +146,96 @@ def test_failed_start_leaves_nothing_and_says_why(bus):
             b.delete()
     finally:
         shutil.rmtree(dst)
+
+
+@pytest.fixture
+def broken_image():
+    """A catalog image whose SD card QEMU cannot use: Start fails at once, no boot needed."""
+    image = pb.unique_name("broken")
+    src, dst = "/var/lib/piemu/images/default", f"/var/lib/piemu/images/{image}"
+    os.mkdir(dst)
+    try:
+        for f in ("kernel", "dtb", "meta"):
+            shutil.copy(os.path.join(src, f), dst)
+        with open(os.path.join(dst, "sd.img"), "wb") as f:  # a qcow2 header and nothing behind it
+            f.write(b"QFI\xfb" + bytes(20) + (64 << 20).to_bytes(8, "big") + bytes(100))
+        subprocess.run(["chown", "-R", "piemu:piemu", dst], check=True)
+        yield image
+    finally:
+        shutil.rmtree(dst)
+
+
+def props_of(users, short, path):
+    r = users.call(short, path, "org.freedesktop.DBus.Properties", "GetAll", "(s)", [BOARD_IFACE])
+    assert r["ok"], r
+    return r["result"][0]
+
+
+def test_strangers_see_names_and_states_not_cmdline_or_errors(bus, users, broken_image):
+    """The README's security model: a board's name, owner, image, model and state are public;
+    its Cmdline and LastError are the owner's (and root's), in Get, GetAll and GetManagedObjects
+    alike, and no signal carries them to anyone."""
+    name, secret = pb.unique_name("priv"), pb.unique_name("token")
+    pb.CREATED.add(name)
+    bob = users.spawn("bob", "listen-bodies", "12")
+    assert json.loads(bob.stdout.readline())["listening"]
+    r = users.call("alice", MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})",
+                   [name, broken_image, {"cmdline": f"quiet piemu.secret={secret}"}])
+    assert r["ok"], r
+    path = r["result"][0]
+    try:
+        r = users.call("alice", path, BOARD_IFACE, "Start")
+        assert not r["ok"] and r["error"] == "org.piemu.Error.Failed", r
+        mine = props_of(users, "alice", path)
+        assert secret in mine["Cmdline"] and "Failed to start board" in mine["LastError"], mine
+        b = pb.Board(bus, name, path)  # root
+        assert secret in b.prop("Cmdline") and b.prop("LastError") == mine["LastError"]
+
+        theirs = props_of(users, "bob", path)
+        assert theirs["Cmdline"] == "" and theirs["LastError"] == "", theirs
+        assert (theirs["Name"], theirs["Image"], theirs["State"], theirs["Owner"]) == \
+            (name, broken_image, "stopped", mine["Owner"]), theirs
+        for prop in ("Cmdline", "LastError"):
+            r = users.call("bob", path, "org.freedesktop.DBus.Properties", "Get", "(ss)", [BOARD_IFACE, prop])
+            assert r["ok"] and r["result"][0] == "", (prop, r)
+        r = users.call("bob", MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+        assert r["ok"], r
+        objs = r["result"][0]
+        assert objs[path][BOARD_IFACE]["State"] == "stopped"
+        assert objs[path][BOARD_IFACE]["Cmdline"] == "" and objs[path][BOARD_IFACE]["LastError"] == ""
+        r = users.call("alice", MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+        assert secret in r["result"][0][path][BOARD_IFACE]["Cmdline"]
+    finally:
+        users.call("alice", MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", [name])
+    out, _ = bob.communicate(timeout=60)
+    signals = json.loads(out.splitlines()[-1])["signals"]
+    # The positive control: bob did hear this board come and go and change state.
+    members = [m for _, m, _ in signals]
+    assert "BoardAdded" in members and "BoardRemoved" in members, members
+    assert any(m == "PropertiesChanged" and "'starting'" in body for _, m, body in signals), signals
+    assert any(m == "PropertiesChanged" and "LastError" in body for _, m, body in signals), signals
+    for _, member, body in signals:
+        assert secret not in body and "Failed to start" not in body, (member, body)
+
+
+@pytest.mark.boot
+def test_other_users_cannot_read_a_boards_sd_card(bus, users):
+    """A running board's overlay (its SD card, with whatever the guest wrote) is 0600 and out of
+    every other user's reach; catalog files are readable (images are shared) but writable by
+    nobody but piemu."""
+    b = pb.Board.create(bus)
+    try:
+        b.call("Start")
+        vol = f"/var/lib/piemu/overlays/{b.name}.qcow2"
+        st = os.stat(vol)
+        assert st.st_mode & 0o077 == 0, oct(st.st_mode)
+        r = users.run("bob", "read-file", vol)[-1]
+        assert not r["ok"] and r["error"] == "EACCES", r
+        r = users.run("alice", "read-file", vol)[-1]
+        assert not r["ok"] and r["error"] == "EACCES", r
+    finally:
+        b.delete()
+    for root, dirs, files in os.walk("/var/lib/piemu/images"):
+        for f in dirs + files:
+            st = os.lstat(os.path.join(root, f))
+            assert st.st_mode & 0o022 == 0, (os.path.join(root, f), oct(st.st_mode))
