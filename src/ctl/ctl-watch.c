@@ -28,6 +28,7 @@ typedef struct Watcher {
         char *owner;      /* unique bus name of piemud */
         bool waiting;     /* wait rather than watch */
         bool initialized; /* the current values were read: changes from now on are events */
+        bool watching;    /* Watch() succeeded: say Unwatch() when done */
 
         /* watch: serial output is printed line by line, each line stamped with the arrival of its
          * first byte; a line without newline (a shell prompt) is printed after a short pause. */
@@ -63,6 +64,15 @@ static void watcher_done(Watcher *w) {
 }
 
 static void quit(Watcher *w, int code) {
+        /* Leaving the bus ends the subscription too, but say so: piemud stops sending at once, and
+         * a connection that outlives the command (a bridge to another host) is not left subscribed.
+         * Sent without waiting; sd-bus flushes it when the loop exits. A board or piemud already
+         * gone is no error here. */
+        if (w->watching && w->bus) {
+                (void)sd_bus_call_method_async(w->bus, NULL, PIEMU_BUS_NAME, w->path, PIEMU_BOARD_IFACE,
+                                               "Unwatch", NULL, NULL, NULL);
+                w->watching = false;
+        }
         (void)sd_event_exit(w->event, code);
 }
 
@@ -567,6 +577,7 @@ static int setup(Watcher *w, bool call_watch) {
                              "watch the board", w->name, NULL, NULL);
                 if (r != CTL_EXIT_OK)
                         return r;
+                w->watching = true;
         }
         /* From here on nothing asks for a password: free the terminal. */
         polkit_agent_close();

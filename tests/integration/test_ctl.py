@@ -20,6 +20,9 @@ import uuid
 
 import pytest
 
+from conftest import _require
+import piemu_bus as pb
+
 PIEMUCTL = os.environ.get("PIEMUCTL", "piemuctl")
 BOOT_TIMEOUT = float(os.environ.get("PIEMU_BOOT_TIMEOUT", "120"))
 # The busybox prompt: "piemu:/# " or "piemu:~# " depending on the directory.
@@ -37,8 +40,10 @@ BOARD_VERBS = [
 
 
 def unique(prefix="t-ctl"):
-    # "t-" prefix: the integration conftest checks that no piemu-t-* domain or t-* volume leaks.
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    # Every name made here joins the session's leak check (conftest: no domain or volume left).
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    pb.CREATED.add(name)
+    return name
 
 
 def ctl(*args, env=None, timeout=180, stdin=subprocess.DEVNULL):
@@ -96,7 +101,7 @@ def stopped_board(daemon):
 def private_bus(tmp_path):
     """A dbus-daemon of our own where nobody owns org.piemu: piemud "not running"."""
     if not shutil.which("dbus-daemon"):
-        pytest.skip("dbus-daemon is not installed")
+        _require("dbus-daemon is not installed")
     conf = tmp_path / "bus.conf"
     conf.write_text(
         '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
@@ -493,6 +498,25 @@ def test_watch_serial(running_board):
     assert banner.startswith(b"Watching board " + running_board.encode())
 
 
+def test_watch_says_unwatch_when_it_ends(stopped_board):
+    """Ctrl-C ends `piemuctl watch` with an Unwatch() call, seen on the bus by a root monitor."""
+    mon = subprocess.Popen(["dbus-monitor", "--system",
+                            f"type='method_call',interface='org.piemu.Board',path_namespace='/org/piemu/board'"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.5)
+        proc = start_watch(stopped_board)
+        wait_subscribed(proc)
+        assert stop_watch(proc) == 0, proc.stderr.read()
+        time.sleep(0.5)
+    finally:
+        mon.terminate()
+    seen = mon.communicate(timeout=10)[0]
+    members = re.findall(r"member=(\w+)", seen)
+    assert "Watch" in members and "Unwatch" in members, seen
+    assert members.index("Unwatch") > members.index("Watch"), members
+
+
 def test_watch_gpio(running_board):
     ok("wait", running_board, "--ready", f"--timeout={BOOT_TIMEOUT}s", timeout=BOOT_TIMEOUT + 30)
     ok("set-pin", running_board, "22", "0")
@@ -587,11 +611,11 @@ def test_import_and_remove_image(daemon, tmp_path):
 def test_unprivileged_user(running_board, piemuctl_bin):
     """Without authorization: 5, and a message; what is public still works."""
     if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+        _require("setpriv (util-linux) is not installed")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", piemuctl_bin]
     probe = subprocess.run(nobody + ["--version"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"{piemuctl_bin} cannot be run by nobody: {probe.stderr.strip()}")
+        _require(f"{piemuctl_bin} cannot be run by nobody: {probe.stderr.strip()}")
 
     def run(*args):
         return subprocess.run(nobody + list(args), capture_output=True, text=True, timeout=60,
@@ -658,7 +682,7 @@ def password_user(daemon):
     import pwd
 
     if not shutil.which("setpriv") or not shutil.which("chpasswd"):
-        pytest.skip("setpriv and chpasswd are needed")
+        _require("setpriv and chpasswd are needed")
     try:
         pwd.getpwnam(PW_USER)
     except KeyError:

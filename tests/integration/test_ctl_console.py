@@ -18,6 +18,8 @@ import uuid
 
 import pytest
 
+import piemu_bus as pb
+
 PIEMUCTL = os.environ.get("PIEMUCTL", "piemuctl")
 BOOT_TIMEOUT = float(os.environ.get("PIEMU_BOOT_TIMEOUT", "120"))
 PROMPT = re.compile(rb"piemu:[^ ]*# ")
@@ -26,7 +28,9 @@ EXIT_NOT_FOUND, EXIT_STATE = 3, 4
 
 
 def unique():
-    return f"t-ctl-{uuid.uuid4().hex[:8]}"
+    name = f"t-ctl-{uuid.uuid4().hex[:8]}"
+    pb.CREATED.add(name)  # joins the session's leak check (conftest)
+    return name
 
 
 def ctl(*args, timeout=180):
@@ -179,13 +183,21 @@ def test_console_keys_reach_the_guest(board, console_factory):
     assert c.proc.poll() is None, "Ctrl-C ended piemuctl instead of reaching the guest"
     # The command line itself may be echoed late; its output would be a line of its own.
     assert not re.search(rb"\nslept-" + token.encode(), c.out[mark:])
-    # A single or double ^] is passed on, not swallowed, once the 1 s window has passed.
-    c.write(b"\x1d")
+    # A single or double ^] is passed on, not swallowed, once the 1 s window has passed: od in
+    # the guest shows the bytes it read (octal 035).
+    mark = len(c.out)
+    c.write(b"od -An -to1\r")
+    time.sleep(1)
+    c.write(b"A\x1d")
     time.sleep(1.5)
-    c.write(b"\x1d\x1d")
+    c.write(b"\x1d\x1dB\r")
     time.sleep(1.5)
     assert c.proc.poll() is None, "^] spread over more than 1s must not leave"
-    c.write(b"\x15")  # ^U: clear the line of the ^] characters in the guest's shell
+    c.write(b"\x04")  # end of input for od
+    deadline = time.monotonic() + 10
+    while not re.search(rb"101 +035 +035 +035 +102", c.out[mark:]):
+        assert time.monotonic() < deadline, f"the guest did not read the ^] bytes: {c.out[mark:]!r}"
+        c.drain(0.2)
     c.write(ESCAPE)
     assert c.wait() == 0
     assert c.modes() == c.before
@@ -237,5 +249,16 @@ def test_console_board_stops(daemon, console_factory):
 
 def test_console_stdin_not_a_tty(board):
     """Piped input is forwarded and end of file ends the session."""
-    r = subprocess.run([PIEMUCTL, "console", board], input=b"true\n", capture_output=True, timeout=30)
+    token = uuid.uuid4().hex[:8]
+    r = subprocess.run([PIEMUCTL, "console", board], input=f"echo piped-{token} > /tmp/piped\n".encode(),
+                       capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
+    # The guest ran it: read the file back through a second piped session.
+    deadline = time.monotonic() + 20
+    while True:
+        r = subprocess.run([PIEMUCTL, "console", board], input=b"cat /tmp/piped; sleep 2\n",
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        if f"piped-{token}".encode() in r.stdout:
+            break
+        assert time.monotonic() < deadline, r.stdout

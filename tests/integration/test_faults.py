@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from conftest import _require
+
 import piemu_bus as pb
 from test_lifecycle import kill_libvirtd, piemud_pid, restart_piemud, start_libvirtd
 
@@ -185,7 +187,7 @@ def test_full_overlay_filesystem(bus, board_factory):
     nothing behind; with room again, it starts."""
     pool = "/var/lib/piemu/overlays"
     if os.path.ismount(pool):
-        pytest.skip(f"{pool} is a mount point here already")
+        _require(f"{pool} is a mount point here already")
     b = board_factory()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0711", "tmpfs", pool], check=True)
     try:

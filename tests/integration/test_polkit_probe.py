@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from conftest import _require
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NAME = "org.piemu.test.PolkitProbe"
 PATH = "/org/piemu/test/PolkitProbe"
@@ -227,10 +229,10 @@ def bus_name_owned(name):
 @pytest.fixture(scope="module")
 def probe_binary():
     if os.geteuid() != 0:
-        pytest.skip("needs root: installs bus policy, polkit rules and test users")
+        _require("needs root: installs bus policy, polkit rules and test users")
     probe = find_probe()
     if not probe:
-        pytest.skip("polkit-probe not built (set PIEMU_POLKIT_PROBE or build into build*/)")
+        _require("polkit-probe not built (set PIEMU_POLKIT_PROBE or build into build*/)")
     # The system bus and polkitd must be up; start them the way the set-up path does.
     if not (run(["busctl", "--system", "list"]).returncode == 0 and
             bus_name_owned("org.freedesktop.PolicyKit1")):
