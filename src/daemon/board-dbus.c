@@ -223,7 +223,8 @@ static bool caller_sees_private(Board *b, sd_bus *bus) {
         member = sd_bus_message_get_member(m);
         if (!iface || !member)
                 return false;
-        if (!(streq(iface, "org.freedesktop.DBus.Properties") && (streq(member, "Get") || streq(member, "GetAll"))) &&
+        if (!(streq(iface, "org.freedesktop.DBus.Properties") &&
+              (streq(member, "Get") || streq(member, "GetAll"))) &&
             !(streq(iface, "org.freedesktop.DBus.ObjectManager") && streq(member, "GetManagedObjects")))
                 return false; /* e.g. the InterfacesAdded a CreateBoard call emits: a broadcast */
         if (polkit_registry_peek_uid(b->manager->polkit, m, &uid) <= 0)
