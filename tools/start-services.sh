@@ -92,8 +92,12 @@ ensure_dirs() {
     else
         install -d -m 0755 -o piemu -g piemu /var/lib/piemu /var/lib/piemu/images
         install -d -m 0711 -o root -g root /var/lib/piemu/overlays
+        install -d -m 0755 -o piemu -g piemu /run/piemu
+        install -d -m 2750 -o piemu -g libvirt-qemu /run/piemu/qtest
     fi
-    say "state directories under /var/lib/piemu ready"
+    # tmpfiles leaves an existing directory's mode alone on some versions: make sure.
+    chown piemu:libvirt-qemu /run/piemu/qtest && chmod 2750 /run/piemu/qtest
+    say "state directories under /var/lib/piemu and /run/piemu ready"
 }
 
 start_dbus() {

@@ -261,9 +261,22 @@ int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **re
         return 0;
 }
 
+int qtest_chardev_arg(const char *socket_path, char **ret) {
+        char *s;
+
+        /* A path with a comma would be split into options by QEMU's parser. */
+        if (!socket_path || socket_path[0] != '/' || strpbrk(socket_path, ",=\n"))
+                return -EINVAL;
+        if (asprintf(&s, "unix:%s,reconnect-ms=%u", socket_path, QTEST_RECONNECT_MS) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
 int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
                      char **ret) {
         _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL, *e_emulator = NULL;
+        _cleanup_free_ char *qtest = NULL, *e_qtest = NULL;
         _cleanup_free_ char *e_kernel = NULL, *e_dtb = NULL, *e_initrd = NULL, *e_cmdline = NULL;
         Builder b;
         int r;
@@ -292,12 +305,19 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         if (emulator && (emulator[0] != '/' || (r = xml_escape(emulator, &e_emulator)) < 0))
                 return r < 0 ? r : -EINVAL;
 
+        if (img->qtest_socket && ((r = qtest_chardev_arg(img->qtest_socket, &qtest)) < 0 ||
+                                  (r = xml_escape(qtest, &e_qtest)) < 0))
+                return r;
+
         if (uuid && (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdef-") != 36))
                 return -EINVAL;
         r = builder_open(&b);
         if (r < 0)
                 return r;
-        fprintf(b.f, "<domain type='qemu'>\n");
+        if (e_qtest)
+                fprintf(b.f, "<domain type='qemu' xmlns:qemu='%s'>\n", QEMU_XML_NS);
+        else
+                fprintf(b.f, "<domain type='qemu'>\n");
         if (uuid)
                 fprintf(b.f, "  <uuid>%s</uuid>\n", uuid);
         /* raspi3b is fixed hardware: 1 GiB and four Cortex-A53 cores, nothing else is accepted by QEMU. */
@@ -350,9 +370,19 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "      <target port='1'/>\n"
                 "    </serial>\n"
                 "    <memballoon model='none'/>\n"
-                "  </devices>\n"
-                "</domain>\n",
+                "  </devices>\n",
                 PIEMU_POOL_NAME, vol, (unsigned)c->serial_port, (unsigned)c->gpio_port);
+        /* libvirt has no XML for qtest. It marks the domain tainted (custom-argv) for this, which
+         * only says that libvirt did not vet the argument: QEMU dials piemud's socket, in a
+         * directory only piemud and QEMU can reach (see README). */
+        if (e_qtest)
+                fprintf(b.f,
+                        "  <qemu:commandline>\n"
+                        "    <qemu:arg value='-qtest'/>\n"
+                        "    <qemu:arg value='%s'/>\n"
+                        "  </qemu:commandline>\n",
+                        e_qtest);
+        fprintf(b.f, "</domain>\n");
         return builder_finish(&b, ret);
 }
 
@@ -439,6 +469,27 @@ int board_volume_name(const char *board, char **ret) {
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+bool domain_xml_has_qtest(const char *xml) {
+        xmlDoc *doc = xml ? read_xml(xml) : NULL;
+        const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+        bool found = false;
+
+        for (const xmlNode *n = root ? root->children : NULL; n && !found; n = n->next) {
+                if (n->type != XML_ELEMENT_NODE || !n->ns || !n->ns->href ||
+                    xmlStrcmp(n->ns->href, (const xmlChar *)QEMU_XML_NS) != 0 ||
+                    xmlStrcmp(n->name, (const xmlChar *)"commandline") != 0)
+                        continue;
+                for (const xmlNode *a = n->children; a && !found; a = a->next) {
+                        xmlChar *v =
+                                a->type == XML_ELEMENT_NODE ? xmlGetProp(a, (const xmlChar *)"value") : NULL;
+                        found = v && xmlStrcmp(v, (const xmlChar *)"-qtest") == 0;
+                        xmlFree(v);
+                }
+        }
+        xmlFreeDoc(doc);
+        return found;
 }
 
 bool domain_xml_has_tls_lines(const char *xml) {

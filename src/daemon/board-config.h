@@ -10,6 +10,9 @@
 #define PIEMU_METADATA_URI    "https://piemu.org/xmlns/board/1"
 #define PIEMU_METADATA_PREFIX "piemu"
 #define PIEMU_DEFAULT_MODEL   "raspi3b"
+#define QEMU_XML_NS           "http://libvirt.org/schemas/domain/qemu/1.0"
+/* QEMU dials the qtest socket again this soon after losing it (piemud restarted). */
+#define QTEST_RECONNECT_MS 1000u
 
 /* Everything piemu needs to know about a board. It lives in the libvirt domain's
  * <metadata>, so libvirt stays the only registry; this struct is what that XML
@@ -33,6 +36,9 @@ typedef struct ImagePaths {
         const char *sd;
         const char *sd_format; /* "raw" or "qcow2" */
         const char *cmdline;   /* the image's own kernel arguments */
+        /* piemud's listening socket for QEMU's qtest channel (GPIO with no agent in the guest), or
+         * NULL: the board then has GPIO only through a shim in the guest. */
+        const char *qtest_socket;
 } ImagePaths;
 
 void board_config_done(BoardConfig *c);
@@ -63,3 +69,7 @@ int board_volume_name(const char *board, char **ret);
 /* True if a live domain XML has piemu's TLS lines (QEMU dials piemud), false for the plain TCP
  * listeners of boards started by an older piemu. */
 bool domain_xml_has_tls_lines(const char *xml);
+/* Pure: true if the domain XML gives QEMU a qtest channel (piemu's agentless GPIO path). */
+bool domain_xml_has_qtest(const char *xml);
+/* The -qtest argument that makes QEMU dial `socket_path` (and dial again after piemud restarts). */
+int qtest_chardev_arg(const char *socket_path, char **ret);

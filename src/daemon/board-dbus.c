@@ -109,6 +109,17 @@ static int check_running(Board *b, sd_bus_error *error) {
         return 0;
 }
 
+/* Levels come from QEMU itself on the qtest path: until the first read on a connection (piemud just
+ * restarted, QEMU is dialing) they are not known, and guessing "low" would be a lie. */
+static int check_levels_known(Board *b, sd_bus_error *error) {
+        if (b->gpio_qtest && !b->qtest_levels_known)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "The GPIO levels of board %s are not known yet (QEMU is connecting "
+                                         "its qtest channel); try again.",
+                                         b->config.name);
+        return 0;
+}
+
 static int method_get_pin(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Board *b = userdata;
         unsigned pin = 0;
@@ -119,6 +130,8 @@ static int method_get_pin(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return r;
         VERIFY_OR_RETURN(b, m, "get-pin", error);
         r = check_running(b, error);
+        if (r >= 0)
+                r = check_levels_known(b, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "b", (int)!!(b->levels & (UINT64_C(1) << pin)));
@@ -132,6 +145,8 @@ static int method_get_pins(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
         VERIFY_OR_RETURN(b, m, "get-pin", error);
         r = check_running(b, error);
+        if (r >= 0)
+                r = check_levels_known(b, error);
         if (r < 0)
                 return r;
         for (unsigned i = 0; i < GPIO_PROTO_NPINS; i++)
@@ -279,6 +294,12 @@ static int property_get_port(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_append(reply, "q", v);
 }
 
+static int property_get_gpio_path(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        return sd_bus_message_append(reply, "s", b->gpio_qtest ? "qtest" : "shim");
+}
+
 static int property_get_dropped(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Board *b = userdata;
@@ -301,6 +322,9 @@ const sd_bus_vtable board_vtable[] = {
         /* Private (see caller_sees_private): the change signal names the property, not its value. */
         SD_BUS_PROPERTY("LastError", "s", property_get_config_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        /* "qtest" (QEMU's own view of the pins, no agent needed in the guest) or "shim" (a board
+         * started by an older piemu, or a host without the qtest directory). Set at each Start. */
+        SD_BUS_PROPERTY("GpioPath", "s", property_get_gpio_path, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* A counter that a flooding guest bumps constantly: not worth a signal per change. */
         SD_BUS_PROPERTY("DroppedGpioLines", "t", property_get_dropped, 0, 0),
         SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),

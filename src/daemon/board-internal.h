@@ -14,6 +14,20 @@ void board_set_guest_ready(Board *b, bool ready);
 void board_console_on_data(Serial *s, const uint8_t *data, size_t n, void *userdata);
 void board_console_clients_drop(Board *b);
 
+/* board.c: resume a paused start once everything QEMU dials is connected. */
+void board_lines_maybe_ready(Board *b);
+
+/* board-qtest.c: the agentless GPIO path. */
+/* How often GPLEV is read to catch changes QEMU fires no IRQ for: the most such a change is late. */
+#define QTEST_RECONCILE_USEC (20 * 1000ULL)
+int board_qtest_socket_path(Board *b, char **ret);
+int board_qtest_listen(Board *b);
+void board_qtest_close(Board *b);
+bool board_qtest_connected(Board *b);
+int board_qtest_set_pin(Board *b, unsigned pin, bool value);
+void board_qtest_apply_driven(Board *b);
+
 /* board-gpio.c */
+void board_gpio_level_changed(Board *b, unsigned pin, bool value, uint64_t ts);
 void board_gpio_on_data(Serial *s, const uint8_t *data, size_t n, void *userdata);
 void board_gpio_send(Board *b, const char *line, int len);

@@ -191,6 +191,7 @@ static void board_disconnect(Board *b) {
         b->console = serial_free(b->console);
         b->gpio = serial_free(b->gpio);
         b->console_up = b->gpio_up = false;
+        board_qtest_close(b);
         watchers_detach(&b->watchers);
         gpio_parser_init(&b->parser);
         board_set_guest_ready(b, false);
@@ -236,8 +237,7 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
                 }
                 if (b->state == BOARD_RUNNING)
                         log_info("board %s: %s line up", b->config.name, is_console ? "serial" : "GPIO");
-                if (b->state == BOARD_STARTING && b->waiting_for_lines && b->console_up && b->gpio_up)
-                        resume_guest(b);
+                board_lines_maybe_ready(b);
                 return;
         }
         if (is_console)
@@ -322,6 +322,15 @@ static int open_lines(Board *b, bool fixed, bool plain) {
         if (r < 0) {
                 board_disconnect(b);
                 return r;
+        }
+        if (b->gpio_qtest) {
+                r = board_qtest_listen(b);
+                if (r < 0) {
+                        log_error_errno(r, "board %s: cannot listen for QEMU's qtest channel: %m",
+                                        b->config.name);
+                        board_disconnect(b);
+                        return r;
+                }
         }
         b->config.serial_port = serial_port(b->console);
         b->config.gpio_port = serial_port(b->gpio);
@@ -473,17 +482,28 @@ static int on_lines_timeout(sd_event_source *src, uint64_t usec, void *userdata)
                 return 0;
         b->waiting_for_lines = false;
         start_failed(b, -ETIMEDOUT,
-                     b->console_up ? "QEMU did not connect its GPIO line (is TLS set up? see piemud(8))"
-                                   : "QEMU did not connect its serial line (is TLS set up? see piemud(8))");
+                     !b->console_up ? "QEMU did not connect its serial line (is TLS set up? see piemud(8))"
+                     : !b->gpio_up  ? "QEMU did not connect its GPIO line (is TLS set up? see piemud(8))"
+                                    : "QEMU did not connect its qtest channel (see piemud(8), --qtest-dir)");
         return 0;
 }
 
-/* The domain exists and is paused: resume once QEMU has connected both lines. */
+static bool lines_ready(Board *b) {
+        return b->console_up && b->gpio_up && (!b->gpio_qtest || board_qtest_connected(b));
+}
+
+void board_lines_maybe_ready(Board *b) {
+        if (b->state == BOARD_STARTING && b->waiting_for_lines && lines_ready(b))
+                resume_guest(b);
+}
+
+/* The domain exists and is paused: resume once QEMU has connected both lines (and its qtest
+ * channel, on the agentless GPIO path). */
 static void wait_for_lines(Board *b) {
         int r;
 
         b->waiting_for_lines = true;
-        if (b->console_up && b->gpio_up) {
+        if (lines_ready(b)) {
                 resume_guest(b);
                 return;
         }
@@ -529,6 +549,7 @@ static int board_domain_xml(Board *b, const Image *img, char **ret) {
                 .sd = img->sd,
                 .sd_format = img->sd_format,
                 .cmdline = img->cmdline,
+                .qtest_socket = b->gpio_qtest ? b->qtest_socket : NULL,
         };
         return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, b->manager->emulator,
                                 ret);
@@ -562,6 +583,7 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                         b->config.name, strempty(problem));
         /* piemud listens before QEMU exists: the ports are ours from the first moment, and nobody can
          * be in QEMU's way, because QEMU is the one who dials. */
+        b->gpio_qtest = b->manager->qtest_dir != NULL;
         r = open_lines(b, false, false);
         if (r >= 0)
                 r = job_new(b, &j);
@@ -583,6 +605,7 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         b->pending = sd_bus_message_ref(reply_to);
         b->levels = 0;
         b->dropped_lines = 0;
+        (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "GpioPath", NULL);
         set_state(b, BOARD_STARTING);
         return 0;
 }
@@ -798,7 +821,7 @@ static void cleanup_leftovers(Board *b) {
                 job_free(j);
 }
 
-void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines) {
+void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
         assert(b->op == BOARD_OP_NONE);
         if (b->needs_cleanup && (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED)) {
                 /* A Start that failed while libvirtd was away may have left a paused domain. */
@@ -809,6 +832,7 @@ void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_
                 if (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED) {
                         log_info("board %s: started while piemud could not see it; taking over its lines",
                                  b->config.name);
+                        b->gpio_qtest = qtest;
                         (void)board_attach(b, paused, !tls_lines);
                 }
                 return;
@@ -890,8 +914,11 @@ void board_domain_stopped(Board *b, bool crashed) {
 }
 
 void board_guest_rebooted(Board *b) {
-        /* The shim comes back with a HELLO, and then gets its driven levels again. */
+        /* The shim comes back with a HELLO, and then gets its driven levels again. On the qtest path,
+         * QEMU reset the GPIO block: drive them again now. */
         log_info("board %s: the guest rebooted", b->config.name);
         gpio_parser_init(&b->parser);
         board_set_guest_ready(b, false);
+        if (b->gpio_qtest)
+                board_qtest_apply_driven(b);
 }

@@ -72,6 +72,14 @@ struct Board {
         uint64_t driven_mask, driven_values;
         bool guest_ready;
         uint64_t dropped_lines;
+        /* The agentless GPIO path (board-qtest.c): set when the domain has a qtest channel. */
+        bool gpio_qtest;
+        char *qtest_socket;               /* piemud's listening socket QEMU dials */
+        sd_event_source *qtest_listener;  /* owns the listening fd */
+        struct Qtest *qtest;              /* QEMU's connection, while there is one */
+        sd_event_source *qtest_timer;     /* GPLEV read every QTEST_RECONCILE_USEC */
+        bool qtest_reading, qtest_reread; /* a GPLEV read in flight; another wanted after it */
+        bool qtest_levels_known;          /* GPLEV read at least once on this connection */
 };
 
 int board_new(Manager *m, const BoardConfig *c, Board **ret);
@@ -95,7 +103,7 @@ int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 int board_attach(Board *b, bool paused, bool plain_lines);
 void board_domain_stopped(Board *b, bool crashed);
 /* After a reconnect to libvirtd: how the domain is now (no operation may be in flight). */
-void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines);
+void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest);
 void board_guest_rebooted(Board *b);
 
 /* Returns one end of a socket pair relayed to the console (raw bytes both ways). */

@@ -25,6 +25,7 @@ static bool arg_user_bus = false;
 static bool arg_tcg_multi = false;
 static const char *arg_tls_dir = NULL;
 static const char *arg_qemu_user = "libvirt-qemu";
+static const char *arg_qtest_dir = QTEST_DIR_DEFAULT;
 
 static void help(void) {
         printf("Usage: piemud [OPTIONS...]\n"
@@ -56,6 +57,13 @@ static void help(void) {
                "     --qemu-user=USER     The user libvirt runs QEMU as; only its connections (and\n"
                "                          root's) may become a board's line (default: libvirt-qemu;\n"
                "                          \"\" checks the certificate only)\n"
+               "     --qtest-dir=DIR      Where QEMU dials each board's qtest channel, piemud's view\n"
+               "                          of the GPIO pins with no agent in the guest (default: %s).\n"
+               "                          It must be owned by piemud's user, set-group-ID to QEMU's\n"
+               "                          group and closed to others (2750): whoever reaches a qtest\n"
+               "                          socket reads and writes the guest's memory. If it is not,\n"
+               "                          boards get GPIO through a guest shim only. \"\" turns the\n"
+               "                          qtest path off.\n"
                "\n"
                "Files:\n"
                "  %s/<name>/{kernel,dtb,sd.img,meta[,initrd]}   the image catalog\n"
@@ -72,8 +80,8 @@ static void help(void) {
                "and are picked up again at the next start.\n"
                "\n"
                "See piemud(8) and piemuctl(1).\n",
-               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT, PIEMU_IMAGES_DIR,
-               PIEMU_POOL_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT);
+               PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT, QTEST_DIR_DEFAULT,
+               PIEMU_IMAGES_DIR, PIEMU_POOL_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -86,6 +94,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TCG_THREADS,
                 ARG_TLS_DIR,
                 ARG_QEMU_USER,
+                ARG_QTEST_DIR,
         };
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
@@ -97,6 +106,7 @@ static int parse_argv(int argc, char *argv[]) {
                 {"tcg-threads", required_argument, NULL, ARG_TCG_THREADS},
                 {"tls-dir", required_argument, NULL, ARG_TLS_DIR},
                 {"qemu-user", required_argument, NULL, ARG_QEMU_USER},
+                {"qtest-dir", required_argument, NULL, ARG_QTEST_DIR},
                 {},
         };
         int c, l;
@@ -147,6 +157,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_QEMU_USER:
                         arg_qemu_user = optarg;
+                        break;
+                case ARG_QTEST_DIR:
+                        arg_qtest_dir = optarg;
                         break;
                 case '?':
                         return -EINVAL;
@@ -230,6 +243,8 @@ static int run(int argc, char *argv[]) {
                                     "(see --qemu-user)",
                                     arg_qemu_user);
         }
+        if (r >= 0 && !isempty(arg_qtest_dir))
+                r = manager_set_qtest_dir(m, arg_qtest_dir);
         if (r >= 0) {
                 _cleanup_free_ char *problem = NULL;
                 TlsCreds *creds;

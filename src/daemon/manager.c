@@ -7,6 +7,7 @@
 
 #include <libvirt/virterror.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "board.h"
@@ -101,6 +102,7 @@ Manager *manager_free(Manager *m) {
         free(m->pool_dir);
         free(m->emulator);
         free(m->tls_dir);
+        free(m->qtest_dir);
         tls_creds_unref(m->tls);
         sd_event_unref(m->event);
         free(m);
@@ -179,6 +181,40 @@ int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem) {
                 log_info("TLS credentials for the serial lines loaded from %s", m->tls_dir);
         }
         *ret = m->tls;
+        return 0;
+}
+
+int manager_set_qtest_dir(Manager *m, const char *dir) {
+        struct stat st;
+        const char *problem = NULL;
+        char *copy;
+
+        /* At start-up, before anything is served: a blocking stat is fine. */
+        if (dir[0] != '/')
+                problem = "not an absolute path";
+        else if (stat(dir, &st) < 0)
+                problem = errno == ENOENT ? "missing (tools/start-services.sh or systemd-tmpfiles makes it)"
+                                          : "cannot be read";
+        else if (!S_ISDIR(st.st_mode))
+                problem = "not a directory";
+        else if (st.st_uid != geteuid())
+                problem = "not owned by piemud's user";
+        else if (st.st_mode & 0007)
+                problem = "open to other users";
+        else if (m->qemu_uid != (uid_t)-1 && m->qemu_uid != 0 && !(st.st_mode & S_ISGID))
+                problem = "not set-group-ID (QEMU could not connect to the sockets)";
+        if (problem) {
+                log_warning(
+                        "Not using %s for qtest channels: %s. Boards get GPIO through a guest shim only.",
+                        dir, problem);
+                return 0;
+        }
+        copy = strdup(dir);
+        if (!copy)
+                return log_oom();
+        free(m->qtest_dir);
+        m->qtest_dir = copy;
+        log_info("qtest channels for agentless GPIO in %s", dir);
         return 0;
 }
 
@@ -443,6 +479,7 @@ static int add_found_board(Manager *m, const VmDomainInfo *d) {
         if (d->active) {
                 log_info("board %s: found %s, taking over its lines", b->config.name,
                          d->paused ? "paused" : "running");
+                b->gpio_qtest = d->qtest && m->qtest_dir;
                 (void)board_attach(b, d->paused, !d->tls_lines);
         } else
                 log_debug("board %s: found, stopped", b->config.name);
@@ -473,7 +510,7 @@ static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n) {
                         manager_remove_board(m, b); /* shifts the array: same i again */
                         continue;
                 }
-                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines);
+                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines, d->qtest && m->qtest_dir);
                 i++;
         }
         for (size_t i = 0; i < n; i++)

@@ -31,6 +31,9 @@ typedef struct Manager {
         char *tls_dir;  /* piemud's TLS credentials for the lines */
         TlsCreds *tls;  /* loaded from tls_dir, at start-up or at the first Start that finds them */
         uid_t qemu_uid; /* the only uid (besides root) a line's peer may have; (uid_t)-1: not checked */
+        /* Where QEMU dials the boards' qtest channels (the agentless GPIO path); NULL when the
+         * directory is missing or others could reach it: boards then have GPIO through a shim only. */
+        char *qtest_dir;
         Board **boards;
         size_t n_boards, n_alloc;
         Board **gc; /* removed boards, unreferenced from gc_source (never inside their callbacks) */
@@ -63,6 +66,9 @@ void manager_remove_board(Manager *m, Board *b);
  * which file is missing or wrong. */
 int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem);
 bool manager_image_in_use(Manager *m, const char *image);
+/* Uses `dir` for the boards' qtest sockets if only piemud and QEMU can reach it (see --qtest-dir);
+ * otherwise logs why and leaves the qtest path off. Negative errno only for out of memory. */
+int manager_set_qtest_dir(Manager *m, const char *dir);
 /* The bus error for image_load()'s failure r: NoSuchImage when it is not there, Failed saying what
  * is wrong when it is there but broken. */
 int manager_image_error(sd_bus_error *error, const char *image, int r);

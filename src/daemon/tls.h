@@ -11,6 +11,8 @@
 /* The documented place of piemud's credentials (piemud(8)): ca-cert.pem, server-cert.pem and
  * server-key.pem, the key readable by the piemu user only. */
 #define TLS_DIR_DEFAULT "/etc/piemu/tls"
+/* piemud listens there for QEMU's qtest channels (board-qtest.c). */
+#define QTEST_DIR_DEFAULT "/run/piemu/qtest"
 
 typedef struct TlsCreds TlsCreds;
 

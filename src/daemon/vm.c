@@ -288,9 +288,10 @@ int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, ch
                         if (l[n].active) {
                                 /* The live definition says how its lines were made. */
                                 _cleanup_free_ char *xml = virDomainGetXMLDesc(doms[i], 0);
-                                if (xml)
+                                if (xml) {
                                         l[n].tls_lines = domain_xml_has_tls_lines(xml);
-                                else
+                                        l[n].qtest = domain_xml_has_qtest(xml);
+                                } else
                                         virResetLastError();
                         }
                         n++;

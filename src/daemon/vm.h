@@ -39,6 +39,7 @@ typedef struct VmDomainInfo {
         bool paused;
         bool crashed;   /* inactive because it crashed */
         bool tls_lines; /* active, and its serial lines are TLS (else plain TCP from an older piemu) */
+        bool qtest;     /* active, and QEMU has a qtest channel (the agentless GPIO path) */
 } VmDomainInfo;
 int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, char **ret_error);
 void vm_domain_info_free_many(VmDomainInfo *l, size_t n);

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The agentless GPIO path: QEMU's qtest channel, next to normal TCG emulation.
+ *
+ * piemud listens on a Unix socket in a directory only it and QEMU can reach (manager_qtest_dir_check)
+ * and QEMU dials it (`-qtest unix:PATH,reconnect-ms=…`, board-config.c), like the TLS lines: nobody
+ * else can be in QEMU's way, and QEMU dials again after piemud restarts. Through the channel:
+ *   - QEMU pushes "IRQ raise|lower N" as the guest drives an output pin (irq_intercept_out);
+ *   - SetPin is a writel to GPSET/GPCLR, which sets the level the guest reads;
+ *   - GPLEV is read every QTEST_RECONCILE_USEC, because QEMU fires no IRQ for a level written while
+ *     the pin is an input and then switched to output (measured: GPLEV changes, nothing fires), and
+ *     after each SetPin, so that a host-driven input's new level is reported at once.
+ * The qtest socket reads and writes all guest memory: only QEMU's uid (or root) is served. */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "board-internal.h"
+#include "log.h"
+#include "macro.h"
+#include "qtest.h"
+
+/* raspi3b (BCM2837). Other models are issue 12. */
+#define GPIO_BASE_BCM2837 UINT64_C(0x3f200000)
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+int board_qtest_socket_path(Board *b, char **ret) {
+        char *s;
+
+        if (!b->manager->qtest_dir)
+                return -EOPNOTSUPP;
+        if (asprintf(&s, "%s/%s.sock", b->manager->qtest_dir, b->config.name) < 0)
+                return -ENOMEM;
+        if (strlen(s) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+                free(s);
+                return -ENAMETOOLONG;
+        }
+        *ret = s;
+        return 0;
+}
+
+static void read_levels(Board *b);
+
+static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
+        Board *b = userdata;
+        uint64_t ts = now_realtime_usec();
+
+        b->qtest_reading = false;
+        if (r < 0)
+                return; /* cancelled with the connection, or the connection failed (on_closed says) */
+        if (b->qtest_reread) {
+                /* A SetPin came after this read was sent: its level is not in it. */
+                b->qtest_reread = false;
+                read_levels(b);
+        }
+        b->qtest_levels_known = true;
+        for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
+                board_gpio_level_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
+}
+
+static void read_levels(Board *b) {
+        int r;
+
+        if (!b->qtest || b->qtest_reading)
+                return;
+        r = qtest_gpio_read_levels(b->qtest, GPIO_BASE_BCM2837, on_levels, b);
+        if (r >= 0)
+                b->qtest_reading = true;
+}
+
+static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Board *b = userdata;
+        int r;
+
+        read_levels(b);
+        r = sd_event_source_set_time_relative(s, QTEST_RECONCILE_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return r;
+}
+
+static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
+        Board *b = userdata;
+        board_gpio_level_changed(b, line, level, now_realtime_usec());
+}
+
+static void on_closed(Qtest *q, int error, void *userdata) {
+        Board *b = userdata;
+
+        assert(q == b->qtest);
+        if (b->state == BOARD_RUNNING)
+                log_info("board %s: qtest channel closed (%s); QEMU reconnects", b->config.name,
+                         strerror(-error));
+        b->qtest = qtest_free(q);
+        b->qtest_reading = false;
+        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
+}
+
+static void on_intercepted(Qtest *q, int r, void *userdata) {
+        Board *b = userdata;
+
+        if (r < 0)
+                return; /* the connection is being closed: on_closed logs it */
+        if (b->state == BOARD_RUNNING)
+                log_info("board %s: GPIO through qtest is up", b->config.name);
+        if (b->state == BOARD_STARTING && b->waiting_for_lines)
+                board_lines_maybe_ready(b);
+}
+
+/* Levels the host drives are the board's, not the connection's: given again to every new
+ * connection (piemud restarted) and after the guest rebooted (QEMU reset the GPIO block). */
+void board_qtest_apply_driven(Board *b) {
+        if (!b->qtest)
+                return;
+        for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
+                if (b->driven_mask & (UINT64_C(1) << pin))
+                        (void)qtest_gpio_set(b->qtest, GPIO_BASE_BCM2837, pin,
+                                             b->driven_values & (UINT64_C(1) << pin), NULL, NULL);
+        read_levels(b);
+}
+
+static void take_connection(Board *b, int fd) {
+        static const QtestCallbacks cb = {.on_irq = on_irq, .on_closed = on_closed};
+        _cleanup_close_ int owned = fd;
+        int r;
+
+        /* One QEMU per board: a new connection means the old one is gone (QEMU dialed again). */
+        b->qtest = qtest_free(b->qtest);
+        b->qtest_reading = false;
+        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
+        b->qtest_levels_known = false;
+
+        r = qtest_new(b->manager->event, owned, &cb, b, &b->qtest);
+        if (r < 0) {
+                log_warning_errno(r, "board %s: cannot use the qtest connection: %m", b->config.name);
+                return;
+        }
+        TAKE_FD(owned);
+        r = qtest_intercept_gpio(b->qtest, QTEST_GPIO_QOM_PATH, on_intercepted, b);
+        if (r >= 0)
+                r = sd_event_add_time_relative(b->manager->event, &b->qtest_timer, CLOCK_MONOTONIC,
+                                               QTEST_RECONCILE_USEC, 1000, on_reconcile_timer, b);
+        if (r < 0) {
+                log_warning_errno(r, "board %s: cannot set up the qtest channel: %m", b->config.name);
+                b->qtest = qtest_free(b->qtest);
+                return;
+        }
+        board_qtest_apply_driven(b);
+}
+
+static int on_listener(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Board *b = userdata;
+        struct ucred cred = {};
+        socklen_t len = sizeof cred;
+        int c;
+
+        c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (c < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(-errno, "board %s: accept on the qtest socket: %m",
+                                          b->config.name);
+                return 0;
+        }
+        /* The directory lets only QEMU's group in; the kernel's word on the peer is checked anyway,
+         * since whoever holds this channel holds the guest's memory. */
+        if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+            (cred.uid != 0 && (b->manager->qemu_uid == (uid_t)-1 || cred.uid != b->manager->qemu_uid))) {
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "local uid %u reached the qtest socket of board %s; refused",
+                             (unsigned)cred.uid, b->config.name) >= 0) {
+                        log_warning("%s", m);
+                        board_set_last_error(b, m);
+                }
+                close(c);
+                return 0;
+        }
+        take_connection(b, c);
+        return 0;
+}
+
+int board_qtest_listen(Board *b) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *path = NULL;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        mode_t old;
+        int r;
+
+        board_qtest_close(b);
+        r = board_qtest_socket_path(b, &path);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        strcpy(sa.sun_path, path);
+        /* A socket left by an earlier piemud (killed): the directory is ours, so is the name. */
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        /* 0660: the directory is set-group-ID to QEMU's group, so QEMU may connect and no one else
+         * may even reach the name. umask is per process: the loop thread is the only one binding. */
+        old = umask(0117);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+        umask(old);
+        if (r < 0)
+                return -errno;
+        if (listen(fd, 4) < 0) {
+                r = -errno;
+                (void)unlink(path);
+                return r;
+        }
+        r = sd_event_add_io(b->manager->event, &b->qtest_listener, fd, EPOLLIN, on_listener, b);
+        if (r < 0) {
+                (void)unlink(path);
+                return r;
+        }
+        (void)sd_event_source_set_io_fd_own(b->qtest_listener, true);
+        TAKE_FD(fd);
+        b->qtest_socket = TAKE_PTR(path);
+        return 0;
+}
+
+void board_qtest_close(Board *b) {
+        b->qtest = qtest_free(b->qtest);
+        b->qtest_reading = false;
+        b->qtest_levels_known = false;
+        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
+        b->qtest_listener = sd_event_source_disable_unref(b->qtest_listener);
+        if (b->qtest_socket) {
+                (void)unlink(b->qtest_socket);
+                free(b->qtest_socket);
+                b->qtest_socket = NULL;
+        }
+}
+
+bool board_qtest_connected(Board *b) {
+        return b->qtest && qtest_is_open(b->qtest);
+}
+
+int board_qtest_set_pin(Board *b, unsigned pin, bool value) {
+        int r;
+
+        if (!b->qtest)
+                return 0; /* remembered in driven_*: applied when QEMU dials */
+        r = qtest_gpio_set(b->qtest, GPIO_BASE_BCM2837, pin, value, NULL, NULL);
+        if (r < 0)
+                return r;
+        /* An input's new level fires no IRQ: read it back now rather than at the next tick (after
+         * the read in flight, if any, which was sent before this write). */
+        if (b->qtest_reading)
+                b->qtest_reread = true;
+        else
+                read_levels(b);
+        return 0;
+}
