@@ -250,7 +250,7 @@ static int verb_list(int argc, char *argv[]) {
 /* ---- status ---- */
 
 typedef struct BoardInfo {
-        char *name, *image, *model, *cmdline, *state, *last_error;
+        char *name, *image, *model, *cmdline, *state, *last_error, *gpio_path;
         uint32_t owner;
         int persistent, guest_ready;
         uint16_t serial_port, gpio_port;
@@ -271,6 +271,7 @@ enum {
         SEEN_SERIAL_PORT = 1u << 9,
         SEEN_GPIO_PORT = 1u << 10,
         SEEN_DROPPED = 1u << 11,
+        SEEN_GPIO_PATH = 1u << 12,
 };
 
 static void board_info_done(BoardInfo *i) {
@@ -280,6 +281,7 @@ static void board_info_done(BoardInfo *i) {
         free(i->cmdline);
         free(i->state);
         free(i->last_error);
+        free(i->gpio_path);
 }
 
 /* Reads the properties we know, skipping others and any of unexpected type: a newer piemud may add
@@ -303,6 +305,7 @@ static int read_board_info(sd_bus_message *m, BoardInfo *info) {
                 {"SerialPort", "q", SEEN_SERIAL_PORT, offsetof(BoardInfo, serial_port)},
                 {"GpioPort", "q", SEEN_GPIO_PORT, offsetof(BoardInfo, gpio_port)},
                 {"DroppedGpioLines", "t", SEEN_DROPPED, offsetof(BoardInfo, dropped)},
+                {"GpioPath", "s", SEEN_GPIO_PATH, offsetof(BoardInfo, gpio_path)},
         };
         int r;
 
@@ -494,6 +497,7 @@ static int verb_status(int argc, char *argv[]) {
                         {"gpio_port", SEEN_GPIO_PORT, 'q', &info.gpio_port},
                         {"last_error", SEEN_LAST_ERROR, 's', &info.last_error},
                         {"dropped_gpio_lines", SEEN_DROPPED, 't', &info.dropped},
+                        {"gpio_path", SEEN_GPIO_PATH, 's', &info.gpio_path},
                 };
 
                 json_init(&j, stdout, arg_json);
@@ -541,6 +545,7 @@ static int verb_status(int argc, char *argv[]) {
                             info.seen & SEEN_GUEST_READY ? (info.guest_ready ? "yes" : "no") : NULL);
                 print_port("Serial port", info.seen & SEEN_SERIAL_PORT, info.serial_port);
                 print_port("GPIO port", info.seen & SEEN_GPIO_PORT, info.gpio_port);
+                print_field("GPIO path", info.seen & SEEN_GPIO_PATH ? info.gpio_path : NULL);
                 print_field("Last error", info.seen & SEEN_LAST_ERROR && !isempty(info.last_error)
                                                   ? info.last_error
                                                   : NULL);
@@ -1203,8 +1208,9 @@ static const Verb verbs[] = {
          "  -n --lines=N             Show N console lines (default 10)\n\n"
          "--json prints one object with every property (name, image, model, cmdline, owner,\n"
          "state, persistent, guest_ready, serial_port, gpio_port, last_error,\n"
-         "dropped_gpio_lines, path) and recent_serial: the whole recent console buffer as text,\n"
-         "bytes that are not UTF-8 written as \\xNN, or null if you may not read the console.\n"},
+         "dropped_gpio_lines, gpio_path, path) and recent_serial: the whole recent console buffer\n"
+         "as text, bytes that are not UTF-8 written as \\xNN, or null if you may not read the\n"
+         "console.\n"},
         {"create", 2, 2, verb_create, OPT_IMAGE | OPT_PERSISTENT | OPT_CMDLINE | OPT_MODEL,
          "create NAME [--image=IMAGE] [--persistent] [--cmdline=ARGS] [--model=MODEL]",
          "Create a board (stopped). Names are 1-63 characters from A-Z a-z 0-9 _ . - starting\n"
