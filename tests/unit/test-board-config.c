@@ -183,6 +183,40 @@ static void test_tls_lines(void) {
         CHECK(!domain_xml_has_tls_lines(NULL));
 }
 
+static void test_qtest(void) {
+        BoardConfig c = {.name = (char *)"b2", .image = (char *)"default", .serial_port = 1, .gpio_port = 2};
+        ImagePaths with = img;
+        _cleanup_free_ char *plain = NULL, *xml = NULL, *arg = NULL;
+
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &plain) == 0);
+        CHECK(!domain_xml_has_qtest(plain));
+        CHECK(!strstr(plain, "qemu:commandline"));
+
+        with.qtest_socket = "/run/piemu/qtest/b2.sock";
+        CHECK(domain_xml_build(&c, &with, NULL, NULL, &xml) == 0);
+        CHECK_CONTAINS(xml, "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>");
+        CHECK_CONTAINS(xml, "<qemu:arg value='-qtest'/>");
+        CHECK_CONTAINS(xml, "<qemu:arg value='unix:/run/piemu/qtest/b2.sock,reconnect-ms=1000'/>");
+        CHECK(domain_xml_has_qtest(xml));
+        CHECK(domain_xml_has_tls_lines(xml));
+
+        /* A comma would let the path add chardev options; relative paths are not ours. */
+        CHECK(qtest_chardev_arg("/run/x,server=on", &arg) == -EINVAL);
+        CHECK(qtest_chardev_arg("run/x", &arg) == -EINVAL);
+        CHECK(qtest_chardev_arg(NULL, &arg) == -EINVAL);
+        with.qtest_socket = "/run/a,b";
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &with, NULL, NULL, &xml) == -EINVAL && !xml);
+
+        /* Only a -qtest argument in libvirt's qemu namespace counts. */
+        CHECK(!domain_xml_has_qtest("<domain><commandline><arg value='-qtest'/></commandline></domain>"));
+        CHECK(!domain_xml_has_qtest("<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+                                    "<qemu:commandline><qemu:arg value='-S'/></qemu:commandline></domain>"));
+        CHECK(!domain_xml_has_qtest("<domain"));
+        CHECK(!domain_xml_has_qtest(NULL));
+}
+
 static void test_image_meta(void) {
         _cleanup_free_ char *d = NULL, *c = NULL;
         uint8_t qcow[32] = {'Q', 'F', 'I', 0xfb};
@@ -219,6 +253,7 @@ int main(void) {
         test_names();
         test_cmdline();
         test_tls_lines();
+        test_qtest();
         test_image_meta();
         printf("test-board-config: ok\n");
         return 0;
