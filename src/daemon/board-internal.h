@@ -18,8 +18,12 @@ void board_console_clients_drop(Board *b);
 void board_lines_maybe_ready(Board *b);
 
 /* board-qtest.c: the agentless GPIO path. */
-/* How often GPLEV is read to catch changes QEMU fires no IRQ for: the most such a change is late. */
+/* How often GPLEV is read to catch changes QEMU fires no IRQ for: the most such a change is late,
+ * while the board's pins are busy (an IRQ, a SetPin or a change seen in the last QTEST_BUSY_USEC),
+ * and after that. */
 #define QTEST_RECONCILE_USEC (20 * 1000ULL)
+#define QTEST_BUSY_USEC      (5 * 1000 * 1000ULL)
+#define QTEST_IDLE_USEC      (500 * 1000ULL)
 int board_qtest_socket_path(Board *b, char **ret);
 int board_qtest_listen(Board *b);
 void board_qtest_close(Board *b);

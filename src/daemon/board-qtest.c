@@ -6,9 +6,11 @@
  * else can be in QEMU's way, and QEMU dials again after piemud restarts. Through the channel:
  *   - QEMU pushes "IRQ raise|lower N" as the guest drives an output pin (irq_intercept_out);
  *   - SetPin is a writel to GPSET/GPCLR, which sets the level the guest reads;
- *   - GPLEV is read every QTEST_RECONCILE_USEC, because QEMU fires no IRQ for a level written while
- *     the pin is an input and then switched to output (measured: GPLEV changes, nothing fires), and
- *     after each SetPin, so that a host-driven input's new level is reported at once.
+ *   - GPLEV is read every QTEST_RECONCILE_USEC while the pins are busy and every QTEST_IDLE_USEC
+ *     after QTEST_BUSY_USEC of quiet, because QEMU fires no IRQ for a level written while the pin
+ *     is an input and then switched to output (measured: GPLEV changes, nothing fires); and after
+ *     each SetPin, so that a host-driven input's new level is reported at once. An idle board thus
+ *     costs piemud a couple of wakeups a second, not fifty.
  * The qtest socket reads and writes all guest memory: only QEMU's uid (or root) is served. */
 #include <assert.h>
 #include <errno.h>
@@ -53,6 +55,25 @@ int board_qtest_socket_path(Board *b, char **ret) {
 
 static void read_levels(Board *b);
 
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/* Something happened on the pins: read GPLEV often for a while, starting within
+ * QTEST_RECONCILE_USEC. */
+static void mark_busy(Board *b) {
+        uint64_t now = now_monotonic_usec(), next = 0;
+
+        b->qtest_busy_until = now + QTEST_BUSY_USEC;
+        if (b->qtest_timer && sd_event_source_get_time(b->qtest_timer, &next) >= 0 &&
+            next > now + QTEST_RECONCILE_USEC) {
+                (void)sd_event_source_set_time(b->qtest_timer, now + QTEST_RECONCILE_USEC);
+                (void)sd_event_source_set_enabled(b->qtest_timer, SD_EVENT_ONESHOT);
+        }
+}
+
 static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
         Board *b = userdata;
         uint64_t ts = now_realtime_usec();
@@ -66,6 +87,9 @@ static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
                 read_levels(b);
         }
         b->qtest_levels_known = true;
+        if (((levels ^ b->levels) & QTEST_GPIO_MASK) == 0)
+                return;
+        mark_busy(b);
         for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
                 board_gpio_level_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
 }
@@ -85,7 +109,8 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
         int r;
 
         read_levels(b);
-        r = sd_event_source_set_time_relative(s, QTEST_RECONCILE_USEC);
+        r = sd_event_source_set_time_relative(
+                s, now_monotonic_usec() < b->qtest_busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return r;
@@ -94,6 +119,7 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
         Board *b = userdata;
         board_gpio_level_changed(b, line, level, now_realtime_usec());
+        mark_busy(b);
 }
 
 static void on_closed(Qtest *q, int error, void *userdata) {
@@ -141,6 +167,7 @@ static void take_connection(Board *b, int fd) {
         b->qtest_reading = false;
         b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
         b->qtest_levels_known = false;
+        b->qtest_busy_until = now_monotonic_usec() + QTEST_BUSY_USEC;
 
         r = qtest_new(b->manager->event, owned, &cb, b, &b->qtest);
         if (r < 0) {
@@ -256,6 +283,7 @@ int board_qtest_set_pin(Board *b, unsigned pin, bool value) {
         r = qtest_gpio_set(b->qtest, GPIO_BASE_BCM2837, pin, value, NULL, NULL);
         if (r < 0)
                 return r;
+        mark_busy(b);
         /* An input's new level fires no IRQ: read it back now rather than at the next tick (after
          * the read in flight, if any, which was sent before this write). */
         if (b->qtest_reading)

@@ -80,6 +80,7 @@ struct Board {
         sd_event_source *qtest_timer;     /* GPLEV read every QTEST_RECONCILE_USEC */
         bool qtest_reading, qtest_reread; /* a GPLEV read in flight; another wanted after it */
         bool qtest_levels_known;          /* GPLEV read at least once on this connection */
+        uint64_t qtest_busy_until;        /* CLOCK_MONOTONIC µs: GPLEV read often until then */
 };
 
 int board_new(Manager *m, const BoardConfig *c, Board **ret);
