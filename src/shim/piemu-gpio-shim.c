@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 
 #include "gpio-proto.h"
 #include "gpio-regs.h"
@@ -48,6 +49,13 @@ static void help(void) {
                "  set PIN 0|1   Make BCM pin PIN an output and drive it low (0) or high (1).\n"
                "                Pins 46-53 carry the SD card on a Pi 3; changing them can\n"
                "                take the root file system away.\n"
+               "  mirror IN OUT Make OUT an output and copy IN's level onto it, as fast as the\n"
+               "                CPU allows (a busy loop, for latency benches), until SIGTERM or\n"
+               "                SIGINT.\n"
+               "  blink PIN MS N\n"
+               "                Make PIN an output and toggle it every MS milliseconds, N times,\n"
+               "                on an absolute clock (for latency benches: the host compares\n"
+               "                the arrival times of the edges with the period).\n"
                "\n"
                "Options:\n"
                "  -d, --device DEV       Host line for the daemon. Default: the tty of the\n"
@@ -143,6 +151,83 @@ static int cmd_set(const char *pin_arg, const char *value_arg) {
          * instead of glitching through the previous one. */
         gpio_regs_write_level(&regs, pin, value_arg[0] == '1');
         gpio_regs_set_function(&regs, pin, GPIO_FSEL_OUTPUT);
+        gpio_regs_close(&regs);
+        return EXIT_SUCCESS;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+        (void)sig;
+        stop_requested = 1;
+}
+
+static int cmd_mirror(const char *in_arg, const char *out_arg) {
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        GpioRegs regs;
+        unsigned in, out;
+        bool level;
+
+        if (parse_pin_arg(in_arg, &in) < 0 || parse_pin_arg(out_arg, &out) < 0)
+                return EXIT_USAGE;
+        if (in == out) {
+                fprintf(stderr, "piemu-gpio-shim: mirror needs two different pins.\n");
+                return EXIT_USAGE;
+        }
+        if (open_regs(&regs) < 0)
+                return EXIT_FAILURE;
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        gpio_regs_set_function(&regs, out, GPIO_FSEL_OUTPUT);
+        level = gpio_regs_get_level(&regs, in);
+        gpio_regs_write_level(&regs, out, level);
+        while (!stop_requested) {
+                bool now = gpio_regs_get_level(&regs, in);
+                if (now != level) {
+                        level = now;
+                        gpio_regs_write_level(&regs, out, level);
+                }
+        }
+        gpio_regs_close(&regs);
+        return EXIT_SUCCESS;
+}
+
+static int cmd_blink(const char *pin_arg, const char *ms_arg, const char *n_arg) {
+        struct timespec next;
+        GpioRegs regs;
+        unsigned pin;
+        char *end;
+        unsigned long ms, n;
+
+        if (parse_pin_arg(pin_arg, &pin) < 0)
+                return EXIT_USAGE;
+        errno = 0;
+        ms = strtoul(ms_arg, &end, 10);
+        if (errno || *end || ms < 1 || ms > 60000) {
+                fprintf(stderr, "piemu-gpio-shim: invalid period '%s': expected 1-60000 ms.\n", ms_arg);
+                return EXIT_USAGE;
+        }
+        n = strtoul(n_arg, &end, 10);
+        if (errno || *end || n < 1 || n > 1000000) {
+                fprintf(stderr, "piemu-gpio-shim: invalid count '%s': expected 1-1000000.\n", n_arg);
+                return EXIT_USAGE;
+        }
+        if (open_regs(&regs) < 0)
+                return EXIT_FAILURE;
+        gpio_regs_write_level(&regs, pin, false);
+        gpio_regs_set_function(&regs, pin, GPIO_FSEL_OUTPUT);
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        for (unsigned long i = 0; i < n; i++) {
+                next.tv_nsec += (long)(ms % 1000) * 1000000L;
+                next.tv_sec += (time_t)(ms / 1000);
+                if (next.tv_nsec >= 1000000000L) {
+                        next.tv_nsec -= 1000000000L;
+                        next.tv_sec++;
+                }
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+                        ;
+                gpio_regs_write_level(&regs, pin, i % 2 == 0);
+        }
         gpio_regs_close(&regs);
         return EXIT_SUCCESS;
 }
@@ -302,5 +387,15 @@ int main(int argc, char *argv[]) {
                         return usage_error("usage: piemu-gpio-shim set PIN 0|1");
                 return cmd_set(argv[optind + 1], argv[optind + 2]);
         }
-        return usage_error("unknown command '%s': expected daemon, get or set.", cmd);
+        if (streq(cmd, "mirror")) {
+                if (nargs != 2)
+                        return usage_error("usage: piemu-gpio-shim mirror IN OUT");
+                return cmd_mirror(argv[optind + 1], argv[optind + 2]);
+        }
+        if (streq(cmd, "blink")) {
+                if (nargs != 3)
+                        return usage_error("usage: piemu-gpio-shim blink PIN MS N");
+                return cmd_blink(argv[optind + 1], argv[optind + 2], argv[optind + 3]);
+        }
+        return usage_error("unknown command '%s': expected daemon, get, set, mirror or blink.", cmd);
 }
