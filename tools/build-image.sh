@@ -243,6 +243,11 @@ patch_dtb() {
     fi
     fdtput -t s "$dtb" /aliases serial0 "$uart0_path"
     fdtput -t s "$dtb" /aliases serial1 "$uart1_path"
+    # The board revision the Pi firmware would write (a Pi 3 B, as QEMU's raspi3b reports):
+    # without it gpiozero, RPi.GPIO and pinout refuse to run ("unable to locate Pi revision").
+    fdtget -l "$dtb" / | grep -qx system || fdtput -c "$dtb" /system
+    fdtput -t x "$dtb" /system linux,revision a02082
+    [ "$(fdtget -t x "$dtb" /system linux,revision)" = a02082 ] || die "dtb: cannot set linux,revision"
     fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -q . && die "dtb: $uart0_path still has children"
     [ "$(fdtget -t s "$dtb" /aliases serial0)" = "$uart0_path" ] || die "dtb: cannot set serial0 alias"
 }
