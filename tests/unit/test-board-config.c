@@ -197,6 +197,7 @@ static void test_qtest(void) {
         CHECK_CONTAINS(xml, "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>");
         CHECK_CONTAINS(xml, "<qemu:arg value='-qtest'/>");
         CHECK_CONTAINS(xml, "<qemu:arg value='unix:/run/piemu/qtest/b2.sock,reconnect-ms=1000'/>");
+        CHECK_CONTAINS(xml, "<qemu:arg value='-qtest-log'/>\n    <qemu:arg value='none'/>");
         CHECK(domain_xml_has_qtest(xml));
         CHECK(domain_xml_has_tls_lines(xml));
 
