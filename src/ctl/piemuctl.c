@@ -828,8 +828,38 @@ static int verb_import_image(int argc, char *argv[]) {
         r = ctl_check_name("image", name);
         if (r != CTL_EXIT_OK)
                 return r;
+        if (argc == 3) {
+                /* One Raspberry Pi OS-style .img or .img.xz: piemud takes it apart. */
+                if (arg_kernel || arg_dtb || arg_sd || arg_initrd || arg_cmdline) {
+                        fprintf(stderr, "import-image NAME FILE takes no --kernel, --dtb, --sd, --initrd or "
+                                        "--cmdline: they come from FILE's boot partition.\n");
+                        return CTL_EXIT_USAGE;
+                }
+                r = open_image_file("disk image", argv[2], &sd);
+                if (r != CTL_EXIT_OK)
+                        return r;
+                r = ctl_bus(&bus);
+                if (r != CTL_EXIT_OK)
+                        return r;
+                r = ctl_new_call(bus, &m, PIEMU_MANAGER_PATH, PIEMU_MANAGER_IFACE, "ImportImageFile");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "sh", name, sd);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'a', "{sv}");
+                if (r >= 0 && arg_description)
+                        r = sd_bus_message_append(m, "{sv}", "description", "s", arg_description);
+                if (r >= 0 && arg_model)
+                        r = sd_bus_message_append(m, "{sv}", "model", "s", arg_model);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return ctl_error(NULL, r, "import the image", NULL, name);
+                return ctl_call_message(bus, m, ctl_call_timeout(IMPORT_TIMEOUT), true, NULL,
+                                        "import the image", NULL, name);
+        }
         if (!arg_kernel || !arg_dtb || !arg_sd) {
-                fprintf(stderr, "import-image needs --kernel=FILE, --dtb=FILE and --sd=FILE.\n");
+                fprintf(stderr, "import-image needs FILE (one disk image), or --kernel=FILE, --dtb=FILE "
+                                "and --sd=FILE.\n");
                 return CTL_EXIT_USAGE;
         }
 
@@ -1231,13 +1261,24 @@ static const Verb verbs[] = {
          "Stop boards (if running) and start them again.\n"},
         {"images", 1, 1, verb_images, 0, "images",
          "List the images boards can boot. --json prints an array of {\"name\", \"description\"}.\n"},
-        {"import-image", 2, 2, verb_import_image,
-         OPT_KERNEL | OPT_DTB | OPT_SD | OPT_INITRD | OPT_DESCRIPTION | OPT_CMDLINE,
-         "import-image NAME --kernel=FILE --dtb=FILE --sd=FILE [--initrd=FILE]\n"
+        {"import-image", 2, 3, verb_import_image,
+         OPT_KERNEL | OPT_DTB | OPT_SD | OPT_INITRD | OPT_DESCRIPTION | OPT_CMDLINE | OPT_MODEL,
+         "import-image NAME FILE.img[.xz] [--description=TEXT] [--model=MODEL]\n"
+         "  import-image NAME --kernel=FILE --dtb=FILE --sd=FILE [--initrd=FILE]\n"
          "                                 [--description=TEXT] [--cmdline=ARGS]",
          "Add an image to piemud's catalog. piemuctl opens the files with your permissions and\n"
-         "passes them to piemud as file descriptors; piemud copies them.\n\n"
+         "passes them to piemud as file descriptors; piemud never opens a path you name.\n\n"
+         "With one FILE, a Raspberry Pi OS release as downloaded (.img, or .img.xz): piemud's\n"
+         "confined extractor reads its MBR and FAT boot partition (config.txt, cmdline.txt), takes\n"
+         "the kernel, initramfs and device tree for the model (bcm2710-rpi-3-b.dtb for raspi3b),\n"
+         "and stores them with the whole disk as the SD card. Boards then boot it with no\n"
+         "--cmdline; the console is always the PL011 (ttyAMA0). Errors name what is missing:\n"
+         "ImageNotMBR, ImageNoBootPartition, ImageNoKernel, ImageNoDeviceTree, ImageTruncated,\n"
+         "ImageTooLarge, ImageInvalid. Expect minutes for a full release.\n\n"
+         "With --kernel, --dtb and --sd, those files as they are (the dtb gets the board's\n"
+         "revision).\n\n"
          "Options:\n"
+         "     --model=MODEL        The board model the image is taken apart for (raspi3b)\n"
          "     --kernel=FILE        Kernel image (required)\n"
          "     --dtb=FILE           Device tree blob (required)\n"
          "     --sd=FILE            SD card image (required)\n"

@@ -11,6 +11,7 @@
 
 #include "board.h"
 #include "config.h"
+#include "extract-run.h"
 #include "image.h"
 #include "log.h"
 #include "macro.h"
@@ -25,6 +26,9 @@
 #define KERNEL_MAX   (256ULL << 20)
 #define DTB_MAX      (4ULL << 20)
 #define SD_IMAGE_MAX (64ULL << 30)
+/* A Raspberry Pi OS release is ~0.5-1.2 GB of xz for ~3-6 GB of disk: decompressing it on this
+ * kind of machine takes a few minutes. */
+#define IMPORT_TIMEOUT_USEC (30ULL * 60 * 1000 * 1000)
 
 static bool text_is_safe(const char *s, size_t max) {
         size_t n = 0;
@@ -276,10 +280,12 @@ static int method_list_images(sd_bus_message *msg, void *userdata, sd_bus_error 
 typedef struct ImportJob {
         Manager *manager;
         sd_bus_message *msg;
-        char *name, *description, *cmdline;
-        int fds[4]; /* kernel, dtb, sd, initrd (or -1) */
+        char *name, *description, *cmdline, *model;
+        int fds[4];    /* kernel, dtb, sd, initrd (or -1); for ImportImageFile: the image in fds[2] */
+        bool one_file; /* ImportImageFile: piemu-image-extract takes the image apart */
         char *tmpdir;
         int r;
+        const char *error_name; /* a named bus error for a rejected image, else NULL */
         char *error;
 } ImportJob;
 
@@ -290,6 +296,7 @@ static void import_job_free(ImportJob *j) {
         free(j->name);
         free(j->description);
         free(j->cmdline);
+        free(j->model);
         for (size_t i = 0; i < ELEMENTSOF(j->fds); i++)
                 safe_close(j->fds[i]);
         free(j->tmpdir);
@@ -370,6 +377,70 @@ static void remove_tree_work(void *userdata) {
         remove_tree(userdata);
 }
 
+/* The bus error for what piemu-image-extract found wrong with an image. */
+static const char *extract_error_name(ImageExtractError e) {
+        switch (e) {
+        case IMAGE_EXTRACT_NOT_MBR:
+                return PIEMU_ERROR_IMAGE_NOT_MBR;
+        case IMAGE_EXTRACT_NO_BOOT_PARTITION:
+                return PIEMU_ERROR_IMAGE_NO_BOOT_PARTITION;
+        case IMAGE_EXTRACT_NO_KERNEL:
+                return PIEMU_ERROR_IMAGE_NO_KERNEL;
+        case IMAGE_EXTRACT_NO_DTB:
+                return PIEMU_ERROR_IMAGE_NO_DTB;
+        case IMAGE_EXTRACT_XZ_TRUNCATED:
+                return PIEMU_ERROR_IMAGE_TRUNCATED;
+        case IMAGE_EXTRACT_TOO_LARGE:
+                return PIEMU_ERROR_IMAGE_TOO_LARGE;
+        case IMAGE_EXTRACT_XZ_CORRUPT:
+        case IMAGE_EXTRACT_BAD_DTB:
+        case IMAGE_EXTRACT_BAD_CMDLINE:
+                return PIEMU_ERROR_IMAGE_INVALID;
+        default:
+                return NULL; /* the extractor itself failed: Failed */
+        }
+}
+
+/* Runs the confined extractor (src/image-extract) into the job's temporary directory: the whole
+ * image (one_file), or only the device tree (patched with the board revision, the console's UART
+ * freed from Bluetooth). An image is hostile input; piemud itself never parses it. */
+static int run_extractor(ImportJob *j, int image_fd, bool dtb_only) {
+        _cleanup_(image_extract_result_done) ImageExtractResult res = {};
+        _cleanup_free_ char *msg = NULL;
+        _cleanup_close_ int dfd = open(j->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ImageExtractError kind = IMAGE_EXTRACT_OK;
+        int r;
+
+        if (dfd < 0) {
+                set_import_error(j, negative_errno(), "Cannot open %s", j->tmpdir);
+                return j->r;
+        }
+        if (lseek(image_fd, 0, SEEK_SET) < 0 && errno != ESPIPE) {
+                set_import_error(j, negative_errno(), "Cannot rewind the image");
+                return j->r;
+        }
+        r = image_extract_run(PIEMU_IMAGE_EXTRACT_PATH, image_fd, dfd, j->model, dtb_only, SD_IMAGE_MAX,
+                              IMPORT_TIMEOUT_USEC, &res, &kind, &msg);
+        if (r < 0) {
+                j->r = r;
+                j->error_name = extract_error_name(kind);
+                free(j->error);
+                j->error = TAKE_PTR(msg);
+                if (!j->error)
+                        j->error = strdup(image_extract_error_to_string(kind));
+                return r;
+        }
+        if (!dtb_only) {
+                free(j->cmdline);
+                j->cmdline = strdup(strempty(res.cmdline));
+                if (!j->cmdline)
+                        return (j->r = -ENOMEM);
+                for (size_t i = 0; i < res.n_notes; i++)
+                        log_info("Import of image %s: %s", j->name, res.notes[i]);
+        }
+        return 0;
+}
+
 static void import_work(void *userdata) {
         ImportJob *j = userdata;
         static const char *const files[] = {"kernel", "dtb", "sd.img", "initrd"};
@@ -394,10 +465,21 @@ static void import_work(void *userdata) {
                 return;
         }
         (void)chmod(j->tmpdir, 0755);
+        if (j->one_file) {
+                if (run_extractor(j, j->fds[2], false) < 0)
+                        goto fail;
+                goto meta;
+        }
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
                 _cleanup_free_ char *p = NULL;
                 if (j->fds[i] < 0)
                         continue;
+                if (i == 1) {
+                        /* The device tree gets the board's revision and a free console UART. */
+                        if (run_extractor(j, j->fds[1], true) < 0)
+                                goto fail;
+                        continue;
+                }
                 if (asprintf(&p, "%s/%s", j->tmpdir, files[i]) < 0) {
                         j->r = -ENOMEM;
                         goto fail;
@@ -405,11 +487,6 @@ static void import_work(void *userdata) {
                 r = copy_fd(j->fds[i], p, limits[i], head, sizeof head, &head_len);
                 if (r < 0) {
                         set_import_error(j, r, "Cannot copy the %s", files[i]);
-                        goto fail;
-                }
-                /* A device tree blob starts with 0xd00dfeed; anything else would only fail at boot. */
-                if (i == 1 && (head_len < 4 || memcmp(head, "\xd0\x0d\xfe\xed", 4) != 0)) {
-                        set_import_error(j, -EINVAL, "The %s is not a flattened device tree", "dtb");
                         goto fail;
                 }
                 /* A qcow2 SD image naming a backing file (or an external data file) would make QEMU
@@ -421,6 +498,7 @@ static void import_work(void *userdata) {
                         goto fail;
                 }
         }
+meta:
         if (asprintf(&meta, "%s/meta", j->tmpdir) < 0) {
                 j->r = -ENOMEM;
                 goto fail;
@@ -452,9 +530,12 @@ static void import_done(void *userdata) {
         ImportJob *j = userdata;
         if (j->r < 0) {
                 log_error("Import of image %s failed: %s", j->name, strempty(j->error));
-                (void)sd_bus_reply_method_errorf(
-                        j->msg, j->r == -EEXIST ? PIEMU_ERROR_BUSY : PIEMU_ERROR_FAILED,
-                        "Import of image %s failed: %s", j->name, j->error ?: strerror(-j->r));
+                (void)sd_bus_reply_method_errorf(j->msg,
+                                                 j->error_name     ? j->error_name
+                                                 : j->r == -EEXIST ? PIEMU_ERROR_BUSY
+                                                                   : PIEMU_ERROR_FAILED,
+                                                 "Import of image %s failed: %s", j->name,
+                                                 j->error ?: strerror(-j->r));
         } else {
                 log_info("Imported image %s", j->name);
                 (void)sd_bus_reply_method_return(j->msg, NULL);
@@ -517,7 +598,8 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
         j->name = strdup(name);
         j->description = strdup(description);
         j->cmdline = strdup(cmdline);
-        if (!j->name || !j->description || !j->cmdline) {
+        j->model = strdup(PIEMU_DEFAULT_MODEL);
+        if (!j->name || !j->description || !j->cmdline || !j->model) {
                 import_job_free(j);
                 return -ENOMEM;
         }
@@ -533,6 +615,76 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
                 import_job_free(j);
                 return r;
         }
+        return 1;
+}
+
+static int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *description = "", *model = PIEMU_DEFAULT_MODEL;
+        struct stat st;
+        ImportJob *j;
+        int fd, r;
+
+        r = sd_bus_message_read(msg, "sh", &name, &fd);
+        if (r < 0)
+                return r;
+        if (!piemu_name_is_valid(name))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
+        const OptionSpec specs[] = {
+                {"description", 's', &description},
+                {"model", 's', &model},
+        };
+        r = read_options(msg, specs, ELEMENTSOF(specs), error);
+        if (r < 0)
+                return r;
+        if (!text_is_safe(description, DESC_MAX))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "description must be short printable ASCII.");
+        if (!streq(model, PIEMU_DEFAULT_MODEL))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "Unsupported model '%s' (supported: %s).", model,
+                                         PIEMU_DEFAULT_MODEL);
+        /* A regular file: a FIFO or a device could keep an import reading for ever. */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "The image descriptor is not a regular file (pipes, FIFOs and "
+                                         "devices are refused).");
+
+        r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        _cleanup_(image_freep) Image *existing = NULL;
+        if (image_load(m->images_dir, name, &existing) >= 0)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "Image %s already exists; remove it first.", name);
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (ImportJob){.manager = m, .fds = {-EBADF, -EBADF, -EBADF, -EBADF}, .one_file = true};
+        j->msg = sd_bus_message_ref(msg);
+        j->name = strdup(name);
+        j->description = strdup(description);
+        j->cmdline = strdup("");
+        j->model = strdup(model);
+        if (!j->name || !j->description || !j->cmdline || !j->model) {
+                import_job_free(j);
+                return -ENOMEM;
+        }
+        j->fds[2] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (j->fds[2] < 0) {
+                r = negative_errno();
+                import_job_free(j);
+                return r;
+        }
+        r = worker_submit(m->import_workers, import_work, import_done, j);
+        if (r < 0) {
+                import_job_free(j);
+                return r;
+        }
+        log_info("Importing image %s from one file (%s)", name, model);
         return 1;
 }
 
@@ -601,6 +753,10 @@ const sd_bus_vtable manager_vtable[] = {
                 "ImportImage",
                 SD_BUS_ARGS("s", name, "h", kernel, "h", dtb, "h", sd_image, "a{sv}", options),
                 SD_BUS_NO_RESULT, method_import_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* One Raspberry Pi OS-style disk image (.img or .img.xz): kernel, dtb, initramfs and
+         * cmdline come from its boot partition. */
+        SD_BUS_METHOD_WITH_ARGS("ImportImageFile", SD_BUS_ARGS("s", name, "h", image, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_import_image_file, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveImage", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_image,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("BoardAdded", SD_BUS_ARGS("s", name, "o", board), 0),

@@ -14,3 +14,12 @@
 /* libvirtd is away and piemud reconnects: try again. */
 #define PIEMU_ERROR_UNAVAILABLE  "org.piemu.Error.Unavailable"
 #define PIEMU_ERROR_IMAGE_IN_USE "org.piemu.Error.Busy"
+
+/* ImportImageFile: what is wrong with the image file (the message says more). */
+#define PIEMU_ERROR_IMAGE_NOT_MBR           "org.piemu.Error.ImageNotMBR"
+#define PIEMU_ERROR_IMAGE_NO_BOOT_PARTITION "org.piemu.Error.ImageNoBootPartition"
+#define PIEMU_ERROR_IMAGE_NO_KERNEL         "org.piemu.Error.ImageNoKernel"
+#define PIEMU_ERROR_IMAGE_NO_DTB            "org.piemu.Error.ImageNoDeviceTree"
+#define PIEMU_ERROR_IMAGE_TRUNCATED         "org.piemu.Error.ImageTruncated"
+#define PIEMU_ERROR_IMAGE_TOO_LARGE         "org.piemu.Error.ImageTooLarge"
+#define PIEMU_ERROR_IMAGE_INVALID           "org.piemu.Error.ImageInvalid"
