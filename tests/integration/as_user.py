@@ -14,6 +14,8 @@
                                                           received, with its arguments as text
   as_user.py read-file PATH                            -> {"ok": bool, "error": errno name}: can
                                                           this user open PATH for reading?
+  as_user.py connect-unix PATH                         -> can this user connect to the socket PATH
+                                                          (and what does it answer)?
   as_user.py import NAME KERNEL DTB SD                 -> ImportImage from files this user opens
 """
 
@@ -76,6 +78,23 @@ def main():
             out({"ok": True})
         except OSError as e:
             out({"ok": False, "error": errno.errorcode.get(e.errno, str(e.errno))})
+    elif verb == "connect-unix":
+        import socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(sys.argv[2])
+        except OSError as e:
+            out({"ok": False, "error": errno.errorcode.get(e.errno, str(e.errno))})
+            sys.exit(0)
+        got = b""
+        try:
+            s.settimeout(2)
+            s.sendall(b"readl 0x3f200034\n")  # what an attacker would try first
+            got = s.recv(100)
+        except OSError:
+            pass  # closed by the other end: nothing to read
+        out({"ok": True, "got": got.decode(errors="replace")})
+        s.close()
     elif verb == "watch":
         path, seconds = sys.argv[2], float(sys.argv[3])
         data = bytearray()

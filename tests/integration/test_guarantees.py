@@ -233,6 +233,22 @@ def test_other_users_cannot_read_a_boards_sd_card(bus, users):
         assert not r["ok"] and r["error"] == "EACCES", r
         r = users.run("alice", "read-file", vol)[-1]
         assert not r["ok"] and r["error"] == "EACCES", r
+        # The qtest channel reads and writes all guest memory: nobody but piemud and QEMU.
+        assert b.prop("GpioPath") == "qtest"
+        sock = f"/run/piemu/qtest/{b.name}.sock"
+        st = os.stat("/run/piemu/qtest")
+        assert oct(st.st_mode & 0o7777) == oct(0o2750), oct(st.st_mode)
+        for who in ("alice", "bob"):
+            r = users.run(who, "connect-unix", sock)[-1]
+            assert not r["ok"] and r["error"] == "EACCES", (who, r)
+        # Someone in QEMU's group but not QEMU: past the directory, refused by piemud (SO_PEERCRED).
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--groups=libvirt-qemu",
+                            "/usr/bin/python3", os.path.join(os.path.dirname(__file__), "as_user.py"),
+                            "connect-unix", sock], capture_output=True, text=True, timeout=30)
+        r = json.loads(p.stdout.splitlines()[-1])
+        assert r == {"ok": True, "got": ""}, r
+        assert "reached the qtest socket" in b.prop("LastError"), b.prop("LastError")
+        assert b.call("GetPin", "(u)", (17,)) == (False,)  # the real channel is untouched
     finally:
         b.delete()
     for root, dirs, files in os.walk("/var/lib/piemu/images"):
