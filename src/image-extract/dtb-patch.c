@@ -76,6 +76,225 @@ static int ensure_root_child(void *fdt, const char *name) {
         return off;
 }
 
+/* --- validation ------------------------------------------------------------------------------- */
+
+#define MAX_DEPTH 64
+
+static uint32_t be32_at(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+typedef struct Name {
+        const char *p;
+        size_t n;
+} Name;
+
+/* The names of one node's properties, and of its children. */
+typedef struct Frame {
+        Name *props, *children;
+        size_t n_props, n_children, cap_props, cap_children;
+} Frame;
+
+static int name_cmp(const void *a, const void *b) {
+        const Name *x = a, *y = b;
+        int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+        return c != 0 ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+static int names_add(Name **l, size_t *n, size_t *cap, const char *p, size_t len) {
+        if (*n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                Name *nl = realloc(*l, ncap * sizeof(Name));
+                if (!nl)
+                        return -ENOMEM;
+                *l = nl;
+                *cap = ncap;
+        }
+        (*l)[(*n)++] = (Name){p, len};
+        return 0;
+}
+
+static bool names_unique(Name *l, size_t n) {
+        if (n < 2)
+                return true; /* l may be NULL */
+        qsort(l, n, sizeof(Name), name_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (name_cmp(&l[i - 1], &l[i]) == 0)
+                        return false;
+        return true;
+}
+
+static bool ranges_overlap(size_t a, size_t an, size_t b, size_t bn) {
+        return an > 0 && bn > 0 && a < b + bn && b < a + an;
+}
+
+static void frames_free(Frame *f, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(f[i].props);
+                free(f[i].children);
+        }
+}
+
+/* The whole tree as the devicetree specification lays it out (version 17), every offset and length
+ * checked against the buffer, before any libfdt function looks at it: header, memory reservation
+ * block, a single unnamed root, properties whose names lie in the strings block, no duplicate
+ * property names in a node and no duplicate node names among siblings. */
+static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
+        Frame frames[MAX_DEPTH] = {};
+        uint32_t total, off_struct, off_strings, off_rsv, version, last_comp, size_strings, size_struct;
+        const uint8_t *st, *strings;
+        size_t pos = 0, depth = 0, rsv_end;
+        bool root_seen = false;
+        int r = 0;
+
+        total = be32_at(b + 4);
+        off_struct = be32_at(b + 8);
+        off_strings = be32_at(b + 12);
+        off_rsv = be32_at(b + 16);
+        version = be32_at(b + 20);
+        last_comp = be32_at(b + 24);
+        size_strings = be32_at(b + 32);
+        size_struct = be32_at(b + 36);
+
+        if (be32_at(b) != FDT_MAGIC)
+                return fail(ret_error, -EBADMSG, "not a device tree (bad magic)");
+        /* what dtc has written since 2007; libfdt can read nothing newer */
+        if (version < 17 || last_comp > 17)
+                return fail(ret_error, -EBADMSG, "unsupported device tree format version");
+        if (total < sizeof(struct fdt_header) || total > size)
+                return fail(ret_error, -EBADMSG, "device tree size does not match the file");
+        if (off_struct % 4 != 0 || size_struct % 4 != 0 || off_struct < sizeof(struct fdt_header) ||
+            off_struct > total || size_struct > total - off_struct)
+                return fail(ret_error, -EBADMSG, "structure block out of bounds");
+        if (off_strings < sizeof(struct fdt_header) || off_strings > total ||
+            size_strings > total - off_strings)
+                return fail(ret_error, -EBADMSG, "strings block out of bounds");
+        if (off_rsv % 8 != 0 || off_rsv < sizeof(struct fdt_header) || off_rsv > total)
+                return fail(ret_error, -EBADMSG, "memory reservation block out of bounds");
+        /* Reservations end with an entry of size 0 (what libfdt goes by; the specification wants
+         * the address 0 too). */
+        for (rsv_end = off_rsv;; rsv_end += 16) {
+                if (rsv_end > total || total - rsv_end < 16)
+                        return fail(ret_error, -EBADMSG, "memory reservation block not terminated");
+                if (memcmp(b + rsv_end + 8, "\0\0\0\0\0\0\0\0", 8) == 0) {
+                        rsv_end += 16;
+                        break;
+                }
+        }
+        /* The three blocks must not overlap: libfdt would not mind, but changing one would then
+         * change another. */
+        if (ranges_overlap(off_rsv, rsv_end - off_rsv, off_struct, size_struct) ||
+            ranges_overlap(off_rsv, rsv_end - off_rsv, off_strings, size_strings) ||
+            ranges_overlap(off_struct, size_struct, off_strings, size_strings))
+                return fail(ret_error, -EBADMSG, "device tree blocks overlap");
+
+        st = b + off_struct;
+        strings = b + off_strings;
+        for (;;) {
+                uint32_t tag;
+
+                if (size_struct - pos < 4) {
+                        r = fail(ret_error, -EBADMSG, "structure block ends without FDT_END");
+                        break;
+                }
+                tag = be32_at(st + pos);
+                pos += 4;
+
+                if (tag == FDT_BEGIN_NODE) {
+                        const uint8_t *nul = memchr(st + pos, '\0', size_struct - pos);
+                        size_t n;
+
+                        if (!nul) {
+                                r = fail(ret_error, -EBADMSG, "node name not terminated");
+                                break;
+                        }
+                        n = (size_t)(nul - (st + pos));
+                        if (depth == 0 ? root_seen || n != 0 : n == 0) {
+                                r = fail(ret_error, -EBADMSG,
+                                         depth == 0 ? "more than one root node" : "empty node name");
+                                break;
+                        }
+                        if (depth >= MAX_DEPTH) {
+                                r = fail(ret_error, -EBADMSG, "nodes nested too deeply");
+                                break;
+                        }
+                        if (depth > 0) {
+                                Frame *parent = &frames[depth - 1];
+                                r = names_add(&parent->children, &parent->n_children, &parent->cap_children,
+                                              (const char *)st + pos, n);
+                                if (r < 0) {
+                                        r = fail(ret_error, r, "out of memory");
+                                        break;
+                                }
+                        }
+                        root_seen = true;
+                        depth++;
+                        /* the name, its NUL, padding to 4 (within the block: size_struct % 4 == 0) */
+                        pos += (n + 1 + 3) & ~(size_t)3;
+                } else if (tag == FDT_END_NODE) {
+                        Frame *f;
+
+                        if (depth == 0) {
+                                r = fail(ret_error, -EBADMSG, "unbalanced end of node");
+                                break;
+                        }
+                        f = &frames[--depth];
+                        if (!names_unique(f->props, f->n_props) ||
+                            !names_unique(f->children, f->n_children)) {
+                                r = fail(ret_error, -EBADMSG, "duplicate property or node names");
+                                break;
+                        }
+                        frames_free(f, 1);
+                        *f = (Frame){};
+                } else if (tag == FDT_PROP) {
+                        uint32_t len, nameoff;
+                        const uint8_t *nul;
+                        Frame *f;
+
+                        if (depth == 0 || size_struct - pos < 8) {
+                                r = fail(ret_error, -EBADMSG, "property outside a node");
+                                break;
+                        }
+                        len = be32_at(st + pos);
+                        nameoff = be32_at(st + pos + 4);
+                        pos += 8;
+                        if (len > size_struct - pos) {
+                                r = fail(ret_error, -EBADMSG, "property value out of bounds");
+                                break;
+                        }
+                        if (nameoff >= size_strings ||
+                            !(nul = memchr(strings + nameoff, '\0', size_strings - nameoff)) ||
+                            nul == strings + nameoff) {
+                                r = fail(ret_error, -EBADMSG, "property name out of bounds");
+                                break;
+                        }
+                        f = &frames[depth - 1];
+                        r = names_add(&f->props, &f->n_props, &f->cap_props, (const char *)strings + nameoff,
+                                      (size_t)(nul - (strings + nameoff)));
+                        if (r < 0) {
+                                r = fail(ret_error, r, "out of memory");
+                                break;
+                        }
+                        pos += ((size_t)len + 3) & ~(size_t)3;
+                        if (pos > size_struct) {
+                                r = fail(ret_error, -EBADMSG, "property value out of bounds");
+                                break;
+                        }
+                } else if (tag == FDT_NOP)
+                        continue;
+                else if (tag == FDT_END) {
+                        if (depth != 0 || !root_seen)
+                                r = fail(ret_error, -EBADMSG, "unbalanced nodes at FDT_END");
+                        break;
+                } else {
+                        r = fail(ret_error, -EBADMSG, "unknown structure block tag");
+                        break;
+                }
+        }
+        frames_free(frames, MAX_DEPTH);
+        return r;
+}
+
 int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, void **ret, size_t *ret_size,
               const char **ret_error) {
         _cleanup_free_ void *copy = NULL, *out = NULL;
@@ -95,13 +314,12 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, v
                 return fail(ret_error, -ENOMEM, "out of memory");
         memcpy(copy, in, size);
 
-        /* The header first, and only version 17, what dtc has written since 2007: libfdt 1.6.1's
-         * fdt_check_full() dereferences NULL on some version 2 trees (found by fuzz-dtb-patch). */
-        r = fdt_check_header(copy);
+        /* Our own walk first: libfdt 1.6.1's fdt_check_full() dereferences NULL on some version 2
+         * trees and accepts duplicate names (both found by fuzz-dtb-patch). Then libfdt's, so that
+         * the tree is sound by both measures. */
+        r = dtb_validate(copy, size, ret_error);
         if (r < 0)
-                return fail_fdt(ret_error, r);
-        if (fdt_version(copy) < 17)
-                return fail(ret_error, -EBADMSG, "device tree format older than version 17");
+                return r;
         r = fdt_check_full(copy, size);
         if (r < 0)
                 return fail_fdt(ret_error, r);

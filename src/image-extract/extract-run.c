@@ -572,8 +572,12 @@ int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, cons
         case IMAGE_EXTRACT_CRASHED:
                 if (WIFSIGNALED(status)) {
                         const char *sig = sigabbrev_np(WTERMSIG(status));
+                        int s = WTERMSIG(status);
                         FAIL(kind, e, "the image extractor %s (signal SIG%s)%s%s",
-                             WTERMSIG(status) == SIGXCPU ? "ran out of CPU time" : "crashed",
+                             s == SIGXCPU   ? "ran out of CPU time"
+                             : s == SIGALRM ? "ran out of time"
+                             : s == SIGXFSZ ? "exceeded its file size limit"
+                                            : "crashed",
                              sig ? sig : "?", line ? ": " : "", strempty(line));
                 }
                 FAIL(kind, e, "the image extractor failed with exit status %d%s%s", WEXITSTATUS(status),

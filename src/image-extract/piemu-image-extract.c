@@ -175,7 +175,8 @@ static void set_limit(int resource, rlim_t want) {
 
 static int drop_privileges(Ctx *c) {
         struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-        struct __user_cap_data_struct data[2] = {};
+        struct __user_cap_data_struct data[2] = {}, cur[2] = {};
+        bool any = false;
         uid_t uid = 65534;
         gid_t gid = 65534;
 
@@ -198,10 +199,14 @@ static int drop_privileges(Ctx *c) {
                         return failf(c, IMAGE_EXTRACT_INTERNAL, "could regain root after dropping it");
         }
 
-        /* Whoever we run as: no capabilities at all (piemud's user has none, but ambient ones
-         * would survive exec). */
+        /* Whoever we run as: no capabilities at all (ambient ones would survive exec). Only if
+         * there are any: piemud's unit has none, and its SystemCallFilter= denies capset(). */
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-        if (syscall(SYS_capset, &hdr, data) < 0)
+        if (syscall(SYS_capget, &hdr, cur) < 0)
+                return fail_errno(c, IMAGE_EXTRACT_INTERNAL, -errno, "cannot read capabilities");
+        for (size_t i = 0; i < ELEMENTSOF(cur); i++)
+                any = any || cur[i].effective || cur[i].permitted || cur[i].inheritable;
+        if (any && syscall(SYS_capset, &hdr, data) < 0)
                 return fail_errno(c, IMAGE_EXTRACT_INTERNAL, -errno, "cannot drop capabilities");
 
 #ifdef BUILT_WITH_ASAN
@@ -974,7 +979,10 @@ static int read_text(Ctx *c, const char *name, char **ret, size_t *ret_size) {
                         return failf(c, IMAGE_EXTRACT_NO_BOOT_PARTITION,
                                      "cannot read the FAT boot partition (%d): %s", c->boot_partno,
                                      c->mtools_msg);
-                return fail_errno(c, IMAGE_EXTRACT_INTERNAL, r, "reading the boot partition");
+                if (r == -ETIMEDOUT)
+                        return failf(c, IMAGE_EXTRACT_NO_BOOT_PARTITION,
+                                     "reading %s from the boot partition timed out", name);
+                return fail_errno(c, IMAGE_EXTRACT_IO, r, "reading the boot partition");
         }
         d = realloc(f.data, f.size + 1);
         if (!d) {
@@ -1000,8 +1008,11 @@ static int copy_file(Ctx *c, const char *name, const char *out_name, uint64_t ma
         safe_close(f.fd);
         if (r < 0)
                 (void)unlinkat(OUTDIR_FD, out_name, 0);
+        if (r == -ETIMEDOUT)
+                return failf(c, IMAGE_EXTRACT_NO_BOOT_PARTITION,
+                             "reading %s from the boot partition timed out", name);
         if (r < 0 && r != -ENOENT && r != -EFBIG && r != -EIO)
-                return fail_errno(c, IMAGE_EXTRACT_INTERNAL, r, "reading the boot partition");
+                return fail_errno(c, IMAGE_EXTRACT_IO, r, "reading the boot partition");
         if (r >= 0)
                 *ret_size = f.size;
         return r;
@@ -1033,7 +1044,10 @@ static int extract_dtb(Ctx *c, const RpiConfig *cfg, const char **ret_name) {
                         if (r == -EFBIG)
                                 return failf(c, IMAGE_EXTRACT_BAD_DTB, "%s is larger than %d KiB", names[i],
                                              DTB_PATCH_MAX_SIZE / 1024);
-                        return fail_errno(c, IMAGE_EXTRACT_INTERNAL, r, "reading the boot partition");
+                        if (r == -ETIMEDOUT)
+                                return failf(c, IMAGE_EXTRACT_NO_BOOT_PARTITION,
+                                             "reading %s from the boot partition timed out", names[i]);
+                        return fail_errno(c, IMAGE_EXTRACT_IO, r, "reading the boot partition");
                 }
                 r = dtb_patch(f.data, f.size, rpi_model_revision(c->model), DTB_PATCH_SERIAL, &patched,
                               &patched_size, &why);
