@@ -197,8 +197,17 @@ def test_import_image_from_descriptors(bus, users):
     try:
         images = dict(pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListImages")[0])
         assert images[name] == "imported by test"
-        with open(f"/var/lib/piemu/images/{name}/dtb", "rb") as a, open(f"{src}/dtb", "rb") as b:
-            assert a.read() == b.read()
+        for f in ("kernel", "sd.img"):
+            with open(f"/var/lib/piemu/images/{name}/{f}", "rb") as a, open(f"{src}/{f}", "rb") as b:
+                assert a.read() == b.read(), f
+        # The device tree is the one given, with the board's revision (the extractor patches it).
+        rev = subprocess.run(["fdtget", "-t", "x", f"/var/lib/piemu/images/{name}/dtb", "/system",
+                              "linux,revision"], capture_output=True, text=True)
+        assert rev.stdout.strip() == "a02082", rev
+        model = subprocess.run(["fdtget", "-t", "s", f"/var/lib/piemu/images/{name}/dtb", "/", "model"],
+                               capture_output=True, text=True).stdout
+        assert model == subprocess.run(["fdtget", "-t", "s", f"{src}/dtb", "/", "model"],
+                                       capture_output=True, text=True).stdout
         board = pb.Board.create(bus, image=name)
         err, _ = pb.call_error(bus, MANAGER_PATH, MANAGER_IFACE, "RemoveImage", "(s)", (name,))
         assert err == "org.piemu.Error.Busy"
@@ -222,7 +231,7 @@ def test_import_rejects_a_non_dtb(bus, users):
     name = pb.unique_name("img")
     r = users.run("admin", "import", name, f"{src}/kernel", str(bogus), f"{src}/sd.img")[-1]
     shutil.rmtree(tmp)
-    assert not r["ok"] and r["error"] == "org.piemu.Error.Failed" and "device tree" in r["message"], r
+    assert not r["ok"] and r["error"] == "org.piemu.Error.ImageInvalid" and "dtb" in r["message"], r
     assert not os.path.exists(f"/var/lib/piemu/images/{name}")
     assert not [e for e in os.listdir("/var/lib/piemu/images") if e.startswith(f".import-{name}")]
 
