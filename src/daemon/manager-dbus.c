@@ -543,6 +543,37 @@ static void import_done(void *userdata) {
         import_job_free(j);
 }
 
+/* What both import methods do once the arguments are valid: authorize (1 allowed, 0 polkit is asked,
+ * < 0 refused), refuse a name that exists, and make the job (its descriptors still -EBADF). */
+static int import_job_new(Manager *m, sd_bus_message *msg, const char *name, const char *description,
+                          const char *cmdline, const char *model, ImportJob **ret, sd_bus_error *error) {
+        _cleanup_(image_freep) Image *existing = NULL;
+        ImportJob *j;
+        int r;
+
+        r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
+        if (r <= 0)
+                return r;
+        if (image_load(m->images_dir, name, &existing) >= 0)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "Image %s already exists; remove it first.", name);
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (ImportJob){.manager = m, .fds = {-EBADF, -EBADF, -EBADF, -EBADF}};
+        j->msg = sd_bus_message_ref(msg);
+        j->name = strdup(name);
+        j->description = strdup(description);
+        j->cmdline = strdup(cmdline);
+        j->model = strdup(model);
+        if (!j->name || !j->description || !j->cmdline || !j->model) {
+                import_job_free(j);
+                return -ENOMEM;
+        }
+        *ret = j;
+        return 1;
+}
+
 static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name, *description = "", *cmdline = "console=ttyAMA0,115200";
@@ -580,29 +611,9 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
                                 (const char *const[]){"kernel", "dtb", "sd_image", "initrd"}[i]);
         }
 
-        r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-
-        _cleanup_(image_freep) Image *existing = NULL;
-        if (image_load(m->images_dir, name, &existing) >= 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "Image %s already exists; remove it first.", name);
-        j = calloc(1, sizeof *j);
-        if (!j)
-                return -ENOMEM;
-        *j = (ImportJob){.manager = m, .fds = {-EBADF, -EBADF, -EBADF, -EBADF}};
-        j->msg = sd_bus_message_ref(msg);
-        j->name = strdup(name);
-        j->description = strdup(description);
-        j->cmdline = strdup(cmdline);
-        j->model = strdup(PIEMU_DEFAULT_MODEL);
-        if (!j->name || !j->description || !j->cmdline || !j->model) {
-                import_job_free(j);
-                return -ENOMEM;
-        }
+        r = import_job_new(m, msg, name, description, cmdline, PIEMU_DEFAULT_MODEL, &j, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* 0: polkit is asked; the call comes back */
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
                 if (fds[i] >= 0 && (j->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) {
                         r = negative_errno();
@@ -650,29 +661,10 @@ static int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_
                                          "The image descriptor is not a regular file (pipes, FIFOs and "
                                          "devices are refused).");
 
-        r = verify_simple(m, msg, "org.piemu.manage-images", name, "import-image", error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-
-        _cleanup_(image_freep) Image *existing = NULL;
-        if (image_load(m->images_dir, name, &existing) >= 0)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "Image %s already exists; remove it first.", name);
-        j = calloc(1, sizeof *j);
-        if (!j)
-                return -ENOMEM;
-        *j = (ImportJob){.manager = m, .fds = {-EBADF, -EBADF, -EBADF, -EBADF}, .one_file = true};
-        j->msg = sd_bus_message_ref(msg);
-        j->name = strdup(name);
-        j->description = strdup(description);
-        j->cmdline = strdup("");
-        j->model = strdup(model);
-        if (!j->name || !j->description || !j->cmdline || !j->model) {
-                import_job_free(j);
-                return -ENOMEM;
-        }
+        r = import_job_new(m, msg, name, description, "", model, &j, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* 0: polkit is asked; the call comes back */
+        j->one_file = true;
         j->fds[2] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (j->fds[2] < 0) {
                 r = negative_errno();

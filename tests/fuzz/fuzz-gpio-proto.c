@@ -7,8 +7,8 @@
  * start and end, or any state that leaks across feed calls, aborts. Every delivered message must
  * be in range and survive format → parse unchanged.
  *
- * Built with -DFUZZ_REPLAY this file has its own main() that runs the target over files and
- * directories named on the command line (or a small built-in corpus without arguments), so the
+ * Built with -DFUZZ_REPLAY this file gets fuzz-replay.h's main(), which runs the target over files
+ * and directories named on the command line (or a small built-in corpus without arguments), so the
  * harness also runs in gcc builds and CI. */
 
 #include <errno.h>
@@ -19,15 +19,19 @@
 
 #include "gpio-proto.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#ifdef FUZZ_REPLAY
+static const char *const builtin_corpus[] = {
+        "HELLO piemu-shim 0.1.0\nGPIO 23 1\nPINS 800000\n",
+        "SET 17 1\r\nSYNC\r\n",
+        "GPIO 54 1\nGPIO 01 1\ngpio 1 1\nGPIO  1 1\nGPIO 1 2\n",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nSYNC\n",
+        "GPIO 99999999999999999999 1\nPINS 40000000000000\nHELLO piemu-shim 12345678901234567\n",
+        "SYNC",
+        "",
+};
+#endif
 
-#define FUZZ_CHECK(expr)                                                                                    \
-        do {                                                                                                \
-                if (!(expr)) {                                                                              \
-                        fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #expr);      \
-                        abort();                                                                            \
-                }                                                                                           \
-        } while (0)
+#include "fuzz-replay.h"
 
 /* What one way of feeding produced: counters plus an order-sensitive digest of the messages, so
  * that runs can be compared without storing every message. */
@@ -200,88 +204,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(whole.n_valid >= ref_valid + 1 && tw.last == GPIO_MSG_SYNC);
         return 0;
 }
-
-#ifdef FUZZ_REPLAY
-#include <dirent.h>
-#include <sys/stat.h>
-
-static const char *const builtin_corpus[] = {
-        "HELLO piemu-shim 0.1.0\nGPIO 23 1\nPINS 800000\n",
-        "SET 17 1\r\nSYNC\r\n",
-        "GPIO 54 1\nGPIO 01 1\ngpio 1 1\nGPIO  1 1\nGPIO 1 2\n",
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nSYNC\n",
-        "GPIO 99999999999999999999 1\nPINS 40000000000000\nHELLO piemu-shim 12345678901234567\n",
-        "SYNC",
-        "",
-};
-
-static int run_file(const char *path) {
-        _Alignas(16) static uint8_t buf[1024 * 1024];
-        FILE *f;
-        size_t n;
-
-        f = fopen(path, "re");
-        if (!f) {
-                fprintf(stderr, "%s: %m\n", path);
-                return -errno;
-        }
-        n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        return 1;
-}
-
-static int run_path(const char *path) {
-        struct stat st;
-        DIR *d;
-        int r, total = 0;
-
-        if (stat(path, &st) < 0) {
-                fprintf(stderr, "%s: %m\n", path);
-                return -errno;
-        }
-        if (!S_ISDIR(st.st_mode))
-                return run_file(path);
-
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        for (struct dirent *de; (de = readdir(d));) {
-                char sub[4096];
-
-                if (de->d_name[0] == '.')
-                        continue;
-                if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) >= (int)sizeof(sub))
-                        continue;
-                r = run_path(sub);
-                if (r < 0) {
-                        closedir(d);
-                        return r;
-                }
-                total += r;
-        }
-        closedir(d);
-        return total;
-}
-
-int main(int argc, char *argv[]) {
-        int total = 0;
-
-        if (argc < 2) {
-                for (size_t i = 0; i < sizeof(builtin_corpus) / sizeof(builtin_corpus[0]); i++)
-                        LLVMFuzzerTestOneInput((const uint8_t *)builtin_corpus[i],
-                                               strlen(builtin_corpus[i]));
-                printf("ran %zu built-in inputs\n", sizeof(builtin_corpus) / sizeof(builtin_corpus[0]));
-                return 0;
-        }
-
-        for (int i = 1; i < argc; i++) {
-                int r = run_path(argv[i]);
-                if (r < 0)
-                        return EXIT_FAILURE;
-                total += r;
-        }
-        printf("ran %d inputs\n", total);
-        return total > 0 ? 0 : EXIT_FAILURE;
-}
-#endif

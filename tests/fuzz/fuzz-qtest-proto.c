@@ -9,8 +9,8 @@
  * bytes also go to the command formatters as a QOM path and as numbers: whatever they accept must
  * be exactly one well-formed command line QEMU splits into the expected words.
  *
- * Built with -DFUZZ_REPLAY this file has its own main() that runs the target over files and
- * directories named on the command line (or a small built-in corpus without arguments), so the
+ * Built with -DFUZZ_REPLAY this file gets fuzz-replay.h's main(), which runs the target over files
+ * and directories named on the command line (or a small built-in corpus without arguments), so the
  * harness also runs in gcc builds and CI. */
 
 #include <errno.h>
@@ -22,15 +22,17 @@
 
 #include "qtest-proto.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#ifdef FUZZ_REPLAY
+static const char *const builtin_corpus[] = {
+        "OK\nIRQ raise 23\nOK 0x0000000000020000\nIRQ lower 23\n",
+        "FAIL Unknown device\nERR invalid argument size\nFAIL\n",
+        "IRQ raise 256\nIRQ raise 023\nOK 0x\nOK\r\n",
+        "/machine/soc/peripherals/gpio",
+        "",
+};
+#endif
 
-#define FUZZ_CHECK(expr)                                                                                    \
-        do {                                                                                                \
-                if (!(expr)) {                                                                              \
-                        fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #expr);      \
-                        abort();                                                                            \
-                }                                                                                           \
-        } while (0)
+#include "fuzz-replay.h"
 
 /* What one way of splitting produced: lines and an order-sensitive digest of them (raw bytes and
  * parse results), so that runs compare without storing every line. */
@@ -266,86 +268,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_formatters(data, size);
         return 0;
 }
-
-#ifdef FUZZ_REPLAY
-#include <dirent.h>
-#include <sys/stat.h>
-
-static const char *const builtin_corpus[] = {
-        "OK\nIRQ raise 23\nOK 0x0000000000020000\nIRQ lower 23\n",
-        "FAIL Unknown device\nERR invalid argument size\nFAIL\n",
-        "IRQ raise 256\nIRQ raise 023\nOK 0x\nOK\r\n",
-        "/machine/soc/peripherals/gpio",
-        "",
-};
-
-static int run_file(const char *path) {
-        _Alignas(16) static uint8_t buf[1024 * 1024];
-        FILE *f;
-        size_t n;
-
-        f = fopen(path, "re");
-        if (!f) {
-                fprintf(stderr, "%s: %m\n", path);
-                return -errno;
-        }
-        n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        return 1;
-}
-
-static int run_path(const char *path) {
-        struct stat st;
-        DIR *d;
-        int r, total = 0;
-
-        if (stat(path, &st) < 0) {
-                fprintf(stderr, "%s: %m\n", path);
-                return -errno;
-        }
-        if (!S_ISDIR(st.st_mode))
-                return run_file(path);
-
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        for (struct dirent *de; (de = readdir(d));) {
-                char sub[4096];
-
-                if (de->d_name[0] == '.')
-                        continue;
-                if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) >= (int)sizeof(sub))
-                        continue;
-                r = run_path(sub);
-                if (r < 0) {
-                        closedir(d);
-                        return r;
-                }
-                total += r;
-        }
-        closedir(d);
-        return total;
-}
-
-int main(int argc, char *argv[]) {
-        int total = 0;
-
-        if (argc < 2) {
-                for (size_t i = 0; i < sizeof(builtin_corpus) / sizeof(builtin_corpus[0]); i++)
-                        LLVMFuzzerTestOneInput((const uint8_t *)builtin_corpus[i],
-                                               strlen(builtin_corpus[i]));
-                printf("ran %zu built-in inputs\n", sizeof(builtin_corpus) / sizeof(builtin_corpus[0]));
-                return 0;
-        }
-
-        for (int i = 1; i < argc; i++) {
-                int r = run_path(argv[i]);
-                if (r < 0)
-                        return EXIT_FAILURE;
-                total += r;
-        }
-        printf("ran %d inputs\n", total);
-        return total > 0 ? 0 : EXIT_FAILURE;
-}
-#endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The replay main() of the image-extract fuzz targets (the same as fuzz-gpio-proto.c's): with
+/* The replay main() of every fuzz target: with
  * -DFUZZ_REPLAY the target runs over the files and directories named on the command line, or over
  * its builtin_corpus[] (which the including file defines before including this) without
  * arguments, so that gcc builds and CI exercise the harness too. */

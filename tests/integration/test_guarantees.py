@@ -119,35 +119,6 @@ def test_owner_and_settings_survive_restarts(bus, users):
         users.call("alice", MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", [name])
 
 
-@pytest.mark.boot
-def test_failed_start_leaves_nothing_and_says_why(bus):
-    """An image whose SD card QEMU cannot use: the Start fails, the board is stopped, LastError
-    says why, and no domain runs and no overlay stays."""
-    image = pb.unique_name("broken")
-    src, dst = "/var/lib/piemu/images/default", f"/var/lib/piemu/images/{image}"
-    os.mkdir(dst)
-    try:
-        for f in ("kernel", "dtb", "meta"):
-            shutil.copy(os.path.join(src, f), dst)
-        # A qcow2 header claiming 64 MiB, and nothing behind it.
-        with open(os.path.join(dst, "sd.img"), "wb") as f:
-            f.write(b"QFI\xfb" + bytes(20) + (64 << 20).to_bytes(8, "big") + bytes(100))
-        subprocess.run(["chown", "-R", "piemu:piemu", dst], check=True)
-        b = pb.Board.create(bus, image=image)
-        try:
-            name, msg = b.error("Start")
-            assert name == "org.piemu.Error.Failed", (name, msg)
-            assert b.prop("State") == "stopped"
-            assert "Failed to start board" in b.prop("LastError"), b.prop("LastError")
-            r = subprocess.run(["virsh", "-q", "domstate", f"piemu-{b.name}"], capture_output=True, text=True)
-            assert r.stdout.strip() == "shut off", r.stdout
-            assert not pb.volume_exists(b.name)
-        finally:
-            b.delete()
-    finally:
-        shutil.rmtree(dst)
-
-
 @pytest.fixture
 def broken_image():
     """A catalog image whose SD card QEMU cannot use: Start fails at once, no boot needed."""
@@ -163,6 +134,23 @@ def broken_image():
         yield image
     finally:
         shutil.rmtree(dst)
+
+
+@pytest.mark.boot
+def test_failed_start_leaves_nothing_and_says_why(bus, broken_image):
+    """An image whose SD card QEMU cannot use: the Start fails, the board is stopped, LastError
+    says why, and no domain runs and no overlay stays."""
+    b = pb.Board.create(bus, image=broken_image)
+    try:
+        name, msg = b.error("Start")
+        assert name == "org.piemu.Error.Failed", (name, msg)
+        assert b.prop("State") == "stopped"
+        assert "Failed to start board" in b.prop("LastError"), b.prop("LastError")
+        r = subprocess.run(["virsh", "-q", "domstate", f"piemu-{b.name}"], capture_output=True, text=True)
+        assert r.stdout.strip() == "shut off", r.stdout
+        assert not pb.volume_exists(b.name)
+    finally:
+        b.delete()
 
 
 def props_of(users, short, path):
