@@ -114,6 +114,31 @@ def test_owner_may_manage_own_board(users, alice_board):
     r = users.call("alice", b.path, BOARD_IFACE, "Start")
     assert r["error"] == "org.piemu.Error.AlreadyRunning", r  # authorized, then refused for state
     assert users.call("alice", b.path, BOARD_IFACE, "SendSerial", "(ay)", [list(b"\n")])["ok"]
+    # Her own pins and console, with effect: the pin she drives is high for everyone.
+    assert users.call("alice", b.path, BOARD_IFACE, "SetPin", "(ub)", [4, True])["ok"]
+    b.wait_for(lambda: b.call("GetPin", "(u)", (4,)) == (True,), 10, "pin 4 high")
+    assert users.call("alice", b.path, BOARD_IFACE, "SetPin", "(ub)", [4, False])["ok"]
+    b.wait_for(lambda: b.call("GetPin", "(u)", (4,)) == (False,), 10, "pin 4 low")
+    assert users.call("alice", b.path, BOARD_IFACE, "OpenSerial")["ok"]
+    assert users.call("alice", b.path, BOARD_IFACE, "GetRecentSerial")["ok"]
+
+
+def test_owner_stops_and_deletes_own_board(bus, users):
+    name = pb.unique_name("own")
+    pb.CREATED.add(name)
+    r = users.call("alice", MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", [name, "", {}])
+    assert r["ok"], r
+    b = pb.Board(bus, name, r["result"][0])
+    try:
+        assert users.call("alice", b.path, BOARD_IFACE, "Start")["ok"]
+        assert b.prop("State") == "running"
+        assert users.call("alice", b.path, BOARD_IFACE, "Stop")["ok"]
+        assert b.prop("State") == "stopped"
+        assert users.call("alice", MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", [name])["ok"]
+        assert not pb.domain_exists(name) and not pb.volume_exists(name)
+    finally:
+        if pb.domain_exists(name):
+            b.delete()
 
 
 @pytest.mark.boot
