@@ -70,7 +70,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "system bus: %s\n", strerror(-r));
                 return 1;
         }
-        if (asprintf(&path, "/org/piemu/board/%s", argv[1]) < 0)
+        r = sd_bus_path_encode("/org/piemu/board", argv[1], &path);
+        if (r < 0)
                 return 1;
         r = sd_bus_match_signal(bus, NULL, "org.piemu", path, "org.piemu.Board", "GpioChanged", on_gpio, &w);
         if (r >= 0)
