@@ -75,7 +75,8 @@ int main(int argc, char *argv[]) {
                 return 1;
         r = sd_bus_match_signal(bus, NULL, "org.piemu", path, "org.piemu.Board", "GpioChanged", on_gpio, &w);
         if (r >= 0)
-                r = sd_bus_call_method(bus, "org.piemu", path, "org.piemu.Board", "Watch", &error, NULL, NULL);
+                r = sd_bus_call_method(bus, "org.piemu", path, "org.piemu.Board", "Watch", &error, NULL,
+                                       NULL);
         if (r < 0) {
                 fprintf(stderr, "Watch: %s\n", error.message ?: strerror(-r));
                 return 1;
@@ -85,8 +86,8 @@ int main(int argc, char *argv[]) {
 
                 w.want = i % 2 == 0;
                 w.seen = false;
-                r = sd_bus_call_method(bus, "org.piemu", path, "org.piemu.Board", "SetPin", &error, NULL, "ub", in,
-                                       w.want);
+                r = sd_bus_call_method(bus, "org.piemu", path, "org.piemu.Board", "SetPin", &error, NULL,
+                                       "ub", in, w.want);
                 if (r < 0) {
                         fprintf(stderr, "SetPin: %s\n", error.message ?: strerror(-r));
                         return 1;
@@ -98,7 +99,8 @@ int main(int argc, char *argv[]) {
                                 return 1;
                         }
                         if (r == 0 && sd_bus_wait(bus, 5 * 1000000ULL) == 0) {
-                                fprintf(stderr, "no GpioChanged(%u, %d) within 5 s: is the guest mirroring %u?\n",
+                                fprintf(stderr,
+                                        "no GpioChanged(%u, %d) within 5 s: is the guest mirroring %u?\n",
                                         out, w.want, in);
                                 return 1;
                         }
@@ -108,7 +110,8 @@ int main(int argc, char *argv[]) {
         }
         qsort(lat, rounds, sizeof *lat, cmp_u64);
         printf("SetPin(%u) -> GpioChanged(%u), %u rounds: median %.0f us, p99 %.0f us\n", in, out, rounds,
-               lat[rounds / 2] / 1e3, lat[(rounds * 99) / 100 < rounds ? (rounds * 99) / 100 : rounds - 1] / 1e3);
+               lat[rounds / 2] / 1e3,
+               lat[(rounds * 99) / 100 < rounds ? (rounds * 99) / 100 : rounds - 1] / 1e3);
         free(lat);
         return 0;
 }
