@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "qtest-proto.h"
+#include "macro.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,16 +11,6 @@ static bool is_printable(char c) {
         return c >= 0x20 && c <= 0x7e;
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* "0x" and 1-16 hex digits, nothing else. */
 static int parse_hex64(const char *s, size_t len, uint64_t *ret) {
         uint64_t v = 0;
@@ -27,7 +18,7 @@ static int parse_hex64(const char *s, size_t len, uint64_t *ret) {
         if (len < 3 || len > 18 || s[0] != '0' || s[1] != 'x')
                 return -EINVAL;
         for (size_t i = 2; i < len; i++) {
-                int d = hex_digit(s[i]);
+                int d = unhexchar(s[i]);
                 if (d < 0)
                         return -EINVAL;
                 v = (v << 4) | (uint64_t)d;

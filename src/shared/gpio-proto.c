@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gpio-proto.h"
+#include "macro.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,16 +18,6 @@ void gpio_parser_init(GpioParser *p) {
 
 static bool is_digit(char c) {
         return c >= '0' && c <= '9';
-}
-
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -EINVAL;
 }
 
 static bool is_version_char(char c) {
@@ -137,7 +128,7 @@ static bool eat_hex_mask(Cursor *c, uint64_t *ret) {
         if (n == 0 || n > PINS_HEX_MAX)
                 return false;
         for (size_t i = 0; i < n; i++) {
-                int d = hex_value(c->p[i]);
+                int d = unhexchar(c->p[i]);
                 if (d < 0)
                         return false;
                 v = (v << 4) | (uint64_t)d;

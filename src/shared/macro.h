@@ -89,6 +89,17 @@ static inline const char *startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, n) == 0 ? s + n : NULL;
 }
 
+/* The value of one hexadecimal digit, or -EINVAL (as systemd's unhexchar()). */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -EINVAL;
+}
+
 static inline bool isempty(const char *s) {
         return !s || !*s;
 }
