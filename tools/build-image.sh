@@ -37,6 +37,8 @@ say() { echo "$prog: $*"; }
 
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 script_dir=$(dirname -- "$script_path")
+# shellcheck source=tools/arm64-debs.sh
+. "$script_dir/arm64-debs.sh"
 src_dir=$(readlink -f -- "$script_dir/../images/default")
 
 cache_dir=/var/cache/piemu/debs
@@ -109,22 +111,12 @@ flock -w 600 9 || die "another build-image is running (lock $cache_dir/.lock)"
 # Our own binary package cache makes apt-cache fast (Debian images often turn
 # apt's off); apt rebuilds it whenever the lists or the dpkg status change.
 apt_opts=(-o "Dir::Cache::pkgcache=/var/cache/piemu/apt-pkgcache.bin")
-kpkg=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$meta_pkg:arm64" 2>/dev/null |
-    sed -n 's/^Depends:.*\(linux-image-[^ ,:]*-arm64\).*/\1/p' | head -n1) || true
+kpkg=$(arm64_kernel_package apt_opts "$meta_pkg") || true
 [ -n "$kpkg" ] || die "cannot resolve $meta_pkg:arm64 to a kernel package; is the arm64" \
     "architecture added and 'apt-get update' done? (tools/install-deps.sh does both)"
 pkgs=("$kpkg" busybox-static)
 declare -A ver file sha
-while read -r p v f h; do
-    ver[$p]=$v; file[$p]=$(basename -- "$f"); sha[$p]=$h
-done < <(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs[@]/%/:arm64}" 2>/dev/null |
-    awk '/^Package: /{p=$2} /^Version: /{v=$2} /^Filename: /{f=$2} /^SHA256: /{h=$2}
-         /^$/{if (p != "") print p, v, f, h; p=v=f=h=""}
-         END{if (p != "") print p, v, f, h}')
-for p in "${pkgs[@]}"; do
-    [ -n "${ver[$p]:-}" ] && [ -n "${file[$p]:-}" ] && [ -n "${sha[$p]:-}" ] ||
-        die "no installable candidate for $p:arm64 (see: apt-cache policy $p:arm64)"
-done
+arm64_resolve apt_opts "${pkgs[@]}" || die "cannot resolve the image's packages"
 kver=${kpkg#linux-image-}
 
 # --- Up to date? ----------------------------------------------------------------
@@ -135,6 +127,7 @@ sd_hash=$(printf '%s\n' "size=$sd_size_mib" "label=$sd_label" "$(hash_tree "$src
     sha256sum | cut -d' ' -f1)
 stamp=$(
     echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
+    echo "lib=$(sha256sum <"$script_dir/arm64-debs.sh" | cut -d' ' -f1)"
     echo "sources=$(hash_tree "$src_dir")"
     echo "name=$name"
     echo "shim=$shim_hash"

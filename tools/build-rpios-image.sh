@@ -157,6 +157,8 @@ warn() { echo "$prog: warning: $*" >&2; }
 say() { echo "$prog: $*"; }
 
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
+# shellcheck source=tools/arm64-debs.sh
+. "$(dirname -- "$script_path")/arm64-debs.sh"
 
 output=/var/cache/piemu/rpios
 cache=""
@@ -300,23 +302,13 @@ phase resolve
 # does the same), with our own binary cache of them (Debian's container images
 # turn apt's off; apt rebuilds it when the lists change).
 host_apt=(-o "Dir::Cache::pkgcache=$cache/host-pkgcache.bin" -o Dir::Cache::srcpkgcache=)
-kpkg=$(apt-cache "${host_apt[@]}" show --no-all-versions linux-image-arm64:arm64 2>/dev/null |
-    sed -n 's/^Depends:.*\(linux-image-[^ ,:]*-arm64\).*/\1/p' | head -n1) || true
+kpkg=$(arm64_kernel_package host_apt linux-image-arm64) || true
 [ -n "$kpkg" ] || die "cannot resolve linux-image-arm64:arm64; is the arm64 architecture" \
     "added and 'apt-get update' done? (tools/install-deps.sh does both)"
 kver=${kpkg#linux-image-}
 arm64_pkgs=("$kpkg" busybox-static)
 declare -A ver file sha
-while read -r p v f h; do
-    ver[$p]=$v; file[$p]=$(basename -- "$f"); sha[$p]=$h
-done < <(apt-cache "${host_apt[@]}" show --no-all-versions "${arm64_pkgs[@]/%/:arm64}" 2>/dev/null |
-    awk '/^Package: /{p=$2} /^Version: /{v=$2} /^Filename: /{f=$2} /^SHA256: /{h=$2}
-         /^$/{if (p != "") print p, v, f, h; p=v=f=h=""}
-         END{if (p != "") print p, v, f, h}')
-for p in "${arm64_pkgs[@]}"; do
-    [ -n "${ver[$p]:-}" ] && [ -n "${file[$p]:-}" ] && [ -n "${sha[$p]:-}" ] ||
-        die "no candidate for $p:arm64 (see: apt-cache policy $p:arm64)"
-done
+arm64_resolve host_apt "${arm64_pkgs[@]}" || die "cannot resolve the arm64 packages"
 
 # The armhf root: a private apt configuration and index in the cache. mmdebstrap
 # gets this very index (--skip=update), so what it installs is what we resolved.
@@ -412,6 +404,7 @@ say "kernel $kpkg ${ver[$kpkg]}, busybox-static ${ver[busybox-static]}," \
 # --- up to date? -------------------------------------------------------------------
 stamp=$(
     echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
+    echo "lib=$(sha256sum <"$(dirname -- "$script_path")/arm64-debs.sh" | cut -d' ' -f1)"
     echo "mirror=$mirror"
     [ "$used_security" = 0 ] || echo "security=$security_mirror"
     for p in "${arm64_pkgs[@]}"; do echo "arm64=$p=${ver[$p]}"; done
