@@ -1020,13 +1020,38 @@ static int copy_file(Ctx *c, const char *name, const char *out_name, uint64_t ma
 
 /* --- the whole image -------------------------------------------------------------------------- */
 
-static int extract_dtb(Ctx *c, const RpiConfig *cfg, const char **ret_name) {
-        const char *const *names, *single[2] = {cfg->device_tree, NULL};
-        char tried[256] = "";
+/* Both modes end here: the board's revision and a free console UART patched in (dtb-patch.c), then
+ * written as the output "dtb". `what` names the input in the error (a file name in the image, or
+ * "the dtb is not usable"); *ret_size is what was written. */
+static int patch_and_write_dtb(Ctx *c, const void *data, size_t size, const char *what, size_t *ret_size) {
         _cleanup_free_ void *patched = NULL;
         size_t patched_size;
         const char *why = NULL;
         int r, fd;
+
+        r = dtb_patch(data, size, rpi_model_revision(c->model), DTB_PATCH_SERIAL, &patched, &patched_size,
+                      &why);
+        if (r == -ENOMEM)
+                return failf(c, IMAGE_EXTRACT_INTERNAL, "out of memory");
+        if (r < 0)
+                return failf(c, IMAGE_EXTRACT_BAD_DTB, "%s: %s", what, why ?: "invalid device tree");
+
+        fd = create_output(c, "dtb");
+        if (fd < 0)
+                return fd;
+        r = write_all(fd, patched, patched_size);
+        safe_close(fd);
+        if (r < 0)
+                return fail_errno(c, IMAGE_EXTRACT_IO, r, "cannot write dtb");
+        if (ret_size)
+                *ret_size = patched_size;
+        return 0;
+}
+
+static int extract_dtb(Ctx *c, const RpiConfig *cfg, const char **ret_name) {
+        const char *const *names, *single[2] = {cfg->device_tree, NULL};
+        char tried[256] = "";
+        int r;
 
         names = cfg->device_tree ? single : rpi_model_dtb_names(c->model, cfg->upstream_kernel);
         for (size_t i = 0; names[i]; i++) {
@@ -1049,22 +1074,10 @@ static int extract_dtb(Ctx *c, const RpiConfig *cfg, const char **ret_name) {
                                              "reading %s from the boot partition timed out", names[i]);
                         return fail_errno(c, IMAGE_EXTRACT_IO, r, "reading the boot partition");
                 }
-                r = dtb_patch(f.data, f.size, rpi_model_revision(c->model), DTB_PATCH_SERIAL, &patched,
-                              &patched_size, &why);
+                r = patch_and_write_dtb(c, f.data, f.size, names[i], NULL);
                 free(f.data);
-                if (r == -ENOMEM)
-                        return failf(c, IMAGE_EXTRACT_INTERNAL, "out of memory");
                 if (r < 0)
-                        return failf(c, IMAGE_EXTRACT_BAD_DTB, "%s: %s", names[i],
-                                     why ?: "invalid device tree");
-
-                fd = create_output(c, "dtb");
-                if (fd < 0)
-                        return fd;
-                r = write_all(fd, patched, patched_size);
-                safe_close(fd);
-                if (r < 0)
-                        return fail_errno(c, IMAGE_EXTRACT_IO, r, "cannot write dtb");
+                        return r;
                 *ret_name = names[i];
                 return 0;
         }
@@ -1182,10 +1195,8 @@ static int extract_image(Ctx *c) {
 
 static int extract_dtb_only(Ctx *c) {
         _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_free_ void *patched = NULL;
         size_t n = 0, patched_size;
-        const char *why = NULL;
-        int r, fd;
+        int r;
 
         buf = malloc(DTB_PATCH_MAX_SIZE + 1);
         if (!buf)
@@ -1204,20 +1215,9 @@ static int extract_dtb_only(Ctx *c) {
                 return failf(c, IMAGE_EXTRACT_BAD_DTB, "the dtb is larger than %d KiB",
                              DTB_PATCH_MAX_SIZE / 1024);
 
-        r = dtb_patch(buf, n, rpi_model_revision(c->model), DTB_PATCH_SERIAL, &patched, &patched_size, &why);
-        if (r == -ENOMEM)
-                return failf(c, IMAGE_EXTRACT_INTERNAL, "out of memory");
+        r = patch_and_write_dtb(c, buf, n, "the dtb is not usable", &patched_size);
         if (r < 0)
-                return failf(c, IMAGE_EXTRACT_BAD_DTB, "the dtb is not usable: %s",
-                             why ?: "invalid device tree");
-
-        fd = create_output(c, "dtb");
-        if (fd < 0)
-                return fd;
-        r = write_all(fd, patched, patched_size);
-        safe_close(fd);
-        if (r < 0)
-                return fail_errno(c, IMAGE_EXTRACT_IO, r, "cannot write dtb");
+                return r;
         fprintf(c->out, "dtb_size=%zu\n", patched_size);
         return 0;
 }
