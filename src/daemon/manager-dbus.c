@@ -574,6 +574,24 @@ static int import_job_new(Manager *m, sd_bus_message *msg, const char *name, con
         return 1;
 }
 
+/* Hands the job its own copies of the caller's descriptors (kernel, dtb, sd, initrd; -1 for none)
+ * and queues it on the import pool, where a slow import never holds up a Start. Frees the job on
+ * failure. */
+static int import_job_submit(Manager *m, ImportJob *j, const int fds[4]) {
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(j->fds); i++)
+                if (fds[i] >= 0 && (j->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+                        r = negative_errno();
+                        import_job_free(j);
+                        return r;
+                }
+        r = worker_submit(m->import_workers, import_work, import_done, j);
+        if (r < 0)
+                import_job_free(j);
+        return r;
+}
+
 static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name, *description = "", *cmdline = "console=ttyAMA0,115200";
@@ -614,19 +632,8 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
         r = import_job_new(m, msg, name, description, cmdline, PIEMU_DEFAULT_MODEL, &j, error);
         if (r <= 0)
                 return r < 0 ? r : 1; /* 0: polkit is asked; the call comes back */
-        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
-                if (fds[i] >= 0 && (j->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) {
-                        r = negative_errno();
-                        import_job_free(j);
-                        return r;
-                }
-        /* On the import pool: a slow import never holds up a Start. */
-        r = worker_submit(m->import_workers, import_work, import_done, j);
-        if (r < 0) {
-                import_job_free(j);
-                return r;
-        }
-        return 1;
+        r = import_job_submit(m, j, fds);
+        return r < 0 ? r : 1;
 }
 
 static int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -665,17 +672,9 @@ static int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_
         if (r <= 0)
                 return r < 0 ? r : 1; /* 0: polkit is asked; the call comes back */
         j->one_file = true;
-        j->fds[2] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (j->fds[2] < 0) {
-                r = negative_errno();
-                import_job_free(j);
+        r = import_job_submit(m, j, (const int[4]){-EBADF, -EBADF, fd, -EBADF});
+        if (r < 0)
                 return r;
-        }
-        r = worker_submit(m->import_workers, import_work, import_done, j);
-        if (r < 0) {
-                import_job_free(j);
-                return r;
-        }
         log_info("Importing image %s from one file (%s)", name, model);
         return 1;
 }
