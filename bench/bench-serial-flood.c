@@ -50,12 +50,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(TlsCreds *, tls_creds_unref);
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
 static long status_kib(const char *key) {
         FILE *f = fopen("/proc/self/status", "re");
         char line[256];
@@ -131,8 +125,8 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (sd_bus_message_read_array(m, 'y', (const void **)&p, &n) < 0)
                 return 0;
         if (w->signals++ == 0)
-                w->first_usec = now_usec();
-        w->last_usec = now_usec();
+                w->first_usec = now_usec(CLOCK_MONOTONIC);
+        w->last_usec = now_usec(CLOCK_MONOTONIC);
         for (size_t i = 0; i < n; i++) {
                 if (w->synced && p[i] != w->expect)
                         w->gaps++;
@@ -199,7 +193,7 @@ static void on_data(Serial *s, const uint8_t *data, size_t n, void *userdata) {
         uint64_t q = 0;
 
         if (d->bytes_in == 0)
-                d->t_start = now_usec();
+                d->t_start = now_usec(CLOCK_MONOTONIC);
         d->bytes_in += n;
         watchers_push_output(&d->watchers, data, n);
         if (sd_bus_get_n_queued_write(watchers_bus(&d->watchers), &q) >= 0 && q > d->max_queued)
@@ -222,7 +216,7 @@ static void on_intruder(Serial *s, uid_t uid, const char *what, unsigned suppres
 
 static int on_done(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
-        d->t_end = now_usec();
+        d->t_end = now_usec(CLOCK_MONOTONIC);
         return sd_event_exit(d->event, 0);
 }
 

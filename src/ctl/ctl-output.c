@@ -116,14 +116,6 @@ size_t utf8_display_width(const char *s) {
         return n;
 }
 
-uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        if (clock_gettime(clock, &ts) < 0)
-                return 0;
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 void format_timestamp(char *buf, size_t size, uint64_t usec) {
         time_t sec = (time_t)(usec / USEC_PER_SEC);
         struct tm tm;

@@ -63,7 +63,6 @@ extern bool arg_since_now;
 char *escape_for_terminal(const void *data, size_t size, bool keep_newline);
 size_t utf8_display_width(const char *s);
 void format_timestamp(char *buf, size_t size, uint64_t usec);
-uint64_t now_usec(clockid_t clock);
 int parse_timeout(const char *s, uint64_t *ret_usec);
 char *format_timespan(char *buf, size_t size, uint64_t usec);
 

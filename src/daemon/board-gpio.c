@@ -13,12 +13,6 @@
 #include "macro.h"
 #include "piemu-errors.h"
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
 /* ---- GPIO ---- */
 
 void board_gpio_send(Board *b, const char *line, int len) {
@@ -52,7 +46,7 @@ void board_gpio_level_changed(Board *b, unsigned pin, bool value, uint64_t ts) {
 
 static int on_gpio_msg(const GpioMsg *msg, void *userdata) {
         Board *b = userdata;
-        uint64_t ts = now_realtime_usec();
+        uint64_t ts = now_usec(CLOCK_REALTIME);
 
         switch (msg->type) {
         case GPIO_MSG_HELLO:

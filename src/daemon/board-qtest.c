@@ -32,12 +32,6 @@
 /* raspi3b (BCM2837). Other models are issue 12. */
 #define GPIO_BASE_BCM2837 UINT64_C(0x3f200000)
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
 int board_qtest_socket_path(Board *b, char **ret) {
         char *s;
 
@@ -55,16 +49,10 @@ int board_qtest_socket_path(Board *b, char **ret) {
 
 static void read_levels(Board *b);
 
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
 /* Something happened on the pins: read GPLEV often for a while, starting within
  * QTEST_RECONCILE_USEC. */
 static void mark_busy(Board *b) {
-        uint64_t now = now_monotonic_usec(), next = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), next = 0;
 
         b->qtest_busy_until = now + QTEST_BUSY_USEC;
         if (b->qtest_timer && sd_event_source_get_time(b->qtest_timer, &next) >= 0 &&
@@ -76,7 +64,7 @@ static void mark_busy(Board *b) {
 
 static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
         Board *b = userdata;
-        uint64_t ts = now_realtime_usec();
+        uint64_t ts = now_usec(CLOCK_REALTIME);
 
         b->qtest_reading = false;
         if (r < 0)
@@ -110,7 +98,7 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         read_levels(b);
         r = sd_event_source_set_time_relative(
-                s, now_monotonic_usec() < b->qtest_busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
+                s, now_usec(CLOCK_MONOTONIC) < b->qtest_busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return r;
@@ -118,7 +106,7 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
         Board *b = userdata;
-        board_gpio_level_changed(b, line, level, now_realtime_usec());
+        board_gpio_level_changed(b, line, level, now_usec(CLOCK_REALTIME));
         mark_busy(b);
 }
 
@@ -167,7 +155,7 @@ static void take_connection(Board *b, int fd) {
         b->qtest_reading = false;
         b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
         b->qtest_levels_known = false;
-        b->qtest_busy_until = now_monotonic_usec() + QTEST_BUSY_USEC;
+        b->qtest_busy_until = now_usec(CLOCK_MONOTONIC) + QTEST_BUSY_USEC;
 
         r = qtest_new(b->manager->event, owned, &cb, b, &b->qtest);
         if (r < 0) {

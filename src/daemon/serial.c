@@ -67,7 +67,7 @@ struct Serial {
 /* sd-event's default accuracy (0) is 250 ms: far too loose for a pause of a millisecond. */
 #define TIMER_ACCURACY_USEC 100
 
-static uint64_t now_usec(const Serial *s) {
+static uint64_t loop_now_usec(const Serial *s) {
         uint64_t t = 0;
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &t);
         return t;
@@ -76,7 +76,7 @@ static uint64_t now_usec(const Serial *s) {
 /* Every stranger is named in the log, up to a burst per interval: a connection flood must not
  * become a log flood. The next report after a quiet spell says how many went unnamed. */
 static void report_intruder(Serial *s, uid_t uid, const char *what) {
-        uint64_t now = now_usec(s);
+        uint64_t now = loop_now_usec(s);
         if (s->last_report_usec == 0 || now - s->last_report_usec >= SERIAL_INTRUDER_REPORT_USEC) {
                 s->last_report_usec = now;
                 s->n_reported = 0;

@@ -233,13 +233,6 @@ static const char *errstr(int e) {
         return strerrordesc_np(e) ?: "unknown error";
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * UINT64_C(1000000) + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static int pidfd_open_compat(pid_t pid) {
 #ifdef SYS_pidfd_open
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -469,7 +462,7 @@ int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, cons
          * the end: while it is a zombie, its process group id cannot be reused, so kill(-pid)
          * can only hit its own group. */
         pidfd = pidfd_open_compat(pid);
-        deadline = timeout_usec > 0 ? now_usec() + timeout_usec : UINT64_MAX;
+        deadline = timeout_usec > 0 ? now_usec(CLOCK_MONOTONIC) + timeout_usec : UINT64_MAX;
 
         for (;;) {
                 struct pollfd p[3];
@@ -501,7 +494,7 @@ int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, cons
                 }
 
                 if (until != UINT64_MAX) {
-                        uint64_t now = now_usec(), left;
+                        uint64_t now = now_usec(CLOCK_MONOTONIC), left;
                         if (now >= until) {
                                 /* past the deadline: kill; past the grace period: stop reading */
                                 timed_out = !exited;
@@ -533,7 +526,7 @@ int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, cons
                  * gets a second to let go. */
                 exited = true;
                 (void)kill(-pid, SIGKILL);
-                grace = now_usec() + 1000000;
+                grace = now_usec(CLOCK_MONOTONIC) + 1000000;
         }
 
         if (timed_out) {

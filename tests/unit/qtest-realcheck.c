@@ -40,14 +40,8 @@ static uint64_t levels;
 static uint32_t value;
 static bool failed;
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static double elapsed(void) {
-        return (double)(now_usec() - t_start) / 1e6;
+        return (double)(now_usec(CLOCK_MONOTONIC) - t_start) / 1e6;
 }
 
 static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
@@ -147,7 +141,7 @@ int main(int argc, char *argv[]) {
         int fd, r, c;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        t_start = now_usec();
+        t_start = now_usec(CLOCK_MONOTONIC);
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
@@ -198,11 +192,11 @@ int main(int argc, char *argv[]) {
         }
 
         if (intercept) {
-                uint64_t t0 = now_usec();
+                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
                 r = qtest_intercept_gpio(q, QTEST_GPIO_QOM_PATH, on_done, NULL);
                 r = r < 0 ? r : wait_done(e);
                 printf("+%.3f irq_intercept_out: %s (%" PRIu64 "us)\n", elapsed(),
-                       r < 0 ? strerror(-r) : "OK", now_usec() - t0);
+                       r < 0 ? strerror(-r) : "OK", now_usec(CLOCK_MONOTONIC) - t0);
                 if (r < 0)
                         goto out;
         }
@@ -229,22 +223,22 @@ int main(int argc, char *argv[]) {
                 if (!t)
                         goto out;
                 for (unsigned i = 0; i < bench; i++) {
-                        uint64_t t0 = now_usec();
+                        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
                         r = qtest_gpio_set(q, BASE, bench_pin, i % 2 == 0, on_done, NULL);
                         r = r < 0 ? r : wait_done(e);
                         if (r < 0)
                                 break;
-                        t[i] = now_usec() - t0;
+                        t[i] = now_usec(CLOCK_MONOTONIC) - t0;
                 }
                 if (r >= 0)
                         print_stats("writel GPSET0/GPCLR0 round trip", t, bench);
                 for (unsigned i = 0; r >= 0 && i < bench; i++) {
-                        uint64_t t0 = now_usec();
+                        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
                         r = qtest_readl(q, BASE + QTEST_GPIO_GPLEV0, on_value, NULL);
                         r = r < 0 ? r : wait_done(e);
                         if (r < 0)
                                 break;
-                        t[i] = now_usec() - t0;
+                        t[i] = now_usec(CLOCK_MONOTONIC) - t0;
                 }
                 if (r >= 0)
                         print_stats("readl GPLEV0 round trip", t, bench);
@@ -254,9 +248,9 @@ int main(int argc, char *argv[]) {
         }
 
         if (watch > 0) {
-                uint64_t end = now_usec() + (uint64_t)(watch * 1e6);
-                while (!failed && now_usec() < end)
-                        if (sd_event_run(e, end - now_usec()) < 0)
+                uint64_t end = now_usec(CLOCK_MONOTONIC) + (uint64_t)(watch * 1e6);
+                while (!failed && now_usec(CLOCK_MONOTONIC) < end)
+                        if (sd_event_run(e, end - now_usec(CLOCK_MONOTONIC)) < 0)
                                 break;
         }
 
