@@ -12,7 +12,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/piemu-deps.stamp
-want_version=10
+want_version=11
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] && [ "${PIEMU_FORCE_DEPS:-0}" != 1 ]; then
     echo "install-deps: already installed (remove $stamp to redo)"
     exit 0
@@ -28,6 +28,22 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 apt-get update -q
 
+# openssh-server and cockpit-ws are test tools here (a loopback sshd and a cockpit-ws the tests
+# start and stop themselves): keep their maintainer scripts from starting services, on a host
+# without systemd that means an sshd on port 22. Only a policy-rc.d we made is removed again.
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+fi
+trap '[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+
+# The Cockpit page's xterm.js comes from the npm registry (package-lock.json); Debian's npm if
+# the host has no npm of its own (NodeSource's nodejs ships one and conflicts with Debian's).
+extra=()
+command -v npm > /dev/null || extra+=(npm)
+
 apt-get install -y -q --no-install-recommends \
     build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
@@ -37,7 +53,11 @@ apt-get install -y -q --no-install-recommends \
     e2fsprogs cpio xz-utils zstd kmod file util-linux procps iproute2 \
     clang-format device-tree-compiler bash-completion \
     liblzma-dev libfdt-dev libblkid-dev libseccomp-dev mtools dosfstools fdisk \
-    mmdebstrap arch-test
+    mmdebstrap arch-test \
+    cockpit-ws cockpit-bridge cockpit-system \
+    chromium chromium-driver python3-selenium \
+    openssh-server openssh-client \
+    "${extra[@]}"
 
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
