@@ -16,7 +16,7 @@ _piemuctl() {
         local verbs='list status create delete start stop restart images import-image remove-image
                      send set-pin get-pin pins watch console wait help'
         local global_opts='-h --help --version --no-pager --no-legend -j --json= --no-ask-password
-                           -q --quiet --timeout= --user'
+                           -q --quiet --timeout= --user -H --host='
         local -A verb_opts=(
                 [status]='-n --lines='
                 [create]='--image= --persistent --cmdline= --model='
@@ -35,6 +35,10 @@ _piemuctl() {
         --json)
                 mapfile -t COMPREPLY < <(compgen -W 'short pretty off' -- "$cur")
                 return ;;
+        -H | --host)
+                # [USER@]HOST from known_hosts and ssh_config, as for ssh (bash-completion's helper).
+                declare -F _known_hosts_real >/dev/null && _known_hosts_real -- "$cur"
+                return ;;
         --state)
                 mapfile -t COMPREPLY < <(compgen -W 'stopped starting running stopping crashed' -- "$cur")
                 return ;;
@@ -44,10 +48,14 @@ _piemuctl() {
         $split && return
 
         # Find the verb and count its arguments, skipping options and their separate arguments.
-        local i w verb='' nargs=0
+        local i w verb='' nargs=0 remote=''
         for ((i = 1; i < cword; i++)); do
                 w=${words[i]}
                 case $w in
+                -H | --host)
+                        remote=1
+                        ((i++))
+                        continue ;;
                 --timeout | --image | --cmdline | --model | --kernel | --dtb | --sd | --initrd | \
                         --description | --lines | -n | --state | --serial | --pin)
                         ((i++))
@@ -72,6 +80,14 @@ _piemuctl() {
                 mapfile -t COMPREPLY < <(compgen -W "$verbs" -- "$cur")
                 return
         fi
+
+        if [[ $verb == import-image ]] && ((nargs == 1)); then
+                _filedir '@(img|xz)'
+                return
+        fi
+        # Names on another host would need an ssh login per Tab (and a password prompt, perhaps):
+        # none are offered with -H.
+        [[ -n $remote ]] && return
 
         local candidates=''
         case $verb in

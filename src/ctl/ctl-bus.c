@@ -3,6 +3,7 @@
 /* Bus plumbing for piemuctl: connecting, calling piemud, turning D-Bus errors into a sentence that says
  * what to do plus a meaningful exit code, and the polkit text agent. */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -28,11 +29,110 @@ const char *ctl_bus_description(void) {
         return bus_description ?: "the system bus";
 }
 
+/* " on HOST" with -H, "" otherwise: for the messages that name where something happened. */
+const char *ctl_on_host(void) {
+        static char *s = NULL;
+
+        if (!arg_host)
+                return "";
+        if (!s && asprintf(&s, " on %s", arg_host) < 0)
+                return " on the remote host";
+        return s;
+}
+
+void remote_host_done(RemoteHost *h) {
+        free(h->destination);
+        free(h->port);
+        *h = (RemoteHost){};
+}
+
+static bool host_char_ok(char c, bool bracketed) {
+        /* Host names and IPv4 addresses; inside [] IPv6 addresses, with a %zone. Nothing a shell, ssh or
+         * the D-Bus address syntax gives meaning to. */
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+            c == '-' || c == '_')
+                return true;
+        return bracketed && (c == ':' || c == '%');
+}
+
+/* Parses -H's [USER@]HOST[:PORT], HOST possibly an [IPv6] address: the forms sd_bus_open_system_remote()
+ * understands, minus its HOST/MACHINE container syntax. Strict, because the pieces end up on ssh's
+ * command line and, for import-image, in a remote shell command. Returns 0 or -EINVAL. */
+int remote_host_parse(const char *s, RemoteHost *ret) {
+        _cleanup_free_ char *user = NULL, *host = NULL, *port = NULL;
+        const char *at, *h, *end, *p = NULL;
+        char *d;
+
+        assert(s);
+        assert(ret);
+
+        at = strchr(s, '@');
+        if (at) {
+                if (at == s || strchr(at + 1, '@'))
+                        return -EINVAL;
+                for (const char *u = s; u < at; u++)
+                        if (!host_char_ok(*u, false))
+                                return -EINVAL;
+                if (s[0] == '-')
+                        return -EINVAL;
+                user = strndup(s, (size_t)(at - s));
+                if (!user)
+                        return -ENOMEM;
+                h = at + 1;
+        } else
+                h = s;
+
+        if (*h == '[') {
+                end = strchr(h, ']');
+                if (!end || end == h + 1)
+                        return -EINVAL;
+                for (const char *c = h + 1; c < end; c++)
+                        if (!host_char_ok(*c, true))
+                                return -EINVAL;
+                host = strndup(h + 1, (size_t)(end - h - 1));
+                end++;
+        } else {
+                end = h + strcspn(h, ":");
+                if (end == h || h[0] == '-' || h[0] == '.')
+                        return -EINVAL;
+                for (const char *c = h; c < end; c++)
+                        if (!host_char_ok(*c, false))
+                                return -EINVAL;
+                host = strndup(h, (size_t)(end - h));
+        }
+        if (!host)
+                return -ENOMEM;
+
+        if (*end == ':') {
+                unsigned long v;
+                char *e;
+
+                p = end + 1;
+                if (!*p || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5)
+                        return -EINVAL;
+                v = strtoul(p, &e, 10);
+                if (v == 0 || v > 65535)
+                        return -EINVAL;
+                port = strdup(p);
+                if (!port)
+                        return -ENOMEM;
+        } else if (*end)
+                return -EINVAL; /* HOST/MACHINE, or junk after "]" */
+
+        if (asprintf(&d, "%s%s%s", strempty(user), user ? "@" : "", host) < 0)
+                return -ENOMEM;
+        *ret = (RemoteHost){.destination = d, .port = TAKE_PTR(port)};
+        return 0;
+}
+
 static int set_bus_description(void) {
         const char *address = getenv("PIEMU_BUS_ADDRESS");
         char *d;
 
-        if (!isempty(address)) {
+        if (arg_host) {
+                if (asprintf(&d, "the system bus of %s", arg_host) < 0)
+                        return -ENOMEM;
+        } else if (!isempty(address)) {
                 if (asprintf(&d, "the bus at %s", address) < 0)
                         return -ENOMEM;
         } else
@@ -49,9 +149,22 @@ static int open_bus(sd_bus **ret) {
         const char *address = getenv("PIEMU_BUS_ADDRESS");
         int r;
 
-        /* Tests (and people running a private piemud) point us at another bus without touching the
-         * system-wide DBUS_SYSTEM_BUS_ADDRESS that other tools also read. */
-        if (!isempty(address)) {
+        if (arg_host) {
+                const char *unique;
+
+                /* ssh -xT [-p PORT] -- [USER@]HOST systemd-stdio-bridge, as machinectl -H does. Starting
+                 * only spawns ssh; wait for the bus's answer to Hello here, so that an ssh that cannot
+                 * log in (or finds no bridge) is reported as such, and not as a failure of the first
+                 * call. */
+                r = sd_bus_open_system_remote(&bus, arg_host);
+                if (r < 0)
+                        return r;
+                r = sd_bus_get_unique_name(bus, &unique);
+                if (r < 0)
+                        return r;
+        } else if (!isempty(address)) {
+                /* Tests (and people running a private piemud) point us at another bus without touching
+                 * the system-wide DBUS_SYSTEM_BUS_ADDRESS that other tools also read. */
                 r = sd_bus_new(&bus);
                 if (r < 0)
                         return r;
@@ -94,6 +207,15 @@ int ctl_bus(sd_bus **ret) {
         }
 
         r = open_bus(&cached_bus);
+        if (r < 0 && arg_host) {
+                /* ssh has said why on stderr already (refused, host key, authentication, no
+                 * systemd-stdio-bridge there): one line of ours is enough. */
+                fprintf(stderr, "Cannot reach %s over ssh: %s\n", ctl_bus_description(),
+                        r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN
+                                ? "ssh or systemd-stdio-bridge there ended the connection"
+                                : strerror(-r));
+                return CTL_EXIT_NO_DAEMON;
+        }
         if (r < 0) {
                 fprintf(stderr, "Cannot connect to %s: %s\n", ctl_bus_description(), strerror(-r));
                 if (!isempty(getenv("PIEMU_BUS_ADDRESS")))
@@ -105,8 +227,10 @@ int ctl_bus(sd_bus **ret) {
                 return CTL_EXIT_NO_DAEMON;
         }
 
-        /* Lets piemud's polkit check ask for a password (through our agent) instead of refusing. */
-        (void)sd_bus_set_allow_interactive_authorization(cached_bus, arg_ask_password);
+        /* Lets piemud's polkit check ask for a password (through our agent) instead of refusing. Not
+         * over -H: polkit on the other host would look for an agent there, and ours cannot answer for
+         * a subject on another machine. */
+        (void)sd_bus_set_allow_interactive_authorization(cached_bus, arg_ask_password && !arg_host);
 
         *ret = cached_bus;
         return CTL_EXIT_OK;
@@ -133,7 +257,10 @@ static bool error_is(const sd_bus_error *e, const char *name) {
 static void print_not_running(void) {
         fprintf(stderr, "piemud is not running (%s has no owner on %s).\n", PIEMU_BUS_NAME,
                 ctl_bus_description());
-        if (!isempty(getenv("PIEMU_BUS_ADDRESS")))
+        if (arg_host)
+                fprintf(stderr, "Start it on %s ('systemctl start piemud.service' there), then try again.\n",
+                        arg_host);
+        else if (!isempty(getenv("PIEMU_BUS_ADDRESS")))
                 fprintf(stderr, "Start piemud on that bus, or unset $PIEMU_BUS_ADDRESS.\n");
         else if (arg_user)
                 fprintf(stderr, "Start it with 'piemud --bus user', then try again.\n");
@@ -163,7 +290,8 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
                 return CTL_EXIT_NO_DAEMON;
         }
         if (error && strncmp(error->name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0) {
-                fprintf(stderr, "piemud is not running and D-Bus could not start it: %s\n", msg);
+                fprintf(stderr, "piemud is not running%s and D-Bus could not start it: %s\n", ctl_on_host(),
+                        msg);
                 fprintf(stderr,
                         "piemud exits at once when it cannot reach libvirt: is libvirtd (or virtqemud) "
                         "running? ('systemctl start libvirtd')\n");
@@ -192,6 +320,27 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
                         action, msg);
                 return CTL_EXIT_NO_DAEMON;
         }
+        if (arg_host && (error_is(error, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") ||
+                         error_is(error, "org.freedesktop.DBus.Error.AccessDenied"))) {
+                /* polkit decided on the other host, about the user ssh logged in as there; no password
+                 * can be asked for across the bridge (piemud's "retry allowing interactive
+                 * authorization" would mislead). */
+                if (error_is(error, "org.freedesktop.DBus.Error.AccessDenied"))
+                        fprintf(stderr, "Access denied on %s: not allowed to %s: %s\n", arg_host, action,
+                                msg);
+                else
+                        fprintf(stderr,
+                                "Access denied on %s: not allowed to %s without authenticating there, and "
+                                "piemuctl -H cannot ask for a password.\n",
+                                arg_host, action);
+                fprintf(stderr,
+                        "On %s the rights of the user ssh logs in as apply: group piemu lets a user create "
+                        "boards and manage their own; anything more needs an administrator there (ask one, "
+                        "or "
+                        "log in and use sudo).\n",
+                        arg_host);
+                return CTL_EXIT_ACCESS;
+        }
         if (error_is(error, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")) {
                 fprintf(stderr,
                         "Not allowed to %s without authentication, and piemuctl could not ask for a "
@@ -208,13 +357,14 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
         }
         if (error_is(error, "org.piemu.Error.NoSuchBoard") ||
             (!isempty(board) && error_is(error, "org.freedesktop.DBus.Error.UnknownObject"))) {
-                fprintf(stderr, "No board named \"%s\".\n", board);
+                fprintf(stderr, "No board named \"%s\"%s.\n", board, ctl_on_host());
                 fprintf(stderr, "'piemuctl list' shows the boards; 'piemuctl create %s' makes a new one.\n",
                         isempty(board) ? "NAME" : board);
                 return CTL_EXIT_NOT_FOUND;
         }
         if (error_is(error, "org.piemu.Error.NoSuchImage")) {
-                fprintf(stderr, "No image named \"%s\" (%s).\n", isempty(image) ? "?" : image, msg);
+                fprintf(stderr, "No image named \"%s\"%s (%s).\n", isempty(image) ? "?" : image,
+                        ctl_on_host(), msg);
                 fprintf(stderr, "'piemuctl images' shows the images; 'piemuctl import-image' adds one.\n");
                 return CTL_EXIT_NOT_FOUND;
         }
@@ -392,7 +542,7 @@ static pid_t agent_pid = 0;
  * that a graphical agent in the session still wins. Outside one there is no session to register for
  * (pkttyagent fails: "User of caller and user of subject differs"), so it registers for our process
  * instead, and not as a fallback: polkitd passes over a fallback agent when the caller has no
- * session agent. Skipped when it cannot help: no terminal on stdin, --no-ask-password, or root
+ * session agent. Skipped when it cannot help: no terminal on stdin, --no-ask-password, -H, or root
  * (whom polkit always authorizes). */
 void polkit_agent_open_if_enabled(void) {
         int fds[2];
@@ -401,7 +551,9 @@ void polkit_agent_open_if_enabled(void) {
         bool in_session = sd_pid_get_session(0, &session) >= 0;
         pid_t pid;
 
-        if (agent_pid > 0 || !arg_ask_password || geteuid() == 0 || !isatty(STDIN_FILENO))
+        /* Over -H polkit asks on the other host, where no agent of ours is registered: ours would only
+         * take the terminal. */
+        if (agent_pid > 0 || !arg_ask_password || arg_host || geteuid() == 0 || !isatty(STDIN_FILENO))
                 return;
 
         if (pipe2(fds, O_CLOEXEC) < 0)

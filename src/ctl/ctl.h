@@ -49,6 +49,7 @@ extern bool arg_legend;
 extern bool arg_ask_password;
 extern bool arg_quiet;
 extern bool arg_user;
+extern const char *arg_host;      /* -H: [USER@]HOST[:PORT], reached over ssh; NULL = this host */
 extern uint64_t arg_timeout_usec; /* 0 = not given */
 
 /* wait options */
@@ -97,9 +98,17 @@ void pager_open(void);
 void pager_close(void);
 
 /* ctl-bus.c */
+typedef struct RemoteHost {
+        char *destination; /* what ssh connects to: [USER@]HOST, an IPv6 address without brackets */
+        char *port;        /* digits, or NULL for ssh's default */
+} RemoteHost;
+
+int remote_host_parse(const char *s, RemoteHost *ret);
+void remote_host_done(RemoteHost *h);
 int ctl_bus(sd_bus **ret);
 void ctl_bus_close(void);
 const char *ctl_bus_description(void);
+const char *ctl_on_host(void);
 int ctl_error(const sd_bus_error *error, int r, const char *action, const char *board, const char *image);
 int ctl_new_call(sd_bus *bus, sd_bus_message **ret, const char *path, const char *iface, const char *member);
 int ctl_call_message(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec, bool interactive,
