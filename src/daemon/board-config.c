@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "board-config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,13 +12,25 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "gpio-proto.h"
+#include "i2c-devices.h"
 #include "macro.h"
 #include "names.h"
 #include "xml-util.h"
 
+static void wires_free(BoardWire *w, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(w[i].to_board);
+        free(w);
+}
+
 void board_config_done(BoardConfig *c) {
         if (!c)
                 return;
+        wires_free(c->wires, c->n_wires);
+        for (size_t i = 0; i < c->n_i2c; i++)
+                free(c->i2c[i].model);
+        free(c->i2c);
         free(c->name);
         free(c->image);
         free(c->model);
@@ -46,8 +59,77 @@ int board_config_copy(const BoardConfig *src, BoardConfig *dst) {
                 board_config_done(&c);
                 return -ENOMEM;
         }
+        for (size_t i = 0; i < src->n_wires; i++)
+                if (board_config_add_wire(&c, src->wires[i].from_pin, src->wires[i].to_board,
+                                          src->wires[i].to_pin) < 0) {
+                        board_config_done(&c);
+                        return -ENOMEM;
+                }
+        for (size_t i = 0; i < src->n_i2c; i++)
+                if (board_config_add_i2c(&c, src->i2c[i].model, src->i2c[i].address) < 0) {
+                        board_config_done(&c);
+                        return -ENOMEM;
+                }
         *dst = c;
         return 0;
+}
+
+int board_config_add_wire(BoardConfig *c, unsigned from_pin, const char *to_board, unsigned to_pin) {
+        BoardWire *n;
+        char *t;
+
+        if (!piemu_name_is_valid(to_board))
+                return -EINVAL;
+        if (c->n_wires >= BOARD_WIRES_MAX)
+                return -E2BIG;
+        t = strdup(to_board);
+        if (!t)
+                return -ENOMEM;
+        n = realloc(c->wires, (c->n_wires + 1) * sizeof *n);
+        if (!n) {
+                free(t);
+                return -ENOMEM;
+        }
+        n[c->n_wires++] = (BoardWire){.from_pin = from_pin, .to_board = t, .to_pin = to_pin};
+        c->wires = n;
+        return 0;
+}
+
+const BoardI2c *board_config_find_i2c(const BoardConfig *c, uint8_t address) {
+        for (size_t i = 0; i < c->n_i2c; i++)
+                if (c->i2c[i].address == address)
+                        return &c->i2c[i];
+        return NULL;
+}
+
+int board_config_add_i2c(BoardConfig *c, const char *model, uint8_t address) {
+        BoardI2c *n;
+        char *m;
+
+        if (!i2c_model_find(model) || address < I2C_ADDRESS_MIN || address > I2C_ADDRESS_MAX)
+                return -EINVAL;
+        if (board_config_find_i2c(c, address))
+                return -EEXIST;
+        if (c->n_i2c >= I2C_DEVICES_MAX)
+                return -E2BIG;
+        m = strdup(model);
+        if (!m)
+                return -ENOMEM;
+        n = realloc(c->i2c, (c->n_i2c + 1) * sizeof *n);
+        if (!n) {
+                free(m);
+                return -ENOMEM;
+        }
+        n[c->n_i2c++] = (BoardI2c){.model = m, .address = address};
+        c->i2c = n;
+        return 0;
+}
+
+void board_config_remove_wire(BoardConfig *c, size_t i) {
+        assert(i < c->n_wires);
+        free(c->wires[i].to_board);
+        memmove(c->wires + i, c->wires + i + 1, (c->n_wires - i - 1) * sizeof *c->wires);
+        c->n_wires--;
 }
 
 /* open_memstream() gives us printf-style building with one error check at the end. */
@@ -121,6 +203,24 @@ int metadata_xml_build(const BoardConfig *c, char **ret) {
         builder_element(&b, "  ", "serial-port", num);
         snprintf(num, sizeof num, "%u", (unsigned)c->gpio_port);
         builder_element(&b, "  ", "gpio-port", num);
+        for (size_t i = 0; i < c->n_wires && b.r >= 0; i++) {
+                /* Board names need no escaping (piemu_name_is_valid), but they are checked here, not
+                 * trusted. */
+                if (!piemu_name_is_valid(c->wires[i].to_board)) {
+                        b.r = -EINVAL;
+                        break;
+                }
+                fprintf(b.f, "  <wire from-pin='%u' to-board='%s' to-pin='%u'/>\n", c->wires[i].from_pin,
+                        c->wires[i].to_board, c->wires[i].to_pin);
+        }
+        for (size_t i = 0; i < c->n_i2c && b.r >= 0; i++) {
+                /* Model names come from i2c-devices.c's table: no escaping needed, checked anyway. */
+                if (!i2c_model_find(c->i2c[i].model)) {
+                        b.r = -EINVAL;
+                        break;
+                }
+                fprintf(b.f, "  <i2c device='%s' address='%u'/>\n", c->i2c[i].model, c->i2c[i].address);
+        }
         return builder_finish(&b, ret);
 }
 
@@ -175,6 +275,55 @@ static const xmlNode *child(const xmlNode *parent, const char *name) {
         return NULL;
 }
 
+static int attr_uint(const xmlNode *n, const char *name, uint64_t max, uint64_t *ret) {
+        xmlChar *a = xmlGetProp(n, (const xmlChar *)name);
+        int r = a ? parse_uint((const char *)a, max, ret) : -EINVAL;
+        xmlFree(a);
+        return r;
+}
+
+/* <wire from-pin= to-board= to-pin=/>: a wire that does not parse makes the whole metadata invalid
+ * (it was written by piemud; anything else is damage, and a half-read board is worse than none). */
+static int parse_wires(const xmlNode *root, BoardConfig *c) {
+        for (const xmlNode *n = root->children; n; n = n->next) {
+                uint64_t from_pin, to_pin;
+                xmlChar *to;
+                int r;
+
+                if (!is_element(n, "wire"))
+                        continue;
+                if (attr_uint(n, "from-pin", GPIO_PROTO_NPINS - 1, &from_pin) < 0 ||
+                    attr_uint(n, "to-pin", GPIO_PROTO_NPINS - 1, &to_pin) < 0)
+                        return -EINVAL;
+                to = xmlGetProp(n, (const xmlChar *)"to-board");
+                r = to ? board_config_add_wire(c, (unsigned)from_pin, (const char *)to, (unsigned)to_pin)
+                       : -EINVAL;
+                xmlFree(to);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_i2c(const xmlNode *root, BoardConfig *c) {
+        for (const xmlNode *n = root->children; n; n = n->next) {
+                uint64_t address;
+                xmlChar *model;
+                int r;
+
+                if (!is_element(n, "i2c"))
+                        continue;
+                if (attr_uint(n, "address", I2C_ADDRESS_MAX, &address) < 0)
+                        return -EINVAL;
+                model = xmlGetProp(n, (const xmlChar *)"device");
+                r = model ? board_config_add_i2c(c, (const char *)model, (uint8_t)address) : -EINVAL;
+                xmlFree(model);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EINVAL;
+        }
+        return 0;
+}
+
 int metadata_xml_parse(const char *xml, BoardConfig *ret) {
         BoardConfig c = {};
         _cleanup_free_ char *owner = NULL, *persistent = NULL, *sport = NULL, *gport = NULL;
@@ -226,6 +375,12 @@ int metadata_xml_parse(const char *xml, BoardConfig *ret) {
                 c.serial_port = (uint16_t)v;
         if (child_text(root, "gpio-port", &gport) >= 0 && parse_uint(gport, UINT16_MAX, &v) >= 0)
                 c.gpio_port = (uint16_t)v;
+        r = parse_wires(root, &c);
+        if (r < 0)
+                goto fail;
+        r = parse_i2c(root, &c);
+        if (r < 0)
+                goto fail;
         xmlFreeDoc(doc);
         *ret = c;
         return 0;
@@ -314,7 +469,7 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         r = builder_open(&b);
         if (r < 0)
                 return r;
-        if (e_qtest)
+        if (e_qtest || c->n_i2c > 0)
                 fprintf(b.f, "<domain type='qemu' xmlns:qemu='%s'>\n", QEMU_XML_NS);
         else
                 fprintf(b.f, "<domain type='qemu'>\n");
@@ -375,17 +530,31 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         /* libvirt has no XML for qtest. It marks the domain tainted (custom-argv) for this, which
          * only says that libvirt did not vet the argument: QEMU dials piemud's socket, in a
          * directory only piemud and QEMU can reach (see README). */
+        if (e_qtest || c->n_i2c > 0)
+                fprintf(b.f, "  <qemu:commandline>\n");
         if (e_qtest)
                 fprintf(b.f,
-                        "  <qemu:commandline>\n"
                         "    <qemu:arg value='-qtest'/>\n"
                         "    <qemu:arg value='%s'/>\n"
                         /* Else QEMU logs every command, reply and IRQ to stderr, which is the
                          * domain's log file: 12,000 lines for 6,000 commands, measured. */
                         "    <qemu:arg value='-qtest-log'/>\n"
-                        "    <qemu:arg value='none'/>\n"
-                        "  </qemu:commandline>\n",
+                        "    <qemu:arg value='none'/>\n",
                         e_qtest);
+        /* libvirt has no XML for QEMU's I2C device models either; their arguments are built here from
+         * the table in i2c-devices.c only (model names and addresses, nothing a user typed). */
+        for (size_t i = 0; i < c->n_i2c && b.r >= 0; i++) {
+                _cleanup_free_ char *arg = NULL;
+                const I2cModel *m = i2c_model_find(c->i2c[i].model);
+                r = m ? i2c_device_arg(m, c->i2c[i].address, &arg) : -EINVAL;
+                if (r < 0) {
+                        b.r = r;
+                        break;
+                }
+                fprintf(b.f, "    <qemu:arg value='-device'/>\n    <qemu:arg value='%s'/>\n", arg);
+        }
+        if (e_qtest || c->n_i2c > 0)
+                fprintf(b.f, "  </qemu:commandline>\n");
         fprintf(b.f, "</domain>\n");
         return builder_finish(&b, ret);
 }

@@ -14,6 +14,23 @@
 /* QEMU dials the qtest socket again this soon after losing it (piemud restarted). */
 #define QTEST_RECONNECT_MS 1000u
 
+/* A wire from one of this board's pins to a pin of another board (or of this one): piemud drives
+ * to_pin with from_pin's level. Kept with the board it starts from. */
+typedef struct BoardWire {
+        unsigned from_pin;
+        char *to_board;
+        unsigned to_pin;
+} BoardWire;
+
+/* A QEMU I2C device on the header bus (i2c-devices.h lists the models). */
+typedef struct BoardI2c {
+        char *model;
+        uint8_t address;
+} BoardI2c;
+
+/* More than a 40-pin header can sensibly fan out: a bound on what metadata may make us allocate. */
+#define BOARD_WIRES_MAX 256
+
 /* Everything piemu needs to know about a board. It lives in the libvirt domain's
  * <metadata>, so libvirt stays the only registry; this struct is what that XML
  * element round-trips through. */
@@ -26,6 +43,10 @@ typedef struct BoardConfig {
         bool persistent;
         uint16_t serial_port;
         uint16_t gpio_port;
+        BoardWire *wires; /* outgoing wires */
+        size_t n_wires;
+        BoardI2c *i2c; /* devices on the header's I2C bus, fixed at CreateBoard */
+        size_t n_i2c;
 } BoardConfig;
 
 /* Files of a catalog image, resolved by the caller. */
@@ -43,6 +64,14 @@ typedef struct ImagePaths {
 
 void board_config_done(BoardConfig *c);
 int board_config_copy(const BoardConfig *src, BoardConfig *dst);
+/* Appends a copy of the wire; -E2BIG past BOARD_WIRES_MAX. */
+int board_config_add_wire(BoardConfig *c, unsigned from_pin, const char *to_board, unsigned to_pin);
+/* Appends an I2C device: -EINVAL for a model piemu does not offer or a bad address, -EEXIST for an
+ * address in use, -E2BIG past I2C_DEVICES_MAX. */
+int board_config_add_i2c(BoardConfig *c, const char *model, uint8_t address);
+const BoardI2c *board_config_find_i2c(const BoardConfig *c, uint8_t address);
+/* Removes wire i (order kept). */
+void board_config_remove_wire(BoardConfig *c, size_t i);
 
 /* Pure builders: return 0 and a malloc'd string, or negative errno. */
 /* uuid: the domain's UUID when it exists already (libvirt refuses a redefinition without it), or NULL.

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "board.h"
+#include "i2c-devices.h"
 #include "peers.h"
 #include "log.h"
 #include "macro.h"
@@ -100,6 +101,114 @@ static int method_set_pin(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, NULL);
+}
+
+static int check_running(Board *b, sd_bus_error *error);
+
+/* A sensor property's new value: any D-Bus integer type, as long as it fits int64. */
+static int read_sensor_value(sd_bus_message *m, int64_t *ret, sd_bus_error *error) {
+        const char *contents = NULL;
+        union {
+                uint8_t y;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+        } v;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        if (!contents || strlen(contents) != 1 || !strchr("ynqiuxt", contents[0]))
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "The value must be an integer (D-Bus type i or x, say), not '%s'.",
+                                         strempty(contents));
+        type = contents[0];
+        r = sd_bus_message_read(m, "v", contents, &v);
+        if (r < 0)
+                return r;
+        switch (type) {
+        case 'y':
+                *ret = v.y;
+                break;
+        case 'n':
+                *ret = v.n;
+                break;
+        case 'q':
+                *ret = v.q;
+                break;
+        case 'i':
+                *ret = v.i;
+                break;
+        case 'u':
+                *ret = v.u;
+                break;
+        case 'x':
+                *ret = v.x;
+                break;
+        default:
+                if (v.t > INT64_MAX)
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "The value %llu is too large.", (unsigned long long)v.t);
+                *ret = (int64_t)v.t;
+        }
+        return 0;
+}
+
+static int method_set_sensor(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Board *b = userdata;
+        const I2cModel *model;
+        const I2cProperty *prop;
+        const BoardI2c *dev;
+        const char *property;
+        uint8_t address;
+        int64_t value = 0;
+        int r;
+
+        r = sd_bus_message_read(m, "ys", &address, &property);
+        if (r < 0)
+                return r;
+        if (address < I2C_ADDRESS_MIN || address > I2C_ADDRESS_MAX)
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "Invalid I2C address 0x%02x: devices sit at 0x%02x to 0x%02x.",
+                                         address, I2C_ADDRESS_MIN, I2C_ADDRESS_MAX);
+        r = read_sensor_value(m, &value, error);
+        if (r < 0)
+                return r;
+        /* Authorized as SetPin: what the board's devices are is the board's business. */
+        VERIFY_OR_RETURN(b, m, "set-sensor", error);
+
+        dev = board_config_find_i2c(&b->config, address);
+        if (!dev)
+                return sd_bus_error_setf(
+                        error, PIEMU_ERROR_NO_SUCH_SENSOR,
+                        "Board %s has no I2C device at 0x%02x (see CreateBoard's i2c option).",
+                        b->config.name, address);
+        model = i2c_model_find(dev->model);
+        prop = i2c_property_find(model, property);
+        if (!prop) {
+                char names[128] = "";
+                for (size_t i = 0; model && i < model->n_properties; i++)
+                        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                                 model->properties[i].name);
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "The %s at 0x%02x has no property '%s' to set (%s%s).", dev->model,
+                                         address, property, *names ? "it has: " : "it has none", names);
+        }
+        if (value < prop->min || value > prop->max)
+                return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                         "%s of the %s goes from %lld to %lld %s; %lld is out of range.",
+                                         prop->name, dev->model, (long long)prop->min, (long long)prop->max,
+                                         prop->unit, (long long)value);
+        r = check_running(b, error);
+        if (r < 0)
+                return r;
+        r = board_set_sensor(b, address, prop->name, value, m, error);
+        return r < 0 ? r : 1;
 }
 
 static int check_running(Board *b, sd_bus_error *error) {
@@ -337,6 +446,10 @@ const sd_bus_vtable board_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetPins", SD_BUS_NO_ARGS, SD_BUS_RESULT("ab", values), method_get_pins,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        /* An integer property of an I2C device on the header bus (CreateBoard's i2c option), e.g. a
+         * tmp105's temperature in m°C: what the guest's driver reads from then on. */
+        SD_BUS_METHOD_WITH_ARGS("SetSensor", SD_BUS_ARGS("y", address, "s", property, "v", value),
+                                SD_BUS_NO_RESULT, method_set_sensor, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetRecentSerial", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", data),
                                 method_get_recent_serial, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenSerial", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", socket), method_open_serial,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The GPIO line's protocol with the guest shim: levels it reports, levels the host drives. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "board-internal.h"
 #include "log.h"
 #include "macro.h"
+#include "manager-wires.h"
 #include "piemu-errors.h"
 
 /* ---- GPIO ---- */
@@ -42,6 +44,27 @@ void board_gpio_level_changed(Board *b, unsigned pin, bool value, uint64_t ts) {
         b->levels = value ? (b->levels | bit) : (b->levels & ~bit);
         log_debug("board %s: GPIO %u = %d", b->config.name, pin, value);
         (void)watchers_emit(&b->watchers, "GpioChanged", "ubt", pin, (int)value, ts);
+        if (b->config.n_wires > 0)
+                manager_wires_propagate(b->manager, b, pin, value);
+}
+
+bool board_levels_known(Board *b) {
+        return b->state == BOARD_RUNNING && (!b->gpio_qtest || b->qtest_levels_known);
+}
+
+void board_drive_pin(Board *b, unsigned pin, bool value) {
+        uint64_t bit = UINT64_C(1) << pin;
+
+        assert(pin < GPIO_PROTO_NPINS);
+        if (b->state == BOARD_RUNNING) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                if (board_set_pin(b, pin, value, &e) >= 0)
+                        return;
+                log_debug("board %s: wire to GPIO %u waits: %s", b->config.name, pin, e.message);
+                sd_bus_error_free(&e);
+        }
+        b->driven_mask |= bit;
+        b->driven_values = value ? (b->driven_values | bit) : (b->driven_values & ~bit);
 }
 
 static int on_gpio_msg(const GpioMsg *msg, void *userdata) {

@@ -27,6 +27,7 @@
 #include "board-internal.h"
 #include "log.h"
 #include "macro.h"
+#include "manager-wires.h"
 #include "qtest.h"
 
 /* raspi3b (BCM2837). Other models are issue 12. */
@@ -74,12 +75,17 @@ static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
                 b->qtest_reread = false;
                 read_levels(b);
         }
+        bool first = !b->qtest_levels_known;
         b->qtest_levels_known = true;
-        if (((levels ^ b->levels) & QTEST_GPIO_MASK) == 0)
-                return;
-        mark_busy(b);
-        for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
-                board_gpio_level_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
+        if (((levels ^ b->levels) & QTEST_GPIO_MASK) != 0) {
+                mark_busy(b);
+                for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
+                        board_gpio_level_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
+        }
+        /* The first read on this connection (QEMU dialed: a start, or piemud restarted): the wires
+         * into and out of this board carry what the pins are now, changed or not. */
+        if (first)
+                manager_wires_board_up(b->manager, b);
 }
 
 static void read_levels(Board *b) {

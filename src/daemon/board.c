@@ -14,11 +14,14 @@
 #include <time.h>
 
 #include "config.h"
+#include "i2c-devices.h"
 #include "image.h"
 #include "log.h"
 #include "macro.h"
+#include "manager-wires.h"
 #include "piemu-errors.h"
 #include "vm.h"
+#include "xml-util.h"
 
 /* Console bytes leave as SerialOutput coalesced over WATCHERS_COALESCE_USEC anyway: reading
  * them at most once a millisecond adds no delay that matters and spares a wakeup for every
@@ -50,6 +53,10 @@ typedef struct Job {
         bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
         bool inactive;  /* refresh_work: libvirt says the domain is not running */
         bool inject_failure;
+        char *metadata;       /* save_work: piemu's metadata element; sensor_work: the QMP command */
+        char *qmp_reply;      /* sensor_work: QEMU's answer */
+        sd_bus_message *call; /* sensor_done: answered when QEMU is */
+        SaveWaiter *waiters;  /* save_done: who waits for this save */
         int r;
         char *error;
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -65,6 +72,9 @@ static Job *job_free(Job *j) {
         free(j->volume);
         free(j->domain_xml);
         free(j->volume_xml);
+        free(j->metadata);
+        free(j->qmp_reply);
+        sd_bus_message_unref(j->call);
         free(j->error);
         free(j);
         return NULL;
@@ -110,6 +120,8 @@ static void set_state(Board *b, BoardState s) {
         if (b->manager->bus)
                 (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "State",
                                                      NULL);
+        if (s == BOARD_RUNNING)
+                manager_wires_board_up(b->manager, b);
 }
 
 void board_set_guest_ready(Board *b, bool ready) {
@@ -162,6 +174,8 @@ fail:
 
 static Board *board_free(Board *b);
 static void board_disconnect(Board *b);
+static void waiters_notify(Board *b, SaveWaiter *l, int r, const char *error);
+static void save_maybe(Board *b);
 
 Board *board_ref(Board *b) {
         if (b)
@@ -179,8 +193,10 @@ Board *board_unref(Board *b) {
 }
 
 void board_shut(Board *b) {
-        /* Nothing of the board may call back into it from now on: lines, clients, timers. */
+        /* Nothing of the board may call back into it from now on: lines, clients, timers. Changes
+         * waiting to be saved never will be: their callers hear so now. */
         b->removed = true;
+        waiters_notify(b, TAKE_PTR(b->save_waiters), -ESTALE, "the board is gone");
         b->waiting_for_lines = false;
         b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
         board_disconnect(b);
@@ -352,6 +368,7 @@ static void job_done(void *userdata) {
         j->done(j); /* frees j */
         if (!b->removed && b->op == BOARD_OP_NONE && b->deferred_event)
                 refresh_after_event(b);
+        save_maybe(b);
 }
 
 static int submit(Board *b, BoardOp op, Job *j, worker_work_t work, worker_done_t done) {
@@ -742,6 +759,192 @@ int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         return 0;
 }
 
+/* ---- saving the config (libvirt's metadata) ----
+ *
+ * Not one of the board's operations (b->op): a wire added while the board starts or stops need not
+ * wait for that. One save per board at a time, so that an older copy never lands after a newer one,
+ * and none beside a Start or a define, which write the whole definition from the config as it was
+ * when they began. Changes made meanwhile are saved right after (config_dirty). */
+
+struct SaveWaiter {
+        board_saved_t done;
+        void *userdata;
+        SaveWaiter *next;
+};
+
+static void waiters_notify(Board *b, SaveWaiter *l, int r, const char *error) {
+        while (l) {
+                SaveWaiter *next = l->next;
+                l->done(b, r, error, l->userdata);
+                free(l);
+                l = next;
+        }
+}
+
+static void save_work(void *userdata) {
+        Job *j = userdata;
+        j->r = vm_set_metadata(j->conn, j->domain, j->metadata, &j->error);
+}
+
+static void save_done(void *userdata) {
+        _cleanup_(job_freep) Job *j = userdata;
+        Board *b = j->board;
+
+        b->saving = false;
+        if (j->r < 0)
+                log_error("board %s: cannot save its settings: %s", b->config.name, strempty(j->error));
+        else
+                log_debug("board %s: settings saved", b->config.name);
+        waiters_notify(b, TAKE_PTR(j->waiters), j->r, j->error);
+        /* job_done() starts the next save if the config changed meanwhile. */
+}
+
+static bool can_save_now(Board *b) {
+        return !b->removed && !b->saving && b->manager->conn && b->op != BOARD_OP_DEFINE &&
+               b->op != BOARD_OP_START;
+}
+
+/* Starts a save of the config as it is now, for everybody waiting. On failure nothing changed. */
+static int save_start(Board *b) {
+        _cleanup_free_ char *meta = NULL;
+        Job *j = NULL;
+        int r;
+
+        assert(can_save_now(b));
+        r = metadata_xml_build(&b->config, &meta);
+        if (r < 0)
+                return r;
+        r = job_new(b, &j);
+        if (r < 0)
+                return r;
+        if (asprintf(&j->metadata, "<board>%s</board>", meta) < 0) {
+                j->metadata = NULL;
+                job_free(j);
+                return -ENOMEM;
+        }
+        j->done = save_done;
+        r = worker_submit(b->manager->workers, save_work, job_done, j);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        /* This write carries every change made so far, and answers everybody who waits for one. */
+        j->waiters = TAKE_PTR(b->save_waiters);
+        b->saving = true;
+        b->config_dirty = false;
+        return 0;
+}
+
+/* From the loop's own paths (an operation ended, libvirtd is back): a failure to even start fails
+ * the waiters, who would otherwise wait for ever. */
+static void save_maybe(Board *b) {
+        int r;
+
+        if (!b->config_dirty || !can_save_now(b))
+                return;
+        r = save_start(b);
+        if (r < 0) {
+                log_error_errno(r, "board %s: cannot save its settings: %m", b->config.name);
+                waiters_notify(b, TAKE_PTR(b->save_waiters), r, strerror(-r));
+        }
+}
+
+int board_save_config(Board *b, board_saved_t done, void *userdata) {
+        SaveWaiter *w = NULL, **tail;
+        int r;
+
+        if (b->removed)
+                return -ESTALE;
+        if (done) {
+                w = calloc(1, sizeof *w);
+                if (!w)
+                        return -ENOMEM;
+                *w = (SaveWaiter){.done = done, .userdata = userdata};
+                for (tail = &b->save_waiters; *tail; tail = &(*tail)->next)
+                        ;
+                *tail = w;
+        }
+        b->config_dirty = true;
+        if (!can_save_now(b)) {
+                if (!b->manager->conn)
+                        log_warning(
+                                "board %s: libvirtd is away; its changed settings are saved when it is back",
+                                b->config.name);
+                return 0; /* after the save or operation in flight, or the reconnect */
+        }
+        r = save_start(b);
+        if (r < 0 && w) {
+                /* Not started: the caller answers at once, so its waiter goes. */
+                for (tail = &b->save_waiters; *tail != w; tail = &(*tail)->next)
+                        ;
+                *tail = NULL;
+                free(w);
+        }
+        return r;
+}
+
+void board_save_config_later(Board *b) {
+        int r = board_save_config(b, NULL, NULL);
+        if (r < 0)
+                log_error_errno(r, "board %s: cannot save its settings: %m", b->config.name);
+}
+
+static void sensor_work(void *userdata) {
+        Job *j = userdata;
+        j->r = vm_qmp(j->conn, j->domain, j->metadata, &j->qmp_reply, &j->error);
+}
+
+static void sensor_done(void *userdata) {
+        _cleanup_(job_freep) Job *j = userdata;
+        Board *b = j->board;
+
+        /* QMP answers {"return": ...} or {"error": {"class": ..., "desc": ...}}; only whether it is an
+         * error matters, and the answer is shown cut short and escaped (it comes from QEMU, which runs
+         * the guest). */
+        if (j->r >= 0 && j->qmp_reply && strstr(j->qmp_reply, "\"error\"")) {
+                _cleanup_free_ char *e = NULL;
+                (void)xml_escape(j->qmp_reply, &e); /* printable enough for a message, and bounded below */
+                log_warning("board %s: QEMU refused %s: %.200s", b->config.name, j->metadata, strempty(e));
+                (void)sd_bus_reply_method_errorf(j->call, PIEMU_ERROR_FAILED,
+                                                 "QEMU refused the value: %.200s", strempty(e));
+                return;
+        }
+        if (j->r < 0) {
+                log_warning("board %s: cannot set a sensor: %s", b->config.name, strempty(j->error));
+                (void)sd_bus_reply_method_errorf(j->call, PIEMU_ERROR_FAILED, "Cannot set the sensor: %s",
+                                                 strempty(j->error));
+                return;
+        }
+        log_debug("board %s: %s", b->config.name, j->metadata);
+        (void)sd_bus_reply_method_return(j->call, NULL);
+}
+
+int board_set_sensor(Board *b, uint8_t address, const char *property, int64_t value, sd_bus_message *call,
+                     sd_bus_error *error) {
+        Job *j = NULL;
+        int r;
+
+        if (!b->manager->conn)
+                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
+        r = job_new(b, &j);
+        if (r < 0)
+                return sd_bus_error_set_errno(error, r);
+        r = i2c_qom_set_command(address, property, value, &j->metadata);
+        if (r >= 0) {
+                j->call = sd_bus_message_ref(call);
+                j->done = sensor_done;
+                /* Not one of the board's operations (b->op): QEMU's monitor takes it while the board
+                 * runs, whatever else libvirt does for it; a board that stops meanwhile gets an error. */
+                r = worker_submit(b->manager->workers, sensor_work, job_done, j);
+        }
+        if (r < 0) {
+                job_free(j);
+                return sd_bus_error_set_errno(error, r);
+        }
+        return 0;
+}
+
 static void define_work(void *userdata) {
         Job *j = userdata;
         j->r = vm_define(j->conn, j->domain_xml, j->uuid, &j->error);
@@ -821,8 +1024,7 @@ static void cleanup_leftovers(Board *b) {
                 job_free(j);
 }
 
-void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
-        assert(b->op == BOARD_OP_NONE);
+static void reconcile_state(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
         if (b->needs_cleanup && (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED)) {
                 /* A Start that failed while libvirtd was away may have left a paused domain. */
                 cleanup_leftovers(b);
@@ -841,6 +1043,13 @@ void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_
                 log_info("board %s: its domain stopped while libvirtd was away", b->config.name);
                 board_domain_stopped(b, crashed);
         }
+}
+
+void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
+        assert(b->op == BOARD_OP_NONE);
+        reconcile_state(b, active, paused, crashed, tls_lines, qtest);
+        /* Settings changed while libvirtd was away: saved now, or after what reconcile_state started. */
+        save_maybe(b);
 }
 
 static void refresh_work(void *userdata) {

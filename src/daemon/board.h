@@ -54,7 +54,11 @@ struct Board {
         BoardOp op;                /* one libvirt operation at a time per board */
         BoardEvent deferred_event; /* a lifecycle event that came during `op` */
         bool needs_cleanup;        /* a cleanup could not run (libvirtd away): redone after reconnect */
-        sd_bus_message *pending;   /* the call answered when `op` finishes */
+        /* Saving the config (its wires) to libvirt's metadata: see board_save_config(). */
+        bool saving;                     /* a save is in flight */
+        bool config_dirty;               /* changed since the last save began */
+        struct SaveWaiter *save_waiters; /* to be answered by the next save */
+        sd_bus_message *pending;         /* the call answered when `op` finishes */
         char *last_error;
         bool waiting_for_lines;       /* started paused; resumed once QEMU dialed both lines */
         sd_event_source *lines_timer; /* ...and failed if it does not within LINES_WAIT_USEC */
@@ -107,11 +111,31 @@ void board_domain_stopped(Board *b, bool crashed);
 void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest);
 void board_guest_rebooted(Board *b);
 
+/* The board's config changed: it is written to libvirt's metadata now, or after the save, Start or
+ * define in flight, or once libvirtd is back. `done` (may be NULL) is called on the loop, never from
+ * inside this call, when a write with this change is done or failed (-ESTALE: the board went first).
+ * A negative return (and no call) when not even that could be arranged. */
+typedef struct SaveWaiter SaveWaiter;
+typedef void (*board_saved_t)(Board *b, int r, const char *error, void *userdata);
+int board_save_config(Board *b, board_saved_t done, void *userdata);
+/* The same, for changes nobody waits for (errors are logged). */
+void board_save_config_later(Board *b);
+
+/* Sets an integer property of the I2C device at address through QEMU's monitor (qom-set) and answers
+ * `call` when QEMU has it. The caller has checked the device, property and range. */
+int board_set_sensor(Board *b, uint8_t address, const char *property, int64_t value, sd_bus_message *call,
+                     sd_bus_error *error);
+
 /* Returns one end of a socket pair relayed to the console (raw bytes both ways). */
 int board_open_console(Board *b, int *ret_fd);
 int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *error);
 int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error);
 int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error);
+/* A wire drives pin: remembered whatever the board's state (applied when its GPIO comes up, as
+ * SetPin's levels are after a reboot) and sent at once while it runs. */
+void board_drive_pin(Board *b, unsigned pin, bool value);
+/* Whether b->levels is what the guest's pins are (running, and read at least once on qtest). */
+bool board_levels_known(Board *b);
 size_t board_recent_serial(Board *b, uint8_t *buf, size_t size);
 
 int board_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,

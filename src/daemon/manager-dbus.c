@@ -12,10 +12,12 @@
 #include "board.h"
 #include "config.h"
 #include "extract-run.h"
+#include "i2c-devices.h"
 #include "image.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-wires.h"
 #include "peers.h"
 #include "names.h"
 #include "piemu-errors.h"
@@ -46,10 +48,11 @@ static int verify_simple(Manager *m, sd_bus_message *msg, const char *action, co
         return polkit_verify_async(msg, action, details, m->polkit, error);
 }
 
-/* One known a{sv} option: its key, its D-Bus type ('b', 's' or 'h') and where it goes. */
+/* One known a{sv} option: its key, its D-Bus type ("b", "s", "h" or "as") and where it goes (for "as",
+ * a char*** the caller frees with strv_free). */
 typedef struct OptionSpec {
         const char *key;
-        char type;
+        const char *type;
         void *ret;
 } OptionSpec;
 
@@ -64,7 +67,6 @@ static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_s
         while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
                 const OptionSpec *spec = NULL;
                 const char *key, *sig = NULL;
-                char type[2] = {};
 
                 r = sd_bus_message_read(msg, "s", &key);
                 if (r < 0)
@@ -78,17 +80,26 @@ static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_s
                 if (!spec) {
                         char known[256] = "";
                         for (size_t i = 0; i < n_specs; i++)
-                                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s %c",
+                                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s %s",
                                          i ? ", " : "", specs[i].key, specs[i].type);
                         return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
                                                  "Unknown option '%s' (known: %s).", key, known);
                 }
-                type[0] = spec->type;
-                if (!streq_ptr(sig, type))
+                if (!streq_ptr(sig, spec->type))
                         return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
                                                  "Option '%s' has the wrong type '%s' (expected %s).", key,
-                                                 strempty(sig), type);
-                r = sd_bus_message_read(msg, "v", type, spec->ret);
+                                                 strempty(sig), spec->type);
+                if (streq(spec->type, "as")) {
+                        char ***l = spec->ret;
+                        strv_free(*l); /* a key given twice: the last one counts, as for the others */
+                        *l = NULL;
+                        r = sd_bus_message_enter_container(msg, 'v', "as");
+                        if (r >= 0)
+                                r = sd_bus_message_read_strv(msg, l);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(msg);
+                } else
+                        r = sd_bus_message_read(msg, "v", spec->type, spec->ret);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(msg);
@@ -98,6 +109,36 @@ static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_s
         if (r < 0)
                 return r;
         return sd_bus_message_exit_container(msg);
+}
+
+/* CreateBoard's "i2c": entries "DEVICE@ADDRESS" of models piemu offers, one device per address. */
+static int read_i2c_option(char **l, BoardConfig *c, sd_bus_error *error) {
+        for (char **spec = l; spec && *spec; spec++) {
+                const I2cModel *model;
+                uint8_t address;
+                int r;
+
+                r = i2c_spec_parse(*spec, &model, &address);
+                if (r == -ENOENT)
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option 'i2c': no device '%.*s' (piemu offers: %s).",
+                                                 (int)strcspn(*spec, "@"), *spec, i2c_model_names());
+                if (r < 0)
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option 'i2c': '%s' is not DEVICE@ADDRESS with an address "
+                                                 "from 0x%02x to 0x%02x (e.g. tmp105@0x48).",
+                                                 *spec, I2C_ADDRESS_MIN, I2C_ADDRESS_MAX);
+                r = board_config_add_i2c(c, model->name, address);
+                if (r == -EEXIST)
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option 'i2c': two devices at address 0x%02x.", address);
+                if (r == -E2BIG)
+                        return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
+                                                 "Option 'i2c': at most %d devices.", I2C_DEVICES_MAX);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -124,13 +165,19 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                         error, PIEMU_ERROR_INVALID_NAME,
                         "Invalid image name '%s': images are named from the catalog, not by path.", image);
         const char *cmdline = NULL, *model = NULL;
+        _cleanup_strv_free_ char **i2c = NULL;
+        _cleanup_(board_config_done) BoardConfig i2c_config = {};
         int persistent = false;
         const OptionSpec specs[] = {
-                {"persistent", 'b', &persistent},
-                {"cmdline", 's', &cmdline},
-                {"model", 's', &model},
+                {"persistent", "b", &persistent},
+                {"cmdline", "s", &cmdline},
+                {"model", "s", &model},
+                {"i2c", "as", &i2c},
         };
         r = read_options(msg, specs, ELEMENTSOF(specs), error);
+        if (r < 0)
+                return r;
+        r = read_i2c_option(i2c, &i2c_config, error);
         if (r < 0)
                 return r;
         if (cmdline && !text_is_safe(cmdline, CMDLINE_MAX))
@@ -164,6 +211,8 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                 .cmdline = (char *)cmdline,
                 .owner = uid,
                 .persistent = persistent,
+                .i2c = i2c_config.i2c, /* copied by board_new */
+                .n_i2c = i2c_config.n_i2c,
         };
         r = board_new(m, &c, &b);
         if (r < 0)
@@ -605,9 +654,9 @@ static int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error
         if (!piemu_name_is_valid(name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
         const OptionSpec specs[] = {
-                {"description", 's', &description},
-                {"cmdline", 's', &cmdline},
-                {"initrd", 'h', &initrd},
+                {"description", "s", &description},
+                {"cmdline", "s", &cmdline},
+                {"initrd", "h", &initrd},
         };
         r = read_options(msg, specs, ELEMENTSOF(specs), error);
         if (r < 0)
@@ -649,8 +698,8 @@ static int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_
         if (!piemu_name_is_valid(name))
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
         const OptionSpec specs[] = {
-                {"description", 's', &description},
-                {"model", 's', &model},
+                {"description", "s", &description},
+                {"model", "s", &model},
         };
         r = read_options(msg, specs, ELEMENTSOF(specs), error);
         if (r < 0)
@@ -750,6 +799,14 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_NO_RESULT, method_import_image_file, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveImage", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_image,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        /* Wires between boards' pins: piemud drives to_pin whenever from_pin changes. */
+        SD_BUS_METHOD_WITH_ARGS("AddWire",
+                                SD_BUS_ARGS("s", from_board, "u", from_pin, "s", to_board, "u", to_pin),
+                                SD_BUS_RESULT("s", id), manager_method_add_wire, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveWire", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
+                                manager_method_remove_wire, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListWires", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssusu)", wires),
+                                manager_method_list_wires, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("BoardAdded", SD_BUS_ARGS("s", name, "o", board), 0),
         SD_BUS_SIGNAL_WITH_ARGS("BoardRemoved", SD_BUS_ARGS("s", name, "o", board), 0),
         SD_BUS_VTABLE_END,

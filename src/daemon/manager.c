@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager.h"
+#include "manager-wires.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ void manager_remove_board(Manager *m, Board *b) {
 
         if (b->removed)
                 return;
+        manager_wires_board_gone(m, b);
         /* Announced while the object still answers: InterfacesRemoved lists its interfaces. */
         if (announced && m->bus && !m->exiting) {
                 (void)sd_bus_emit_object_removed(m->bus, b->path);
@@ -516,6 +518,7 @@ static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (!manager_find_board(m, board_name_from_domain(l[i].name)))
                         (void)add_found_board(m, &l[i]);
+        manager_wires_prune(m);
 }
 
 int manager_load_boards(Manager *m) {
@@ -536,6 +539,7 @@ int manager_load_boards(Manager *m) {
         }
         log_info("Found %zu board(s) in libvirt", m->n_boards);
         vm_domain_info_free_many(l, n);
+        manager_wires_prune(m);
         m->loaded = true;
         return 0;
 }

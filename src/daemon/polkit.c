@@ -132,9 +132,15 @@ static PolkitQuery *query_free(PolkitQuery *q) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitQuery *, query_free);
 
-static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call, const char *action) {
+static size_t details_count(const char *const *l);
+static bool details_equal(char **a, const char **b);
+
+/* One call may ask the same action about two things (AddWire: both boards), so the details are part
+ * of the key. */
+static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call, const char *action,
+                                  const char **details) {
         for (PolkitQuery *q = r->queries; q; q = q->next)
-                if (q->call == call && streq(q->action, action))
+                if (q->call == call && streq(q->action, action) && details_equal(q->details, details))
                         return q;
         return NULL;
 }
@@ -446,17 +452,15 @@ int polkit_verify_async(sd_bus_message *call, const char *action, const char **d
         if (!call || isempty(action) || !registry)
                 return -EINVAL;
 
-        existing = registry_find(registry, call, action);
+        /* A question whose details changed in between (the handler computes them from state that
+         * moved on) is another question: asked anew; the old answer is collected at idle. */
+        existing = registry_find(registry, call, action, details);
         if (existing) {
                 /* The handler ran again before polkitd answered (another query of the same call
                  * finished first): keep waiting, the call is re-dispatched once more. */
                 if (existing->answer == POLKIT_ANSWER_PENDING)
                         return 0;
-                if (details_equal(existing->details, details))
-                        return query_consume(existing, ret_error);
-                /* Same action but the question changed in between (the handler computes details
-                 * from state that moved on): the old answer is not for this question. */
-                query_free(existing);
+                return query_consume(existing, ret_error);
         }
 
         /* Root needs nobody's permission. Only a uid the bus vouches for counts (bus_get_sender_uid

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #include "board-config.h"
@@ -167,6 +168,43 @@ int vm_undefine(virConnectPtr c, const char *domain, char **ret_error) {
         if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                               VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
                 return fail("cannot undefine domain", ret_error);
+        return 0;
+}
+
+int vm_set_metadata(virConnectPtr c, const char *domain, const char *element, char **ret_error) {
+        _cleanup_domain_ virDomainPtr d = virDomainLookupByName(c, domain);
+        unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+        int active;
+
+        if (!d)
+                return fail("cannot find the domain", ret_error);
+        active = virDomainIsActive(d);
+        if (active < 0)
+                return fail("cannot ask whether the domain runs", ret_error);
+        if (active)
+                flags |= VIR_DOMAIN_AFFECT_LIVE;
+        if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, element, PIEMU_METADATA_PREFIX,
+                                 PIEMU_METADATA_URI, flags) < 0) {
+                if (!active)
+                        return fail("cannot save the board's settings", ret_error);
+                /* It stopped in between: the persistent definition is what counts. */
+                virResetLastError();
+                if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, element, PIEMU_METADATA_PREFIX,
+                                         PIEMU_METADATA_URI, VIR_DOMAIN_AFFECT_CONFIG) < 0)
+                        return fail("cannot save the board's settings", ret_error);
+        }
+        return 0;
+}
+
+int vm_qmp(virConnectPtr c, const char *domain, const char *command, char **ret_reply, char **ret_error) {
+        _cleanup_domain_ virDomainPtr d = virDomainLookupByName(c, domain);
+        char *reply = NULL;
+
+        if (!d)
+                return fail("cannot find the domain", ret_error);
+        if (virDomainQemuMonitorCommand(d, command, &reply, VIR_DOMAIN_QEMU_MONITOR_COMMAND_DEFAULT) < 0)
+                return fail("QEMU refused", ret_error);
+        *ret_reply = reply;
         return 0;
 }
 

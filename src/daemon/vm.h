@@ -22,6 +22,11 @@ int vm_resume(virConnectPtr c, const char *domain, char **ret_error);
 int vm_destroy(virConnectPtr c, const char *domain, char **ret_error);
 /* Succeeds when the domain does not exist. */
 int vm_undefine(virConnectPtr c, const char *domain, char **ret_error);
+/* Replaces piemu's metadata element (`element`: "<board>...</board>") in the persistent definition,
+ * and in the live one when the domain runs, so that what is read back at start-up is current. */
+int vm_set_metadata(virConnectPtr c, const char *domain, const char *element, char **ret_error);
+/* Sends one QMP command to the domain's QEMU through libvirt; *ret_reply is QEMU's JSON answer. */
+int vm_qmp(virConnectPtr c, const char *domain, const char *command, char **ret_reply, char **ret_error);
 int vm_is_active(virConnectPtr c, const char *domain, bool *ret_active, bool *ret_paused, char **ret_error);
 
 /* Creates the volume; with replace, an existing one is deleted first (a fresh overlay). */

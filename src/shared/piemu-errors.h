@@ -23,3 +23,12 @@
 #define PIEMU_ERROR_IMAGE_TRUNCATED         "org.piemu.Error.ImageTruncated"
 #define PIEMU_ERROR_IMAGE_TOO_LARGE         "org.piemu.Error.ImageTooLarge"
 #define PIEMU_ERROR_IMAGE_INVALID           "org.piemu.Error.ImageInvalid"
+
+/* Wires between boards (AddWire, RemoveWire). */
+#define PIEMU_ERROR_NO_SUCH_WIRE "org.piemu.Error.NoSuchWire"
+#define PIEMU_ERROR_WIRE_EXISTS  "org.piemu.Error.WireExists"
+#define PIEMU_ERROR_PIN_DRIVEN   "org.piemu.Error.PinDriven"
+#define PIEMU_ERROR_WIRE_CYCLE   "org.piemu.Error.WireCycle"
+
+/* SetSensor: the board has no I2C device at that address. */
+#define PIEMU_ERROR_NO_SUCH_SENSOR "org.piemu.Error.NoSuchSensor"

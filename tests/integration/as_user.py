@@ -33,10 +33,16 @@ def out(obj):
 
 
 def variants(args):
-    """JSON has no variants: a dict argument (a{sv}) gets its plain values wrapped."""
+    """JSON has no variants: a dict argument (a{sv}) gets its plain values wrapped, and
+    {"__variant__": [SIG, VALUE]} is one variant of that type (a "v" argument)."""
     def wrap(v):
         return pb.GLib.Variant("b" if isinstance(v, bool) else "s", v)
-    return [{k: wrap(v) for k, v in a.items()} if isinstance(a, dict) else a for a in args]
+
+    def one(a):
+        if isinstance(a, dict) and list(a) == ["__variant__"]:
+            return pb.GLib.Variant(*a["__variant__"])
+        return {k: wrap(v) for k, v in a.items()} if isinstance(a, dict) else a
+    return [one(a) for a in args]
 
 
 def do_call(conn, path, iface, method, sig=None, args="[]"):

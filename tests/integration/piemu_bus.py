@@ -123,7 +123,9 @@ class Board:
         name = name or unique_name()
         opts = {}
         for k, v in options.items():
-            if isinstance(v, bool):
+            if isinstance(v, GLib.Variant):
+                opts[k] = v
+            elif isinstance(v, bool):
                 opts[k] = GLib.Variant("b", v)
             else:
                 opts[k] = GLib.Variant("s", v)

@@ -246,8 +246,120 @@ static void test_image_meta(void) {
               -EINVAL);
 }
 
+/* Wires live in the board's metadata and come back from it; damaged ones spoil the whole element. */
+static void test_wires_metadata(void) {
+        BoardConfig c =
+                            {
+                                    .name = (char *)"a",
+                                    .image = (char *)"default",
+                                    .owner = 1000,
+                            },
+                    back = {}, copy = {};
+        char *meta = NULL, *element = NULL;
+
+        CHECK(board_config_add_wire(&c, 23, "b", 17) == 0);
+        CHECK(board_config_add_wire(&c, 23, "c-1", 0) == 0);
+        CHECK(board_config_add_wire(&c, 4, "a", 53) == 0);
+        CHECK(board_config_add_wire(&c, 4, "../x", 53) == -EINVAL);
+        CHECK(c.n_wires == 3);
+        CHECK(metadata_xml_build(&c, &meta) == 0);
+        CHECK_CONTAINS(meta, "<wire from-pin='23' to-board='b' to-pin='17'/>");
+        CHECK(asprintf(&element, "<board>%s</board>", meta) > 0);
+        CHECK(metadata_xml_parse(element, &back) == 0);
+        CHECK(back.n_wires == 3);
+        CHECK(back.wires[1].from_pin == 23 && back.wires[1].to_pin == 0);
+        CHECK_STREQ(back.wires[1].to_board, "c-1");
+        CHECK(board_config_copy(&back, &copy) == 0);
+        CHECK(copy.n_wires == 3 && copy.wires[2].to_pin == 53 &&
+              copy.wires[2].to_board != back.wires[2].to_board);
+        board_config_remove_wire(&copy, 0);
+        CHECK(copy.n_wires == 2 && copy.wires[0].from_pin == 23 && copy.wires[0].to_pin == 0);
+        board_config_done(&copy);
+        board_config_done(&back);
+        free(element);
+        free(meta);
+        /* c's strings are literals: free only the wires. */
+        while (c.n_wires > 0)
+                board_config_remove_wire(&c, 0);
+        free(c.wires);
+
+        const char *bad[] = {
+                "<wire from-pin='54' to-board='b' to-pin='1'/>",
+                "<wire from-pin='1' to-board='b' to-pin='-1'/>",
+                "<wire from-pin='1' to-board='../b' to-pin='1'/>",
+                "<wire from-pin='1' to-pin='1'/>",
+                "<wire to-board='b' to-pin='1'/>",
+                "<wire from-pin='x' to-board='b' to-pin='1'/>",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK(asprintf(&element,
+                               "<board><name>a</name><image>default</image><owner>1</owner>%s</board>",
+                               bad[i]) > 0);
+                CHECK(metadata_xml_parse(element, &back) < 0);
+                free(element);
+        }
+}
+
+/* I2C devices: in the metadata, and as QEMU -device arguments in the domain (with the qemu namespace
+ * even without qtest). */
+static void test_i2c_config(void) {
+        BoardConfig c =
+                            {
+                                    .name = (char *)"s",
+                                    .image = (char *)"default",
+                                    .owner = 1000,
+                            },
+                    back = {};
+        char *xml = NULL, *element = NULL;
+
+        CHECK(board_config_add_i2c(&c, "tmp105", 0x48) == 0);
+        CHECK(board_config_add_i2c(&c, "ds1338", 0x68) == 0);
+        CHECK(board_config_add_i2c(&c, "tmp421", 0x48) == -EEXIST);
+        CHECK(board_config_add_i2c(&c, "at24c-eeprom", 0x50) == -EINVAL);
+        CHECK(board_config_add_i2c(&c, "tmp105", 0x78) == -EINVAL);
+        CHECK(board_config_find_i2c(&c, 0x68) && !board_config_find_i2c(&c, 0x69));
+        CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == 0);
+        CHECK_CONTAINS(xml, "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'");
+        CHECK_CONTAINS(xml,
+                       "<qemu:arg value='-device'/>\n    <qemu:arg value='tmp105,bus=i2c-bus.1,address=0x48,"
+                       "id=piemu-i2c-48'/>");
+        CHECK_CONTAINS(xml, "<qemu:arg value='ds1338,bus=i2c-bus.1,address=0x68,id=piemu-i2c-68'/>");
+        CHECK_CONTAINS(xml, "<i2c device='tmp105' address='72'/>");
+        CHECK(!domain_xml_has_qtest(xml));
+        const char *from = strstr(xml, "<piemu:board"), *to = strstr(xml, "</piemu:board>");
+        CHECK(from && to);
+        element = strndup(from, (size_t)(to - from) + strlen("</piemu:board>"));
+        CHECK(element);
+        CHECK(metadata_xml_parse(element, &back) == 0);
+        CHECK(back.n_i2c == 2 && back.i2c[0].address == 0x48 && back.i2c[1].address == 0x68);
+        CHECK_STREQ(back.i2c[1].model, "ds1338");
+        board_config_done(&back);
+        free(element);
+        free(xml);
+        for (size_t i = 0; i < c.n_i2c; i++)
+                free(c.i2c[i].model);
+        free(c.i2c);
+
+        const char *bad[] = {
+                "<i2c device='pca9552' address='96'/>",
+                "<i2c device='tmp105' address='7'/>",
+                "<i2c device='tmp105' address='200'/>",
+                "<i2c address='72'/>",
+                "<i2c device='tmp105' address='72'/><i2c device='tmp421' address='72'/>",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK(asprintf(&element,
+                               "<board><name>a</name><image>default</image><owner>1</owner>%s</board>",
+                               bad[i]) > 0);
+                CHECK(metadata_xml_parse(element, &back) < 0);
+                free(element);
+        }
+}
+
 int main(void) {
         test_domain_xml();
+        test_i2c_config();
+        test_wires_metadata();
         test_metadata_parse_bad();
         test_volume_and_pool();
         test_capacity();
