@@ -137,12 +137,16 @@
         refreshPins() {
             this.call("GetPins")
                 .then(([levels]) => { if (!this.closed) this.header.setAll(levels) })
-                // A stopped board has no pins to read: show them as unknown, not as an error.
+                // A stopped board has no pins to read: show them as unknown, not as an error. Busy
+                // means piemud does not know the levels yet (QEMU is connecting its qtest channel
+                // after a start or a piemud restart): ask again shortly.
                 .catch(err => {
                     if (this.closed)
                         return;
                     this.header.setAll(null);
-                    if (err.name !== "org.piemu.Error.NotRunning")
+                    if (err.name === "org.piemu.Error.Busy")
+                        window.setTimeout(() => { if (!this.closed) this.refreshPins() }, 500);
+                    else if (err.name !== "org.piemu.Error.NotRunning")
                         this.report(err);
                 });
         }

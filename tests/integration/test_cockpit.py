@@ -348,3 +348,72 @@ def test_board_lifecycle_console_and_header(bus, cockpit, browser, roots_board):
         except pb.GLib.Error as e:
             if pb.dbus_error_name(e) != "org.piemu.Error.NoSuchBoard":
                 raise
+
+
+IMAGE_RULES = "/etc/polkit-1/rules.d/10-piemu-test-cockpit.rules"
+
+
+@pytest.fixture
+def image_rights(web_user):
+    """The test user may manage the image catalog (org.piemu.manage-images) while the test runs,
+    as an administrator's polkit rule would allow it."""
+    with open(IMAGE_RULES, "w") as f:
+        f.write("// Temporary, written by tests/integration/test_cockpit.py.\n"
+                "polkit.addRule(function(action, subject) {\n"
+                f'    if (subject.user == "{USER}" && action.id == "org.piemu.manage-images")\n'
+                "        return polkit.Result.YES;\n"
+                "});\n")
+    try:
+        # polkitd reads rules files when they change: wait until it answers yes.
+        for _ in range(100):
+            r = subprocess.run(["setpriv", f"--reuid={web_user.pw_uid}", f"--regid={web_user.pw_gid}", "--init-groups",
+                                "sh", "-c", "exec pkcheck --action-id org.piemu.manage-images --process $$"],
+                               capture_output=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the test polkit rule never took effect: {r.stderr!r}")
+        yield
+    finally:
+        os.unlink(IMAGE_RULES)
+
+
+def test_import_and_remove_an_image(bus, cockpit, browser, image_rights, tmp_path):
+    """A user allowed to manage images imports a Raspberry Pi OS-style .img.xz from the page (the
+    browser streams it to `piemuctl import-image NAME -` through the bridge) and removes it again."""
+    for tool in ("mkfs.vfat", "mcopy", "sfdisk"):
+        if not shutil.which(tool):
+            _require(f"{tool} is needed to build a test image (tools/install-deps.sh installs it)")
+    subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "unit", "make-extract-images.sh"),
+                    str(tmp_path), "/var/lib/piemu/images/default/dtb"], check=True, capture_output=True)
+    image = str(tmp_path / "good.img.xz")
+    name = pb.unique_name("webimg")
+
+    def catalog():
+        return dict(pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListImages")[0])
+
+    try:
+        open_page(browser, cockpit)
+        assert css(browser, "#images-note")[0].is_displayed() is False
+        assert css(browser, "#import-button")[0].is_enabled()
+        css(browser, "#import-name")[0].send_keys(name)
+        css(browser, "#import-file")[0].send_keys(image)  # what choosing the file does
+        css(browser, "#import-button")[0].click()
+        wait(browser, lambda d: css(d, f'tr[data-image="{name}"]'), 120, "the imported image in the list")
+        assert css(browser, "#import-progress")[0].text == f"Imported {name}."
+        assert name in catalog()
+        # The create form offers it at once.
+        assert f'value="{name}"' in css(browser, "#create-image")[0].get_attribute("innerHTML")
+
+        css(browser, f'tr[data-image="{name}"] [data-action="remove-image"]')[0].click()
+        wait(browser, lambda d: not css(d, f'tr[data-image="{name}"]'), 30, "the image to leave the list")
+        assert name not in catalog()
+        assert css(browser, "#alert")[0].is_displayed() is False
+        assert js_errors(browser) == []
+    finally:
+        try:
+            pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "RemoveImage", "(s)", (name,))
+        except pb.GLib.Error as e:
+            if pb.dbus_error_name(e) != "org.piemu.Error.NoSuchImage":
+                raise
