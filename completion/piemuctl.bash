@@ -14,12 +14,14 @@ _piemuctl() {
         _init_completion -s || return
 
         local verbs='list status create delete start stop restart images import-image remove-image
-                     send set-pin get-pin pins watch console wait help'
+                     send set-pin get-pin pins watch console wait trace set-sensor
+                     wire unwire wires help'
         local global_opts='-h --help --version --no-pager --no-legend -j --json= --no-ask-password
                            -q --quiet --timeout= --user -H --host='
         local -A verb_opts=(
                 [status]='-n --lines='
-                [create]='--image= --persistent --cmdline= --model='
+                [create]='--image= --persistent --cmdline= --model= --i2c='
+                [trace]='--vcd= --pins= --duration='
                 [import-image]='--kernel= --dtb= --sd= --initrd= --description= --cmdline='
                 [send]='--no-newline'
                 [wait]='--state= --ready --serial= --pin= --since-now'
@@ -29,8 +31,11 @@ _piemuctl() {
         --image)
                 mapfile -t COMPREPLY < <(compgen -W "$(__piemuctl_names images)" -- "$cur")
                 return ;;
-        --kernel | --dtb | --sd | --initrd)
+        --kernel | --dtb | --sd | --initrd | --vcd)
                 _filedir
+                return ;;
+        --i2c)
+                mapfile -t COMPREPLY < <(compgen -W 'tmp105@0x48 tmp421@0x4c ds1338@0x68' -- "$cur")
                 return ;;
         --json)
                 mapfile -t COMPREPLY < <(compgen -W 'short pretty off' -- "$cur")
@@ -42,7 +47,8 @@ _piemuctl() {
         --state)
                 mapfile -t COMPREPLY < <(compgen -W 'stopped starting running stopping crashed' -- "$cur")
                 return ;;
-        --timeout | --cmdline | --model | --description | --lines | -n | --serial | --pin)
+        --timeout | --cmdline | --model | --description | --lines | -n | --serial | --pin | --pins | \
+                --duration)
                 return ;;
         esac
         $split && return
@@ -57,7 +63,8 @@ _piemuctl() {
                         ((i++))
                         continue ;;
                 --timeout | --image | --cmdline | --model | --kernel | --dtb | --sd | --initrd | \
-                        --description | --lines | -n | --state | --serial | --pin)
+                        --description | --lines | -n | --state | --serial | --pin | --i2c | --vcd | --pins | \
+                        --duration)
                         ((i++))
                         continue ;;
                 -*)
@@ -91,8 +98,13 @@ _piemuctl() {
 
         local candidates=''
         case $verb in
-        status | pins | watch | console | wait)
+        status | pins | watch | console | wait | trace | set-sensor)
                 ((nargs == 0)) && candidates=$(__piemuctl_names list) ;;
+        wire)
+                # FROM:PIN TO:PIN: a board name and its colon; the pin is typed.
+                ((nargs < 2)) && candidates=$(__piemuctl_names list | sed 's/$/:/') && compopt -o nospace ;;
+        unwire)
+                candidates=$(__piemuctl_names wires) ;;
         delete | start | stop | restart)
                 candidates=$(__piemuctl_names list) ;;
         send)

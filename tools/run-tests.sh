@@ -26,6 +26,8 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
     meson test -C build-asan --print-errorlogs
 
 export PIEMU_REQUIRE_DAEMON=1
+# Screenshots of the Cockpit page (and of failures) land here, inside the checkout.
+export PIEMU_ARTIFACTS_DIR=${PIEMU_ARTIFACTS_DIR:-$here/build/test-artifacts}
 asan_log=/var/tmp/piemud-asan.log  # writable by the piemu user
 step "Integration tests against piemud built with ASan/UBSan"
 : >"$asan_log.asan"
@@ -46,5 +48,6 @@ fi
 echo "no sanitizer reports from piemud"
 
 step "End-to-end suite against the installed piemud"
+echo "(screenshots of the Cockpit page, and of any failure there, go to $PIEMU_ARTIFACTS_DIR)"
 tools/piemud-service.sh start
 "$PY" -m pytest -p no:cacheprovider -v tests/integration --ignore=tests/integration/test_polkit_probe.py

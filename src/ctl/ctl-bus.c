@@ -388,6 +388,17 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
                 fprintf(stderr, "Another operation is in progress; try again in a moment.\n");
                 return CTL_EXIT_STATE;
         }
+        if (error_is(error, "org.piemu.Error.NoSuchWire") ||
+            error_is(error, "org.piemu.Error.NoSuchSensor")) {
+                fprintf(stderr, "Cannot %s: %s\n", action, msg);
+                return CTL_EXIT_NOT_FOUND;
+        }
+        if (error_is(error, "org.piemu.Error.WireExists") || error_is(error, "org.piemu.Error.PinDriven") ||
+            error_is(error, "org.piemu.Error.WireCycle")) {
+                fprintf(stderr, "Cannot %s: %s\n", action, msg);
+                fprintf(stderr, "'piemuctl wires' shows the wires there are.\n");
+                return CTL_EXIT_STATE;
+        }
         if (error_is(error, "org.piemu.Error.InvalidName") ||
             error_is(error, "org.piemu.Error.InvalidPin") ||
             error_is(error, "org.piemu.Error.InvalidOption")) {

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "ctl.h"
+#include "vcd.h"
 
 #define PARTIAL_LINE_DELAY USEC_PER_SEC
 #define MAX_LINE           4096
@@ -42,6 +43,10 @@ typedef struct Watcher {
         bool guest_ready;
         bool pin_known;
         bool pin_level;
+
+        /* trace: GpioChanged into a Value Change Dump */
+        VcdWriter *vcd;
+        int vcd_error; /* the first write error, negative errno */
 
         /* wait --serial */
         regex_t regex;
@@ -279,6 +284,8 @@ static int on_serial_output(sd_bus_message *m, void *userdata, sd_bus_error *ret
         if (r < 0)
                 return 0; /* malformed signal: ignore rather than die */
 
+        if (w->vcd)
+                return 0; /* a trace records pins only */
         if (w->waiting) {
                 wait_serial(w, data, size);
                 wait_check(w);
@@ -298,6 +305,14 @@ static int on_gpio_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (r < 0)
                 return 0;
 
+        if (w->vcd) {
+                r = vcd_change(w->vcd, pin, level, usec);
+                if (r < 0 && w->vcd_error == 0) {
+                        w->vcd_error = r;
+                        quit(w, CTL_EXIT_FAILURE);
+                }
+                return 0;
+        }
         if (!w->waiting) {
                 print_gpio(usec, pin, level);
                 return 0;
@@ -320,6 +335,15 @@ static int set_state(Watcher *w, const char *state) {
                 return -ENOMEM;
         free(w->state);
         w->state = s;
+        if (w->vcd) {
+                /* Powered off: its pins say nothing any more; what was recorded is kept. */
+                if (w->initialized && state_is_down(state)) {
+                        if (!arg_quiet)
+                                fprintf(stderr, "Board %s is %s; the trace ends.\n", w->name, state);
+                        quit(w, CTL_EXIT_OK);
+                }
+                return 0;
+        }
         if (!w->waiting && w->initialized)
                 print_state(state);
         return 0;
@@ -466,6 +490,11 @@ static int on_any_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 static int on_unix_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Watcher *w = userdata;
 
+        if (w->vcd) {
+                /* Ctrl-C (or the end of --duration) is how a trace is meant to end. */
+                quit(w, si->ssi_signo == SIGINT ? CTL_EXIT_OK : 128 + (int)si->ssi_signo);
+                return 0;
+        }
         if (!w->waiting) {
                 /* Ctrl-C is how watch is meant to end: print what is pending and succeed. */
                 if (w->line_len > 0)
@@ -684,6 +713,109 @@ int run_wait(sd_bus *bus, const char *name, const char *path) {
         wait_check(&w);
         r = run_loop(&w);
 
+finish:
+        watcher_done(&w);
+        return r;
+}
+
+/* ---- trace ---- */
+
+static int on_trace_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        quit(userdata, CTL_EXIT_OK);
+        return 0;
+}
+
+/* The levels to start the dump with: GetPins, asked again while piemud does not know them yet (its
+ * qtest channel connecting: Busy). -1 for every pin until then is not a state VCD readers like. */
+static int read_initial_levels(Watcher *w, int8_t levels[VCD_NPINS]) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC;
+
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                size_t n = 0;
+                int r, v;
+
+                r = sd_bus_call_method(w->bus, PIEMU_BUS_NAME, w->path, PIEMU_BOARD_IFACE, "GetPins", &error,
+                                       &reply, NULL);
+                if (r < 0 && sd_bus_error_has_name(&error, "org.piemu.Error.Busy") &&
+                    now_usec(CLOCK_MONOTONIC) < end) {
+                        (void)usleep(200 * 1000);
+                        continue;
+                }
+                if (r < 0)
+                        return ctl_error(&error, r, "read the pins", w->name, NULL);
+                r = sd_bus_message_enter_container(reply, 'a', "b");
+                while (r >= 0 && n < VCD_NPINS && (r = sd_bus_message_read_basic(reply, 'b', &v)) > 0)
+                        levels[n++] = v ? 1 : 0;
+                if (r < 0)
+                        return ctl_error(NULL, r, "parse piemud's reply", w->name, NULL);
+                while (n < VCD_NPINS)
+                        levels[n++] = -1;
+                return CTL_EXIT_OK;
+        }
+}
+
+int run_trace(sd_bus *bus, const char *name, const char *path, FILE *out, const char *out_name,
+              uint64_t pins, uint64_t duration_usec) {
+        Watcher w = {.bus = bus, .name = name, .path = path};
+        VcdWriter vcd;
+        int8_t levels[VCD_NPINS];
+        char date[64];
+        time_t now;
+        uint64_t start;
+        int r;
+
+        r = setup(&w, true);
+        if (r != CTL_EXIT_OK)
+                goto finish;
+        if (state_is_down(w.state)) {
+                fprintf(stderr, "Board %s is %s: there is nothing to trace.\n", name, strempty(w.state));
+                fprintf(stderr, "Start it with 'piemuctl start %s' first.\n", name);
+                r = CTL_EXIT_STATE;
+                goto finish;
+        }
+        /* Watch() came first: a change from now on arrives as a GpioChanged, with its own time stamp.
+         * One that happened before GetPins answers is in both, which the writer takes as a repeat. */
+        r = read_initial_levels(&w, levels);
+        if (r != CTL_EXIT_OK)
+                goto finish;
+
+        start = now_usec(CLOCK_REALTIME);
+        now = (time_t)(start / USEC_PER_SEC);
+        if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y UTC", gmtime(&now)) == 0)
+                date[0] = 0;
+        r = vcd_begin(&vcd, out, name, pins, levels, start, date);
+        if (r < 0) {
+                fprintf(stderr, "Cannot write %s: %s\n", out_name, strerror(-r));
+                r = CTL_EXIT_FAILURE;
+                goto finish;
+        }
+        w.vcd = &vcd;
+
+        if (duration_usec > 0 && duration_usec != USEC_INFINITY) {
+                r = sd_event_add_time_relative(w.event, NULL, CLOCK_MONOTONIC, duration_usec, USEC_PER_MSEC,
+                                               on_trace_end, &w);
+                if (r < 0) {
+                        r = ctl_error(NULL, r, "set up the duration", name, NULL);
+                        goto finish;
+                }
+        }
+        if (!arg_quiet)
+                fprintf(stderr, "Tracing board %s into %s%s.\n", name, out_name,
+                        duration_usec > 0 && duration_usec != USEC_INFINITY ? "" : "; press Ctrl-C to stop");
+        r = run_loop(&w);
+
+        /* The last time stamp is the end of the trace, so that viewers draw the last levels to it. */
+        int k = vcd_end(&vcd, now_usec(CLOCK_REALTIME));
+        if (w.vcd_error < 0 || k < 0) {
+                fprintf(stderr, "Cannot write %s: %s\n", out_name,
+                        strerror(-(w.vcd_error < 0 ? w.vcd_error : k)));
+                r = CTL_EXIT_FAILURE;
+        } else if (!arg_quiet)
+                fprintf(stderr, "Recorded %u change%s in %.1f s.\n", vcd.n_changes,
+                        vcd.n_changes == 1 ? "" : "s",
+                        (double)(now_usec(CLOCK_REALTIME) - start) / USEC_PER_SEC);
 finish:
         watcher_done(&w);
         return r;

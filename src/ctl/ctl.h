@@ -130,3 +130,16 @@ int run_console(sd_bus *bus, const char *name, const char *path);
 /* ctl-watch.c */
 int run_watch(sd_bus *bus, const char *name, const char *path);
 int run_wait(sd_bus *bus, const char *name, const char *path);
+/* pins: mask of BCM pins to record; duration_usec 0 or USEC_INFINITY: until Ctrl-C or the board
+ * stops. */
+int run_trace(sd_bus *bus, const char *name, const char *path, FILE *out, const char *out_name,
+              uint64_t pins, uint64_t duration_usec);
+
+/* ctl-wires.c */
+int verb_wire(int argc, char *argv[]);
+int verb_unwire(int argc, char *argv[]);
+int verb_wires(int argc, char *argv[]);
+int verb_set_sensor(int argc, char *argv[]);
+
+/* piemuctl.c */
+int ctl_parse_pin(const char *s, uint32_t *ret);

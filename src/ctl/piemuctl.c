@@ -50,6 +50,10 @@ static const char *arg_initrd = NULL;
 static const char *arg_description = NULL;
 static unsigned arg_lines = 10;
 static bool arg_no_newline = false;
+static char **arg_i2c = NULL;             /* create --i2c=DEVICE@ADDRESS, repeatable */
+static const char *arg_vcd = NULL;        /* trace --vcd=FILE */
+static const char *arg_trace_pins = NULL; /* trace --pins=LIST */
+static uint64_t arg_duration_usec = 0;    /* trace --duration=TIME; 0: until Ctrl-C */
 
 /* Verb-specific options, as bits: a verb lists the ones it accepts, so that "start b --persistent" is
  * an error instead of being silently ignored. */
@@ -70,6 +74,10 @@ enum {
         OPT_SERIAL = 1u << 13,
         OPT_PIN = 1u << 14,
         OPT_SINCE_NOW = 1u << 15,
+        OPT_I2C = 1u << 16,
+        OPT_VCD = 1u << 17,
+        OPT_PINS = 1u << 18,
+        OPT_DURATION = 1u << 19,
 };
 static unsigned arg_seen = 0;
 
@@ -97,7 +105,7 @@ static int oom(void) {
         return CTL_EXIT_FAILURE;
 }
 
-static int parse_pin(const char *s, uint32_t *ret) {
+int ctl_parse_pin(const char *s, uint32_t *ret) {
         unsigned long v;
         char *end;
 
@@ -604,6 +612,19 @@ static int verb_create(int argc, char *argv[]) {
                 r = sd_bus_message_append(m, "{sv}", "cmdline", "s", arg_cmdline);
         if (r >= 0 && arg_model)
                 r = sd_bus_message_append(m, "{sv}", "model", "s", arg_model);
+        if (r >= 0 && arg_i2c) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "i2c");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, arg_i2c);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
@@ -1240,7 +1261,7 @@ static int verb_set_pin(int argc, char *argv[]) {
         sd_bus *bus;
         int r;
 
-        r = parse_pin(argv[2], &pin);
+        r = ctl_parse_pin(argv[2], &pin);
         if (r != CTL_EXIT_OK)
                 return r;
         r = parse_level(argv[3], &level);
@@ -1261,7 +1282,7 @@ static int verb_get_pin(int argc, char *argv[]) {
         sd_bus *bus;
         int r;
 
-        r = parse_pin(argv[2], &pin);
+        r = ctl_parse_pin(argv[2], &pin);
         if (r != CTL_EXIT_OK)
                 return r;
         r = open_board(argv, &bus, &path);
@@ -1373,6 +1394,80 @@ static int verb_console(int argc, char *argv[]) {
         return run_console(bus, argv[1], path);
 }
 
+/* --pins=LIST: BCM numbers and ranges, "17,23" or "0-27". */
+static int parse_pin_list(const char *s, uint64_t *ret) {
+        _cleanup_free_ char *copy = strdup(s);
+        uint64_t mask = 0;
+        char *save = NULL;
+
+        if (!copy)
+                return oom();
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                char *dash = strchr(tok, '-');
+                uint32_t lo, hi;
+                int r;
+
+                if (dash)
+                        *dash = 0;
+                r = ctl_parse_pin(tok, &lo);
+                if (r == CTL_EXIT_OK)
+                        r = dash ? ctl_parse_pin(dash + 1, &hi) : (hi = lo, CTL_EXIT_OK);
+                if (r != CTL_EXIT_OK)
+                        return r;
+                if (hi < lo) {
+                        fprintf(stderr, "Invalid pin range %u-%u in --pins.\n", lo, hi);
+                        return CTL_EXIT_USAGE;
+                }
+                for (uint32_t p = lo; p <= hi; p++)
+                        mask |= UINT64_C(1) << p;
+        }
+        if (mask == 0) {
+                fprintf(stderr, "--pins needs at least one pin, e.g. --pins=17,23 or --pins=0-27.\n");
+                return CTL_EXIT_USAGE;
+        }
+        *ret = mask;
+        return CTL_EXIT_OK;
+}
+
+static int verb_trace(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        /* The 40-pin header's GPIOs unless told otherwise. */
+        uint64_t pins = (UINT64_C(1) << 28) - 1;
+        FILE *out;
+        sd_bus *bus;
+        int r, k;
+
+        if (!arg_vcd) {
+                fprintf(stderr, "trace needs --vcd=FILE (- for standard output).\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_trace_pins) {
+                r = parse_pin_list(arg_trace_pins, &pins);
+                if (r != CTL_EXIT_OK)
+                        return r;
+        }
+        r = open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (streq(arg_vcd, "-"))
+                out = stdout;
+        else {
+                out = fopen(arg_vcd, "we");
+                if (!out) {
+                        fprintf(stderr, "Cannot create %s: %s\n", arg_vcd, strerror(errno));
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        r = run_trace(bus, argv[1], path, out, streq(arg_vcd, "-") ? "standard output" : arg_vcd, pins,
+                      arg_duration_usec);
+        k = out == stdout ? fflush(out) : fclose(out);
+        if (k != 0 && r == CTL_EXIT_OK) {
+                fprintf(stderr, "Cannot write %s: %s\n", arg_vcd, strerror(errno));
+                r = CTL_EXIT_FAILURE;
+        }
+        return r;
+}
+
 static int verb_wait(int argc, char *argv[]) {
         static const char *const states[] = {"stopped", "starting", "running", "stopping", "crashed"};
         _cleanup_free_ char *path = NULL;
@@ -1437,7 +1532,8 @@ static int help(void) {
                "Boards:\n"
                "  list                     List boards (the default command)\n"
                "  status NAME              Show a board's properties and recent console output\n"
-               "  create NAME              Create a board (--image, --persistent, --cmdline, --model)\n"
+               "  create NAME              Create a board (--image, --persistent, --cmdline, --model,\n"
+               "                           --i2c)\n"
                "  delete NAME...           Delete boards, stopping them first\n"
                "  start NAME...            Power boards on\n"
                "  stop NAME...             Power boards off (like pulling the cable)\n"
@@ -1450,6 +1546,13 @@ static int help(void) {
                "  get-pin NAME PIN         Print the level of a BCM pin (0 or 1)\n"
                "  set-pin NAME PIN 0|1     Drive an input pin\n"
                "  pins NAME                Show the levels of all 54 pins\n"
+               "  trace NAME --vcd=FILE    Record pin changes as a Value Change Dump\n"
+               "  set-sensor NAME ADDRESS PROPERTY VALUE\n"
+               "                           Set an I2C sensor's value (see create --i2c)\n"
+               "\nWires between boards:\n"
+               "  wire FROM:PIN TO:PIN     Drive TO's pin with FROM's level from now on\n"
+               "  unwire ID...             Remove wires\n"
+               "  wires                    List the wires\n"
                "\nImages:\n"
                "  images                   List images\n"
                "  import-image NAME FILE   Import a disk image (.img, .img.xz; - for stdin)\n"
@@ -1512,15 +1615,20 @@ static const Verb verbs[] = {
          "dropped_gpio_lines, gpio_path, path) and recent_serial: the whole recent console buffer\n"
          "as text, bytes that are not UTF-8 written as \\xNN, or null if you may not read the\n"
          "console.\n"},
-        {"create", 2, 2, verb_create, OPT_IMAGE | OPT_PERSISTENT | OPT_CMDLINE | OPT_MODEL,
-         "create NAME [--image=IMAGE] [--persistent] [--cmdline=ARGS] [--model=MODEL]",
+        {"create", 2, 2, verb_create, OPT_IMAGE | OPT_PERSISTENT | OPT_CMDLINE | OPT_MODEL | OPT_I2C,
+         "create NAME [--image=IMAGE] [--persistent] [--cmdline=ARGS] [--model=MODEL]\n"
+         "                                 [--i2c=DEVICE@ADDRESS...]",
          "Create a board (stopped). Names are 1-63 characters from A-Z a-z 0-9 _ . - starting\n"
          "with a letter or digit.\n\n"
          "Options:\n"
          "     --image=IMAGE        Boot this image from 'piemuctl images' (default: piemud's default)\n"
          "     --persistent         Keep the board's disk changes across stop and start\n"
          "     --cmdline=ARGS       Append ARGS to the kernel command line\n"
-         "     --model=MODEL        Machine model (default raspi3b)\n"},
+         "     --model=MODEL        Machine model (default raspi3b)\n"
+         "     --i2c=DEVICE@ADDRESS Put a QEMU I2C device on the header's bus (the guest's i2c-1);\n"
+         "                          repeat for more. Devices: tmp105, tmp421 (temperature\n"
+         "                          sensors), ds1338 (clock); addresses 0x08-0x77, e.g.\n"
+         "                          --i2c=tmp105@0x48. Set a sensor with 'piemuctl set-sensor'.\n"},
         {"delete", 2, VERB_ANY, verb_delete, 0, "delete NAME...",
          "Delete boards: stop them if running and remove their disk overlay.\n"},
         {"start", 2, VERB_ANY, verb_start, 0, "start NAME...",
@@ -1613,6 +1721,35 @@ static const Verb verbs[] = {
          "     --pin=PIN=0|1        BCM pin PIN has that level\n"
          "     --timeout=TIME       Give up after TIME (e.g. 30, 1.5s, 2min)\n\n"
          "Example: piemuctl start b && piemuctl wait b --serial='piemu:.*# ' --timeout=2min\n"},
+        {"wire", 3, 3, verb_wire, 0, "wire FROM:PIN TO:PIN",
+         "Connect a pin of one board to a pin of another (or the same) board: whenever FROM's pin\n"
+         "changes, piemud drives TO's pin to the same level, as set-pin does (remembered, and\n"
+         "applied again after TO reboots). Prints the wire's id, FROM:PIN:TO:PIN. You must be\n"
+         "allowed to manage both boards. A pin takes one wire in; one pin may drive many; a\n"
+         "wire that would close a loop is refused. Wires are kept with the boards (also across\n"
+         "a piemud restart) and go when either board is deleted.\n"},
+        {"unwire", 2, VERB_ANY, verb_unwire, 0, "unwire ID...",
+         "Remove wires by id (see 'piemuctl wires'). The pin it drove keeps its last level.\n"
+         "The manager of either board may remove a wire.\n"},
+        {"wires", 1, 1, verb_wires, 0, "wires",
+         "List the wires between boards. --json prints an array of {\"id\", \"from_board\",\n"
+         "\"from_pin\", \"to_board\", \"to_pin\"}.\n"},
+        {"set-sensor", 5, 5, verb_set_sensor, 0, "set-sensor NAME ADDRESS PROPERTY VALUE",
+         "Set an integer property of the I2C device at ADDRESS (see create --i2c); the guest's\n"
+         "driver reads it from then on. For tmp105: temperature, in m°C (42500 is 42.5 °C);\n"
+         "for tmp421: temperature0..temperature3. Example:\n"
+         "  piemuctl set-sensor b1 0x48 temperature 42500\n"},
+        {"trace", 2, 2, verb_trace, OPT_VCD | OPT_PINS | OPT_DURATION,
+         "trace NAME --vcd=FILE [--pins=LIST] [--duration=TIME]",
+         "Record the board's pin changes into a Value Change Dump, for GTKWave, PulseView or\n"
+         "sigrok. Time stamps are those of the GpioChanged events themselves, in microseconds\n"
+         "from the start of the trace; the dump starts with the levels GetPins reads. Ends after\n"
+         "--duration, on Ctrl-C, or when the board stops.\n\n"
+         "Options:\n"
+         "     --vcd=FILE           Write the dump to FILE (- for standard output)\n"
+         "     --pins=LIST          BCM pins to record, e.g. 17,23 or 0-27 (default 0-27, the\n"
+         "                          40-pin header's GPIOs)\n"
+         "     --duration=TIME      Stop after TIME (e.g. 10, 2.5s, 1min); default: until Ctrl-C\n"},
         {"help", 1, 2, verb_help, 0, "help [COMMAND]", "Show the help, or the help for COMMAND.\n"},
 };
 
@@ -1645,6 +1782,10 @@ static const struct {
         {OPT_SERIAL, "--serial"},
         {OPT_PIN, "--pin"},
         {OPT_SINCE_NOW, "--since-now"},
+        {OPT_I2C, "--i2c"},
+        {OPT_VCD, "--vcd"},
+        {OPT_PINS, "--pins"},
+        {OPT_DURATION, "--duration"},
 };
 
 /* Returns 1 to run a verb, 0 to exit successfully (--version), < 0 to exit with that status negated. */
@@ -1673,6 +1814,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SERIAL,
                 ARG_PIN,
                 ARG_SINCE_NOW,
+                ARG_I2C,
+                ARG_VCD,
+                ARG_PINS,
+                ARG_DURATION,
         };
         static const struct option options[] = {{"help", no_argument, NULL, 'h'},
                                                 {"version", no_argument, NULL, ARG_VERSION},
@@ -1700,6 +1845,10 @@ static int parse_argv(int argc, char *argv[]) {
                                                 {"serial", required_argument, NULL, ARG_SERIAL},
                                                 {"pin", required_argument, NULL, ARG_PIN},
                                                 {"since-now", no_argument, NULL, ARG_SINCE_NOW},
+                                                {"i2c", required_argument, NULL, ARG_I2C},
+                                                {"vcd", required_argument, NULL, ARG_VCD},
+                                                {"pins", required_argument, NULL, ARG_PINS},
+                                                {"duration", required_argument, NULL, ARG_DURATION},
                                                 {}};
         int c, r;
 
@@ -1852,7 +2001,7 @@ static int parse_argv(int argc, char *argv[]) {
                         pin = strndup(optarg, (size_t)(eq - optarg));
                         if (!pin)
                                 return -oom();
-                        r = parse_pin(pin, &p);
+                        r = ctl_parse_pin(pin, &p);
                         if (r == CTL_EXIT_OK)
                                 r = parse_level(eq + 1, &v);
                         if (r != CTL_EXIT_OK)
@@ -1865,6 +2014,40 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_SINCE_NOW:
                         arg_since_now = true;
                         arg_seen |= OPT_SINCE_NOW;
+                        break;
+                case ARG_I2C: {
+                        size_t n = 0;
+                        char **l;
+
+                        while (arg_i2c && arg_i2c[n])
+                                n++;
+                        l = reallocarray(arg_i2c, n + 2, sizeof(char *));
+                        if (!l)
+                                return -oom();
+                        l[n] = optarg; /* points into argv: strv_free would be wrong, free(l) only */
+                        l[n + 1] = NULL;
+                        arg_i2c = l;
+                        arg_seen |= OPT_I2C;
+                        break;
+                }
+                case ARG_VCD:
+                        arg_vcd = optarg;
+                        arg_seen |= OPT_VCD;
+                        break;
+                case ARG_PINS:
+                        arg_trace_pins = optarg;
+                        arg_seen |= OPT_PINS;
+                        break;
+                case ARG_DURATION:
+                        r = parse_timeout(optarg, &arg_duration_usec);
+                        if (r < 0 || arg_duration_usec == 0) {
+                                fprintf(stderr,
+                                        "Invalid --duration \"%s\": use seconds (e.g. 10 or 2.5), a unit "
+                                        "(500ms, 2min) or infinity.\n",
+                                        optarg);
+                                return -CTL_EXIT_USAGE;
+                        }
+                        arg_seen |= OPT_DURATION;
                         break;
                 case ':':
                         fprintf(stderr, "Option %s needs an argument. See 'piemuctl --help'.\n",
