@@ -191,6 +191,34 @@ static void drain_pending(Console *c) {
         }
 }
 
+/* Both loops (the socket's and the bus's) wait the same way: one poll() of stdin, their own
+ * descriptor and the signal fd (p[2]), then a signal ends the session and held-back ^] whose window
+ * ran out go to the guest after all. Returns CONSOLE_GO_ON, CONSOLE_AGAIN (interrupted: poll again)
+ * or how the session ends. */
+#define CONSOLE_GO_ON (-1)
+#define CONSOLE_AGAIN (-2)
+static int console_poll(Console *c, struct pollfd p[3], int timeout, uint64_t *ret_now) {
+        if (poll(p, 3, timeout) < 0) {
+                if (errno == EINTR)
+                        return CONSOLE_AGAIN;
+                c->error = negative_errno();
+                return END_ERROR;
+        }
+        *ret_now = now_usec(CLOCK_MONOTONIC);
+
+        if (p[2].revents & POLLIN) {
+                struct signalfd_siginfo si;
+
+                if (read(c->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                        c->signo = (int)si.ssi_signo;
+                        return END_SIGNAL;
+                }
+        }
+        if (c->n_escape > 0 && *ret_now - c->escape_first >= ESCAPE_WINDOW)
+                flush_escapes(c);
+        return CONSOLE_GO_ON;
+}
+
 static ConsoleEnd forward(Console *c) {
         assert(c->sock >= 0);
 
@@ -219,26 +247,11 @@ static ConsoleEnd forward(Console *c) {
                                           : 0;
                 }
 
-                if (poll(p, ELEMENTSOF(p), timeout) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        c->error = negative_errno();
-                        return END_ERROR;
-                }
-                now = now_usec(CLOCK_MONOTONIC);
-
-                if (p[2].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-
-                        if (read(c->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                                c->signo = (int)si.ssi_signo;
-                                return END_SIGNAL;
-                        }
-                }
-
-                /* The escape window ran out: the held-back ^] were meant for the guest. */
-                if (c->n_escape > 0 && now - c->escape_first >= ESCAPE_WINDOW)
-                        flush_escapes(c);
+                int polled = console_poll(c, p, timeout, &now);
+                if (polled == CONSOLE_AGAIN)
+                        continue;
+                if (polled != CONSOLE_GO_ON)
+                        return (ConsoleEnd)polled;
 
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
                         char buf[16384];
@@ -498,25 +511,11 @@ static ConsoleEnd forward_bus(Console *c) {
                 p[2] = (struct pollfd){.fd = c->signal_fd, .events = POLLIN};
                 timeout = next_timeout(c);
 
-                if (poll(p, ELEMENTSOF(p), timeout) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        c->error = negative_errno();
-                        return END_ERROR;
-                }
-                now = now_usec(CLOCK_MONOTONIC);
-
-                if (p[2].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-
-                        if (read(c->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                                c->signo = (int)si.ssi_signo;
-                                return END_SIGNAL;
-                        }
-                }
-
-                if (c->n_escape > 0 && now - c->escape_first >= ESCAPE_WINDOW)
-                        flush_escapes(c);
+                int polled = console_poll(c, p, timeout, &now);
+                if (polled == CONSOLE_AGAIN)
+                        continue;
+                if (polled != CONSOLE_GO_ON)
+                        return (ConsoleEnd)polled;
 
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         char buf[1024];
