@@ -26,6 +26,9 @@
                                             N Start/Stop cycles and N GetPin calls: piemud's RSS
                                             and open fds before and after (both flat), and no
                                             domain, volume or listening port left behind
+  bench/piemu_bench.py wires [--rounds N]   two boards wired A:23 -> B:17, guest A blinking: inside
+                                            piemud (change seen -> far end driven, from its debug
+                                            log) and piemud seeing A's pin -> B's pin read back
   bench/piemu_bench.py all
 
 Each prints medians (and p99 where it matters) and the ratio to the target from DESIGN.md.
@@ -612,9 +615,57 @@ def bench_soak(args):
           f"ports {sorted(set(ports2) - set(ports0))}")
 
 
+PIEMUD_LOG = "/var/log/piemud.log"  # tools/piemud-service.sh
+
+
+def bench_wires(args):
+    """Boards A and B wired A:23 -> B:17 (qtest path), piemud logging at debug level: for each wire it
+    logs how long after the change was seen the far end was driven (the qtest writel handed to the
+    kernel). Guest A blinks pin 23 every 20 ms (`piemu-gpio-shim blink`). Two figures per edge:
+    inside piemud, from that log line; and piemud seeing A's 23 change -> B's 17 read back from QEMU
+    (B's GpioChanged(17) time stamp minus A's GpioChanged(23)): from then on guest B reads the level.
+    The guest-side delay before piemud sees A's change is the qtest IRQ's (gpio-qtest measures it)."""
+    piemud_restart("--log-level=debug")
+    a = b = None
+    try:
+        conn = pb.private_system_bus()
+        a, b = booted_board(conn), booted_board(conn)
+        wid = pb.call(conn, pb.MANAGER_PATH, pb.MANAGER_IFACE, "AddWire", "(susu)", (a.name, 23, b.name, 17))[0]
+        log_start = os.path.getsize(PIEMUD_LOG)
+        n = args.rounds
+        mark_a, mark_b = len(a.gpio), len(b.gpio)
+        a.run(f"piemu-gpio-shim blink 23 20 {n}; echo blinked", rb"\nblinked", timeout=120 + n)
+        time.sleep(1)
+        edges_a = [(v, t) for p, v, t in a.gpio[mark_a:] if p == 23]
+        edges_b = [(v, t) for p, v, t in b.gpio[mark_b:] if p == 17]
+        # Each of A's edges against B's first edge of the same level at or after it.
+        through, j = [], 0
+        for v, t in edges_a:
+            while j < len(edges_b) and (edges_b[j][0] != v or edges_b[j][1] < t):
+                j += 1
+            if j < len(edges_b):
+                through.append((edges_b[j][1] - t) / 1000)
+                j += 1
+        with open(PIEMUD_LOG, errors="replace") as f:
+            f.seek(log_start)
+            inside = [int(x) for x in re.findall(rf"wire {re.escape(wid)}: \d driven (\d+) us", f.read())]
+        assert inside and through, (len(inside), len(through))
+        print(f"wires: {len(edges_a)} edges of A's pin 23, {len(inside)} far ends driven, {len(through)} seen on B's pin 17")
+        print(f"wires: inside piemud, change seen -> far end driven: median {statistics.median(inside)} us, "
+              f"p99 {pct(inside, 99)} us (target median <= 100 us: ratio {statistics.median(inside) / 100:.2f})")
+        print(f"wires: piemud sees A's 23 -> B's 17 read back from QEMU: median {statistics.median(through):.2f} ms, "
+              f"p99 {pct(through, 99):.2f} ms (target median <= 5 ms: ratio {statistics.median(through) / 5:.2f})")
+    finally:
+        for x in (a, b):
+            if x:
+                x.delete()
+        piemud_restart()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "gpio-qtest", "gpio-lines", "start", "list", "idle", "loop", "flood", "console", "soak", "all"])
+    ap.add_argument("what", choices=["gpio", "gpio-qtest", "gpio-lines", "start", "list", "idle", "loop", "flood", "console", "soak", "wires",
+                                     "all"])
     ap.add_argument("--cycles", type=int, default=300)
     ap.add_argument("--calls", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=100)

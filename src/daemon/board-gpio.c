@@ -43,9 +43,11 @@ void board_gpio_level_changed(Board *b, unsigned pin, bool value, uint64_t ts) {
                 return;
         b->levels = value ? (b->levels | bit) : (b->levels & ~bit);
         log_debug("board %s: GPIO %u = %d", b->config.name, pin, value);
-        (void)watchers_emit(&b->watchers, "GpioChanged", "ubt", pin, (int)value, ts);
+        /* The far ends of wires first: they are the latency-critical part, the signal can wait the
+         * few µs. */
         if (b->config.n_wires > 0)
-                manager_wires_propagate(b->manager, b, pin, value);
+                manager_wires_propagate(b->manager, b, pin, value, ts);
+        (void)watchers_emit(&b->watchers, "GpioChanged", "ubt", pin, (int)value, ts);
 }
 
 bool board_levels_known(Board *b) {

@@ -6,10 +6,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "board.h"
 #include "log.h"
@@ -59,7 +61,7 @@ static ssize_t find_wire(const Board *from, unsigned from_pin, const char *to, u
         return -1;
 }
 
-void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value) {
+void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value, uint64_t seen_usec) {
         for (size_t i = 0; i < from->config.n_wires; i++) {
                 const BoardWire *w = &from->config.wires[i];
                 Board *to;
@@ -70,6 +72,9 @@ void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value) 
                 if (!to || to->removed)
                         continue;
                 board_drive_pin(to, w->to_pin, value);
+                /* (log_debug evaluates its arguments only when debug messages are on.) */
+                log_debug("wire %s:%u:%s:%u: %d driven %" PRIu64 " us after the change was seen",
+                          from->config.name, pin, w->to_board, w->to_pin, value, now_usec(CLOCK_REALTIME) - seen_usec);
         }
 }
 

@@ -6,14 +6,17 @@
  * in that board's libvirt metadata), so wires come back after a piemud restart with their boards. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <systemd/sd-bus.h>
 
 typedef struct Manager Manager;
 typedef struct Board Board;
 
-/* from's pin went to value: drive every pin wired to it, at once, on the loop. */
-void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value);
+/* from's pin went to value (seen at seen_usec, CLOCK_REALTIME): drive every pin wired to it, at once, on
+ * the loop. How long after seen_usec each far end was driven is logged at debug level
+ * (bench/piemu_bench.py wires reads it). */
+void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value, uint64_t seen_usec);
 /* b's GPIO is up (it runs, its levels are known): bring the pins wired into it and out of it up to
  * date. */
 void manager_wires_board_up(Manager *m, Board *b);
