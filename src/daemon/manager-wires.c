@@ -74,7 +74,8 @@ void manager_wires_propagate(Manager *m, Board *from, unsigned pin, bool value, 
                 board_drive_pin(to, w->to_pin, value);
                 /* (log_debug evaluates its arguments only when debug messages are on.) */
                 log_debug("wire %s:%u:%s:%u: %d driven %" PRIu64 " us after the change was seen",
-                          from->config.name, pin, w->to_board, w->to_pin, value, now_usec(CLOCK_REALTIME) - seen_usec);
+                          from->config.name, pin, w->to_board, w->to_pin, value,
+                          now_usec(CLOCK_REALTIME) - seen_usec);
         }
 }
 
