@@ -45,11 +45,16 @@ cache_dir=/var/cache/piemu/debs
 catalog_dir=/var/lib/piemu/images
 sd_size_mib=64          # a power of two: QEMU's SD model wants one
 sd_label=piemu-sd
-# earlycon: the kernel's first lines reach the console at once instead of when the PL011
-# driver loads (~2 s of guest time later); the real console takes over without repeating them.
-cmdline="console=ttyAMA0,115200 earlycon=pl011,mmio32,0x3f201000 rdinit=/init iomem=relaxed"
+# (piemud adds the model's earlycon, so that the kernel's first lines reach the console at once.)
+cmdline="console=ttyAMA0,115200 rdinit=/init iomem=relaxed"
 meta_pkg=linux-image-arm64
 dtb_rel=broadcom/bcm2837-rpi-3-b.dtb
+# The other models the arm64 kernel boots, each with its device tree (dtb.MODEL beside dtb) and
+# the board revision QEMU reports for it (see docs/research/pi-models).
+models="raspi3b raspi3ap raspi4b"
+declare -A model_dtb=([raspi3ap]=broadcom/bcm2837-rpi-3-a-plus.dtb [raspi4b]=broadcom/bcm2711-rpi-4-b.dtb)
+declare -A model_rev=([raspi3b]=a02082 [raspi3ap]=9020e0 [raspi4b]=b03115)
+prune_tool=$script_dir/dtb-prune-unmapped.py
 uart0_path=/soc/serial@7e201000     # PL011: QEMU serial0 -> ttyAMA0
 uart1_path=/soc/serial@7e215040     # mini UART: QEMU serial1 -> ttyS1
 
@@ -128,6 +133,7 @@ sd_hash=$(printf '%s\n' "size=$sd_size_mib" "label=$sd_label" "$(hash_tree "$src
 stamp=$(
     echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
     echo "lib=$(sha256sum <"$script_dir/arm64-debs.sh" | cut -d' ' -f1)"
+    echo "prune=$(sha256sum <"$prune_tool" | cut -d' ' -f1)"
     echo "sources=$(hash_tree "$src_dir")"
     echo "name=$name"
     echo "shim=$shim_hash"
@@ -135,7 +141,7 @@ stamp=$(
     echo "sd=$sd_hash"
 )
 stamp_name=.piemu-build-stamp
-outputs=(kernel dtb initrd sd.img meta)
+outputs=(kernel dtb dtb.raspi3ap dtb.raspi4b initrd sd.img meta)
 up_to_date() {
     [ -f "$output/$stamp_name" ] && [ "$(cat "$output/$stamp_name")" = "$stamp" ] || return 1
     local f
@@ -230,17 +236,17 @@ arm64_magic "$img/kernel" ||
 # no shell could run on serial0. Remove that node, and pin the aliases so that
 # the PL011 is ttyAMA0 (QEMU serial0) and the mini UART ttyS1 (serial1).
 patch_dtb() {
-    local dtb=$1
+    local dtb=$1 rev=$2
     if fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -qx bluetooth; then
         fdtput -r "$dtb" "$uart0_path/bluetooth"
     fi
     fdtput -t s "$dtb" /aliases serial0 "$uart0_path"
     fdtput -t s "$dtb" /aliases serial1 "$uart1_path"
-    # The board revision the Pi firmware would write (a Pi 3 B, as QEMU's raspi3b reports):
-    # without it gpiozero, RPi.GPIO and pinout refuse to run ("unable to locate Pi revision").
+    # The board revision the Pi firmware would write (the one QEMU's machine reports): without it
+    # gpiozero, RPi.GPIO and pinout refuse to run ("unable to locate Pi revision").
     fdtget -l "$dtb" / | grep -qx system || fdtput -c "$dtb" /system
-    fdtput -t x "$dtb" /system linux,revision a02082
-    [ "$(fdtget -t x "$dtb" /system linux,revision)" = a02082 ] || die "dtb: cannot set linux,revision"
+    fdtput -t x "$dtb" /system linux,revision "$rev"
+    [ "$(fdtget -t x "$dtb" /system linux,revision)" = "$rev" ] || die "dtb: cannot set linux,revision"
     fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -q . && die "dtb: $uart0_path still has children"
     [ "$(fdtget -t s "$dtb" /aliases serial0)" = "$uart0_path" ] || die "dtb: cannot set serial0 alias"
 }
@@ -249,7 +255,29 @@ dtb_src=$kx/usr/lib/linux-image-$kver/$dtb_rel
 cp -- "$dtb_src" "$img/dtb"
 fdtget -t s "$img/dtb" "$uart0_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart0_path"
 fdtget -t s "$img/dtb" "$uart1_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart1_path"
-patch_dtb "$img/dtb"
+patch_dtb "$img/dtb" "${model_rev[raspi3b]}"
+for m in raspi3ap raspi4b; do
+    src=$kx/usr/lib/linux-image-$kver/${model_dtb[$m]}
+    [ -f "$src" ] || die "$kpkg has no usr/lib/linux-image-$kver/${model_dtb[$m]}"
+    cp -- "$src" "$img/dtb.$m"
+    patch_dtb "$img/dtb.$m" "${model_rev[$m]}"
+done
+# raspi3ap: QEMU leaves the power block's second window (the ASB, 0x7e00a000) unmapped and raises
+# a bus error there, which the power driver's probe turns into a panic: keep only the PM window.
+fdtput -t x "$img/dtb.raspi3ap" /soc/watchdog@7e100000 reg 0x7e100000 0x114
+fdtput -t s "$img/dtb.raspi3ap" /soc/watchdog@7e100000 reg-names pm
+# raspi4b: QEMU has no PCIe, GENET, HDMI, PWM and more; their nodes would panic the kernel the same
+# way. Disable every node QEMU does not map (QEMU's own memory map says which).
+"$prune_tool" raspi4b "$img/dtb.raspi4b" | sed 's/^/build-image: /'
+[ "$(fdtget -t s "$img/dtb.raspi4b" /scb/pcie@7d500000 status 2>/dev/null)" = disabled ] ||
+    die "dtb.raspi4b: the PCIe node is still enabled (dtb-prune-unmapped.py)"
+# raspi4b's SD card sits on the Arasan SDHCI (0x7e300000), which the Pi 4's tree gives to the
+# Wi-Fi chip (non-removable, a power sequence through the firmware's GPIO expander, which QEMU does
+# not answer): make it the SD slot. The EMMC2 controller, the real Pi 4's slot, stays empty in QEMU.
+fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 mmc-pwrseq
+fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 non-removable
+fdtput -r "$img/dtb.raspi4b" /soc/mmc@7e300000/wifi@1
+fdtput -t s "$img/dtb.raspi4b" /emmc2bus/mmc@7e340000 status disabled
 
 # --- initramfs --------------------------------------------------------------------
 say "building the initramfs"
@@ -356,10 +384,11 @@ fi
         "$name" "$kver" "${ver[$kpkg]}" "${ver[busybox-static]#*:}" "$sd_size_mib" \
         "$([ -n "$shim" ] && echo ', GPIO shim' || true)"
     printf 'cmdline=%s\n' "$cmdline"
+    printf 'models=%s\n' "$models"
 } >"$img/meta"
 echo "$stamp" >"$img/$stamp_name"
-chown "$owner" "$img"/{kernel,dtb,initrd,meta,"$stamp_name"}
-chmod 0644 "$img"/{kernel,dtb,initrd,meta,"$stamp_name"}
+chown "$owner" "$img"/{kernel,dtb,dtb.raspi3ap,dtb.raspi4b,initrd,meta,"$stamp_name"}
+chmod 0644 "$img"/{kernel,dtb,dtb.raspi3ap,dtb.raspi4b,initrd,meta,"$stamp_name"}
 sync -f "$img/kernel" 2>/dev/null || sync
 chown "$owner" .
 chmod 0755 .

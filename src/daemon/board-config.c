@@ -16,6 +16,7 @@
 #include "i2c-devices.h"
 #include "macro.h"
 #include "names.h"
+#include "pi-models.h"
 #include "xml-util.h"
 
 static void wires_free(BoardWire *w, size_t n) {
@@ -390,15 +391,18 @@ fail:
         return r;
 }
 
-int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **ret) {
-        const char *parts[3] = {strempty(image_cmdline), NULL, strempty(extra)};
+int kernel_cmdline_build(const char *image_cmdline, const char *earlycon, const char *extra, char **ret) {
+        const char *parts[4] = {strempty(image_cmdline), NULL, NULL, strempty(extra)};
         size_t n = 0;
         char *s, *p;
 
+        /* The model's console from the kernel's first line on, unless the image says otherwise. */
+        if (!strstr(parts[0], "earlycon") && !strstr(parts[3], "earlycon"))
+                parts[1] = earlycon;
         /* The shim maps the GPIO block through /dev/mem when the kernel has no /dev/gpiomem,
          * which mainline kernels only allow with iomem=relaxed. */
-        if (!strstr(parts[0], "iomem=relaxed") && !strstr(parts[2], "iomem=relaxed"))
-                parts[1] = "iomem=relaxed";
+        if (!strstr(parts[0], "iomem=relaxed") && !strstr(parts[3], "iomem=relaxed"))
+                parts[2] = "iomem=relaxed";
         for (size_t i = 0; i < ELEMENTSOF(parts); i++)
                 n += strlen(strempty(parts[i])) + 1;
         s = p = malloc(n + 1);
@@ -436,10 +440,16 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         Builder b;
         int r;
 
+        const PiModel *model = pi_model_find(c ? c->model ?: PIEMU_DEFAULT_MODEL : NULL);
+        char earlycon[64];
+
         if (!c || !img || !img->kernel || !img->dtb)
                 return -EINVAL;
-        if (!streq_ptr(c->model ?: PIEMU_DEFAULT_MODEL, PIEMU_DEFAULT_MODEL))
+        if (!model)
                 return -EOPNOTSUPP;
+        /* The PL011 (ttyAMA0, QEMU's serial0) at the model's address. */
+        snprintf(earlycon, sizeof earlycon, "earlycon=pl011,mmio32,0x%" PRIx64,
+                 model->periph_base + PI_MODEL_PL011_OFFSET);
         r = board_domain_name(c->name, &domain);
         if (r < 0)
                 return r;
@@ -449,7 +459,7 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         r = metadata_xml_build(c, &meta);
         if (r < 0)
                 return r;
-        r = kernel_cmdline_build(img->cmdline, c->cmdline, &cmdline);
+        r = kernel_cmdline_build(img->cmdline, earlycon, c->cmdline, &cmdline);
         if (r < 0)
                 return r;
         if ((r = xml_escape(img->kernel, &e_kernel)) < 0 || (r = xml_escape(img->dtb, &e_dtb)) < 0 ||
@@ -475,20 +485,21 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 fprintf(b.f, "<domain type='qemu'>\n");
         if (uuid)
                 fprintf(b.f, "  <uuid>%s</uuid>\n", uuid);
-        /* raspi3b is fixed hardware: 1 GiB and four Cortex-A53 cores, nothing else is accepted by QEMU. */
+        /* Fixed hardware: QEMU accepts only the model's own RAM size and CPU count. Every model runs
+         * under qemu-system-aarch64, which has the 32-bit machines too. */
         fprintf(b.f,
                 "  <name>%s</name>\n"
                 "  <title>piemu board %s</title>\n"
                 "  <metadata>\n"
                 "    <%s:board xmlns:%s='%s'>%s</%s:board>\n"
                 "  </metadata>\n"
-                "  <memory unit='MiB'>1024</memory>\n"
-                "  <vcpu>4</vcpu>\n"
+                "  <memory unit='MiB'>%u</memory>\n"
+                "  <vcpu>%u</vcpu>\n"
                 "  <os>\n"
-                "    <type arch='aarch64' machine='raspi3b'>hvm</type>\n"
+                "    <type arch='aarch64' machine='%s'>hvm</type>\n"
                 "    <kernel>%s</kernel>\n",
                 domain, c->name, PIEMU_METADATA_PREFIX, PIEMU_METADATA_PREFIX, PIEMU_METADATA_URI, meta,
-                PIEMU_METADATA_PREFIX, e_kernel);
+                PIEMU_METADATA_PREFIX, model->memory_mib, model->vcpus, model->name, e_kernel);
         if (e_initrd)
                 fprintf(b.f, "    <initrd>%s</initrd>\n", e_initrd);
         fprintf(b.f,

@@ -85,7 +85,9 @@ int metadata_xml_parse(const char *xml, BoardConfig *ret);
 int volume_xml_build(const char *vol_name, uint64_t capacity, const char *backing_path,
                      const char *backing_format, char **ret);
 int pool_xml_build(const char *name, const char *path, char **ret);
-int kernel_cmdline_build(const char *image_cmdline, const char *extra, char **ret);
+/* The image's kernel arguments, then `earlycon` (the model's console; NULL: none) unless an earlycon is
+ * given already, iomem=relaxed (for the shim) unless given, then the user's `extra`. */
+int kernel_cmdline_build(const char *image_cmdline, const char *earlycon, const char *extra, char **ret);
 
 /* The SD card of raspi3b must be a power of two in size. */
 uint64_t sd_capacity_for(uint64_t backing_size);

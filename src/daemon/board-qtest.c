@@ -27,11 +27,16 @@
 #include "board-internal.h"
 #include "log.h"
 #include "macro.h"
+#include "pi-models.h"
 #include "manager-wires.h"
 #include "qtest.h"
 
-/* raspi3b (BCM2837). Other models are issue 12. */
-#define GPIO_BASE_BCM2837 UINT64_C(0x3f200000)
+/* The model's GPIO block (BCM2835 0x20200000, BCM2836/7 0x3f200000, BCM2711 0xfe200000). */
+static uint64_t gpio_base(const Board *b) {
+        const PiModel *m = pi_model_find(b->config.model ?: PIEMU_DEFAULT_MODEL);
+        /* The model was checked at CreateBoard; raspi3b's block for a board made before models. */
+        return (m ? m->periph_base : UINT64_C(0x3f000000)) + PI_MODEL_GPIO_OFFSET;
+}
 
 int board_qtest_socket_path(Board *b, char **ret) {
         char *s;
@@ -93,7 +98,7 @@ static void read_levels(Board *b) {
 
         if (!b->qtest || b->qtest_reading)
                 return;
-        r = qtest_gpio_read_levels(b->qtest, GPIO_BASE_BCM2837, on_levels, b);
+        r = qtest_gpio_read_levels(b->qtest, gpio_base(b), on_levels, b);
         if (r >= 0)
                 b->qtest_reading = true;
 }
@@ -146,7 +151,7 @@ void board_qtest_apply_driven(Board *b) {
                 return;
         for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
                 if (b->driven_mask & (UINT64_C(1) << pin))
-                        (void)qtest_gpio_set(b->qtest, GPIO_BASE_BCM2837, pin,
+                        (void)qtest_gpio_set(b->qtest, gpio_base(b), pin,
                                              b->driven_values & (UINT64_C(1) << pin), NULL, NULL);
         read_levels(b);
 }
@@ -274,7 +279,7 @@ int board_qtest_set_pin(Board *b, unsigned pin, bool value) {
 
         if (!b->qtest)
                 return 0; /* remembered in driven_*: applied when QEMU dials */
-        r = qtest_gpio_set(b->qtest, GPIO_BASE_BCM2837, pin, value, NULL, NULL);
+        r = qtest_gpio_set(b->qtest, gpio_base(b), pin, value, NULL, NULL);
         if (r < 0)
                 return r;
         mark_busy(b);

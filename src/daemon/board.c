@@ -559,9 +559,16 @@ static void start_done(void *userdata) {
 }
 
 static int board_domain_xml(Board *b, const Image *img, char **ret) {
+        _cleanup_free_ char *dtb = NULL;
+        int r;
+
+        /* CreateBoard checked that the image boots on the model; an image replaced since may not. */
+        r = image_dtb_for_model(img, b->config.model ?: PIEMU_DEFAULT_MODEL, &dtb);
+        if (r < 0)
+                return r;
         ImagePaths paths = {
                 .kernel = img->kernel,
-                .dtb = img->dtb,
+                .dtb = dtb,
                 .initrd = img->initrd,
                 .sd = img->sd,
                 .sd_format = img->sd_format,

@@ -24,8 +24,8 @@ static int dup_range(const char *s, size_t n, char **ret) {
         return 0;
 }
 
-int image_meta_parse(const char *text, char **ret_description, char **ret_cmdline) {
-        _cleanup_free_ char *desc = NULL, *cmdline = NULL;
+int image_meta_parse(const char *text, char **ret_description, char **ret_cmdline, char **ret_models) {
+        _cleanup_free_ char *desc = NULL, *cmdline = NULL, *models = NULL;
         const char *p = text;
         int r;
 
@@ -45,6 +45,8 @@ int image_meta_parse(const char *text, char **ret_description, char **ret_cmdlin
                                 r = dup_range(v, vl, &desc);
                         else if (kl == strlen("cmdline") && strncmp(p, "cmdline", kl) == 0)
                                 r = dup_range(v, vl, &cmdline);
+                        else if (kl == strlen("models") && strncmp(p, "models", kl) == 0)
+                                r = dup_range(v, vl, &models);
                         else
                                 r = 0;
                         if (r < 0)
@@ -56,8 +58,64 @@ int image_meta_parse(const char *text, char **ret_description, char **ret_cmdlin
                 return -ENOMEM;
         if (!cmdline && !(cmdline = strdup("")))
                 return -ENOMEM;
+        /* Images from before there were other models boot on raspi3b. */
+        if (isempty(models) && !(free(models), models = strdup(PIEMU_IMAGE_DEFAULT_MODELS)))
+                return -ENOMEM;
+        /* Model names only (they become file names: dtb.MODEL). */
+        for (const char *m = models; *m; m++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789 ", *m))
+                        return -EINVAL;
         *ret_description = TAKE_PTR(desc);
         *ret_cmdline = TAKE_PTR(cmdline);
+        if (ret_models)
+                *ret_models = TAKE_PTR(models);
+        return 0;
+}
+
+static int regular_file(const char *path, struct stat *st);
+
+bool image_models_include(const char *models, const char *model) {
+        size_t n = model ? strlen(model) : 0;
+
+        if (!models || n == 0)
+                return false;
+        for (const char *p = models; *p;) {
+                size_t k;
+
+                p += strspn(p, " ");
+                k = strcspn(p, " ");
+                if (k == n && strncmp(p, model, n) == 0)
+                        return true;
+                p += k;
+        }
+        return false;
+}
+
+int image_dtb_for_model(const Image *i, const char *model, char **ret_path) {
+        struct stat st;
+        char *path;
+        size_t first;
+        int r;
+
+        if (!image_models_include(i->models, model))
+                return -ENOENT;
+        first = strspn(i->models, " ");
+        if (strcspn(i->models + first, " ") == strlen(model) &&
+            strncmp(i->models + first, model, strlen(model)) == 0)
+                path = strdup(i->dtb); /* the first model's */
+        else {
+                /* i->dtb is DIR/NAME/dtb: the model's is beside it. */
+                if (asprintf(&path, "%s.%s", i->dtb, model) < 0)
+                        path = NULL;
+        }
+        if (!path)
+                return -ENOMEM;
+        r = regular_file(path, &st);
+        if (r < 0) {
+                free(path);
+                return r == -EBADF ? -ENOENT : r;
+        }
+        *ret_path = path;
         return 0;
 }
 
@@ -109,6 +167,7 @@ Image *image_free(Image *i) {
         free(i->dtb);
         free(i->initrd);
         free(i->sd);
+        free(i->models);
         free(i);
         return NULL;
 }
@@ -155,7 +214,7 @@ int image_load(const char *dir, const char *name, Image **ret) {
         text[n] = 0;
         if (memchr(text, 0, (size_t)n))
                 return -EINVAL;
-        r = image_meta_parse(text, &i->description, &i->cmdline);
+        r = image_meta_parse(text, &i->description, &i->cmdline, &i->models);
         if (r < 0)
                 return r;
 

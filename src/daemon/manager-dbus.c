@@ -20,6 +20,7 @@
 #include "manager-wires.h"
 #include "peers.h"
 #include "names.h"
+#include "pi-models.h"
 #include "piemu-errors.h"
 #include "polkit.h"
 
@@ -111,6 +112,24 @@ static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_s
         return sd_bus_message_exit_container(msg);
 }
 
+/* The image exists and boots on model: else NoSuchImage, or ImageModelMismatch naming the models it
+ * boots on. The catalog is public (ListImages), so this may come before authorization. */
+static int image_fits_or_error(Manager *m, const char *image, const char *model, sd_bus_error *error) {
+        _cleanup_(image_freep) Image *img = NULL;
+        _cleanup_free_ char *dtb = NULL;
+        int r;
+
+        r = image_load(m->images_dir, image, &img);
+        if (r < 0)
+                return manager_image_error(error, image, r);
+        r = image_dtb_for_model(img, model, &dtb);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, PIEMU_ERROR_IMAGE_MODEL,
+                                         "Image %s does not boot on %s; it boots on: %s.", image, model,
+                                         img->models);
+        return r < 0 ? sd_bus_error_set_errnof(error, r, "Cannot read image %s: %m", image) : 0;
+}
+
 /* CreateBoard's "i2c": entries "DEVICE@ADDRESS" of models piemu offers, one device per address. */
 static int read_i2c_option(char **l, BoardConfig *c, sd_bus_error *error) {
         for (char **spec = l; spec && *spec; spec++) {
@@ -158,13 +177,12 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                         "Invalid board name '%s': use 1-63 characters [A-Za-z0-9_.-], starting "
                         "with a letter or digit.",
                         name);
-        if (isempty(image))
-                image = "default";
-        if (!piemu_name_is_valid(image))
+        if (!isempty(image) && !piemu_name_is_valid(image))
                 return sd_bus_error_setf(
                         error, PIEMU_ERROR_INVALID_NAME,
                         "Invalid image name '%s': images are named from the catalog, not by path.", image);
         const char *cmdline = NULL, *model = NULL;
+        const PiModel *pi_model;
         _cleanup_strv_free_ char **i2c = NULL;
         _cleanup_(board_config_done) BoardConfig i2c_config = {};
         int persistent = false;
@@ -184,10 +202,16 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                 return sd_bus_error_setf(
                         error, PIEMU_ERROR_INVALID_OPTION,
                         "Option 'cmdline' must be printable ASCII of at most %d characters.", CMDLINE_MAX);
-        if (model && !streq(model, PIEMU_DEFAULT_MODEL))
+        pi_model = pi_model_find(model ?: PIEMU_DEFAULT_MODEL);
+        if (!pi_model)
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
-                                         "Unsupported model '%s' (supported: " PIEMU_DEFAULT_MODEL ").",
-                                         model);
+                                         "Unknown model '%s' (models: %s).", model, pi_model_names());
+        /* "" is the model's own default image. */
+        if (isempty(image))
+                image = pi_model->default_image;
+        r = image_fits_or_error(m, image, pi_model->name, error);
+        if (r < 0)
+                return r;
 
         r = verify_simple(m, msg, "org.piemu.create-board", name, "create", error);
         if (r < 0)
@@ -207,7 +231,7 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
         c = (BoardConfig){
                 .name = (char *)name,
                 .image = (char *)image,
-                .model = (char *)PIEMU_DEFAULT_MODEL,
+                .model = (char *)pi_model->name,
                 .cmdline = (char *)cmdline,
                 .owner = uid,
                 .persistent = persistent,

@@ -30,5 +30,8 @@
 #define PIEMU_ERROR_PIN_DRIVEN   "org.piemu.Error.PinDriven"
 #define PIEMU_ERROR_WIRE_CYCLE   "org.piemu.Error.WireCycle"
 
+/* CreateBoard: the image does not boot on the model (the message lists the ones it does). */
+#define PIEMU_ERROR_IMAGE_MODEL "org.piemu.Error.ImageModelMismatch"
+
 /* SetSensor: the board has no I2C device at that address. */
 #define PIEMU_ERROR_NO_SUCH_SENSOR "org.piemu.Error.NoSuchSensor"

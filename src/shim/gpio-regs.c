@@ -2,6 +2,7 @@
 #include "gpio-regs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,6 +42,39 @@ static int map_device(GpioRegs *r, const char *path, off_t offset) {
         return 0;
 }
 
+static bool names(const char *s, size_t n, const char *what) {
+        return n == strlen(what) && memcmp(s, what, n) == 0;
+}
+
+uint32_t gpio_regs_phys_for(const char *compatible, size_t size) {
+        bool bcm2711 = false, bcm2836_7 = false, bcm2835 = false;
+
+        for (size_t i = 0; i < size;) {
+                const char *s = compatible + i;
+                size_t n = strnlen(s, size - i);
+
+                bcm2711 = bcm2711 || names(s, n, "brcm,bcm2711");
+                bcm2836_7 = bcm2836_7 || names(s, n, "brcm,bcm2836") || names(s, n, "brcm,bcm2837");
+                bcm2835 = bcm2835 || names(s, n, "brcm,bcm2835");
+                i += n + 1;
+        }
+        /* A later SoC's tree may name bcm2835 as well (the family): the latest one named counts. */
+        if (bcm2711)
+                return BCM2711_GPIO_PHYS;
+        if (bcm2836_7)
+                return BCM2837_GPIO_PHYS;
+        return bcm2835 ? BCM2835_GPIO_PHYS : BCM2837_GPIO_PHYS;
+}
+
+/* Which board this is, from the device tree the kernel booted with. */
+static uint32_t board_gpio_phys(void) {
+        char buf[512];
+        _cleanup_close_ int fd = open(DT_COMPATIBLE, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+
+        return n > 0 ? gpio_regs_phys_for(buf, (size_t)n) : BCM2837_GPIO_PHYS;
+}
+
 int gpio_regs_open(GpioRegs *r, const char **ret_path) {
         int r1, r2;
 
@@ -54,7 +88,7 @@ int gpio_regs_open(GpioRegs *r, const char **ret_path) {
                 return 0;
         }
 
-        r2 = map_device(r, "/dev/mem", (off_t)BCM2837_GPIO_PHYS);
+        r2 = map_device(r, "/dev/mem", (off_t)board_gpio_phys());
         if (r2 >= 0) {
                 if (ret_path)
                         *ret_path = "/dev/mem";

@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BCM2837_GPIO_PHYS 0x3F200000u
+#define BCM2837_GPIO_PHYS 0x3F200000u /* BCM2836/7: Pi 2 and 3 */
+#define BCM2835_GPIO_PHYS 0x20200000u /* Pi Zero and 1 */
+#define BCM2711_GPIO_PHYS 0xFE200000u /* Pi 4 */
+#define DT_COMPATIBLE     "/sys/firmware/devicetree/base/compatible"
 #define GPIO_REGS_SIZE    0xB4u
 
 /* byte offsets */
@@ -37,6 +40,9 @@ typedef struct {
  * iomem=relaxed for that, because pinctrl-bcm2835 has claimed the region). On success *ret_path
  * (if given) names the device used. Returns 0 or a negative errno. */
 int gpio_regs_open(GpioRegs *r, const char **ret_path);
+/* Pure: the GPIO block's physical address for the board's device-tree "compatible" list
+ * (NUL-separated strings, `size` bytes): by SoC, BCM2837's when nothing says otherwise. */
+uint32_t gpio_regs_phys_for(const char *compatible, size_t size);
 void gpio_regs_close(GpioRegs *r);
 
 /* words must hold GPIO_REGS_SIZE / 4 entries and outlive r. */

@@ -74,13 +74,16 @@ static void help(void) {
                "      --version          Show the version and exit.\n"
                "\n"
                "Registers:\n"
-               "  The GPIO block at physical 0x%08X is mapped from /dev/gpiomem when the\n"
-               "  kernel provides it, else from /dev/mem; mainline kernels only allow the\n"
+               "  The GPIO block (at physical 0x%08X on a Pi 2 or 3, 0x%08X on a Zero or 1,\n"
+               "  0x%08X on a Pi 4, after the device tree's compatible) is mapped from\n"
+               "  /dev/gpiomem when the kernel provides it, else from /dev/mem; mainline kernels only allow "
+               "the\n"
                "  latter when booted with iomem=relaxed. Root is needed for /dev/mem.\n"
                "\n"
                "Exit status: 0 on success, 1 on failure, 2 on invalid usage.\n",
                PIEMU_SHIM_VERSION, SHIM_TTY_FALLBACK, SHIM_INTERVAL_MS_MAX, SHIM_INTERVAL_MS_DEFAULT,
-               SHIM_IDLE_AFTER_MS, SHIM_IDLE_INTERVAL_MS_DEFAULT, BCM2837_GPIO_PHYS);
+               SHIM_IDLE_AFTER_MS, SHIM_IDLE_INTERVAL_MS_DEFAULT, BCM2837_GPIO_PHYS, BCM2835_GPIO_PHYS,
+               BCM2711_GPIO_PHYS);
 }
 
 static int usage_error(const char *fmt, ...) _printf_(1, 2);

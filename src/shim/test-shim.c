@@ -632,8 +632,28 @@ static void test_cli(const char *exe) {
         CHECK(strncmp(out, "piemu-gpio-shim ", 16) == 0);
 }
 
+/* The GPIO block's address follows the SoC the device tree names. */
+static void test_phys_for(void) {
+        static const char pi3[] = "raspberrypi,3-model-b\0brcm,bcm2837";
+        static const char pi4[] = "raspberrypi,4-model-b\0brcm,bcm2711";
+        static const char zero[] = "raspberrypi,model-zero\0brcm,bcm2835";
+        static const char pi2[] = "raspberrypi,2-model-b\0brcm,bcm2836";
+        static const char family[] = "brcm,bcm2835\0brcm,bcm2837";
+        static const char none[] = "acme,board";
+
+        CHECK(gpio_regs_phys_for(pi3, sizeof(pi3)) == BCM2837_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(pi4, sizeof(pi4)) == BCM2711_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(zero, sizeof(zero)) == BCM2835_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(pi2, sizeof(pi2)) == BCM2837_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(family, sizeof(family)) == BCM2837_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(none, sizeof(none)) == BCM2837_GPIO_PHYS);
+        CHECK(gpio_regs_phys_for(pi4, 5) == BCM2837_GPIO_PHYS); /* cut short: no match */
+        CHECK(gpio_regs_phys_for("", 0) == BCM2837_GPIO_PHYS);
+}
+
 int main(int argc, char *argv[]) {
         test_regs();
+        test_phys_for();
         test_logic();
         test_host_not_reading();
         test_run_loop();

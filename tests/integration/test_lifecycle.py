@@ -162,7 +162,8 @@ def test_bad_create_arguments_leave_nothing(bus, board_factory):
         ((name, "../x", {}), "org.piemu.Error.InvalidName"),
         ((name, "", {"frobnicate": pb.GLib.Variant("b", True)}), "org.piemu.Error.InvalidOption"),
         ((name, "", {"persistent": pb.GLib.Variant("s", "yes")}), "org.piemu.Error.InvalidOption"),
-        ((name, "", {"model": pb.GLib.Variant("s", "raspi4b")}), "org.piemu.Error.InvalidOption"),
+        ((name, "", {"model": pb.GLib.Variant("s", "raspi5")}), "org.piemu.Error.InvalidOption"),
+        ((name, "default", {"model": pb.GLib.Variant("s", "raspi2b")}), "org.piemu.Error.ImageModelMismatch"),
         ((name, "", {"cmdline": pb.GLib.Variant("s", "a\x01b")}), "org.piemu.Error.InvalidOption"),
     ]
     for args, expected in cases:

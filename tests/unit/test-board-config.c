@@ -41,12 +41,29 @@ static void test_domain_xml(void) {
         CHECK(domain_xml_has_tls_lines(xml));
         CHECK_CONTAINS(xml, "<initrd>/var/lib/piemu/images/default/initrd</initrd>");
         /* User text is escaped and iomem=relaxed is added for the shim. */
-        CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init iomem=relaxed quiet "
-                            "x=&lt;&amp;&gt;</cmdline>");
+        CHECK_CONTAINS(xml, "<cmdline>console=ttyAMA0,115200 rdinit=/init earlycon=pl011,mmio32,0x3f201000 "
+                            "iomem=relaxed quiet x=&lt;&amp;&gt;</cmdline>");
         CHECK_CONTAINS(xml, "<owner>1000</owner>");
         CHECK_CONTAINS(xml, "<persistent>yes</persistent>");
         CHECK(!strstr(xml, "<uuid>"));
         CHECK(!strstr(xml, "<emulator>"));
+
+        /* Another model: its machine, RAM, CPUs and console address; an unknown one is refused. */
+        {
+                _cleanup_free_ char *x4 = NULL, *xz = NULL, *xbad = NULL;
+                BoardConfig m = c;
+                m.model = (char *)"raspi4b";
+                CHECK(domain_xml_build(&m, &img, NULL, NULL, &x4) == 0);
+                CHECK_CONTAINS(x4, "machine='raspi4b'");
+                CHECK_CONTAINS(x4, "<memory unit='MiB'>2048</memory>");
+                CHECK_CONTAINS(x4, "earlycon=pl011,mmio32,0xfe201000");
+                m.model = (char *)"raspi0";
+                CHECK(domain_xml_build(&m, &img, NULL, NULL, &xz) == 0);
+                CHECK_CONTAINS(xz, "<memory unit='MiB'>512</memory>\n  <vcpu>1</vcpu>");
+                CHECK_CONTAINS(xz, "earlycon=pl011,mmio32,0x20201000");
+                m.model = (char *)"raspi5";
+                CHECK(domain_xml_build(&m, &img, NULL, NULL, &xbad) == -EOPNOTSUPP);
+        }
 
         /* Round trip through the metadata parser. */
         BoardConfig back = {};
@@ -85,7 +102,7 @@ static void test_domain_xml(void) {
         CHECK(domain_xml_build(&c, &img, NULL, "qemu-system-aarch64", &xml) == -EINVAL);
         CHECK(xml == NULL);
 
-        c.model = (char *)"raspi4b";
+        c.model = (char *)"raspi5";
         CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == -EOPNOTSUPP);
         c.model = (char *)"raspi3b";
         c.name = (char *)"../x";
@@ -160,12 +177,18 @@ static void test_names(void) {
 
 static void test_cmdline(void) {
         _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
-        CHECK(kernel_cmdline_build("console=ttyAMA0", NULL, &a) == 0);
+        _cleanup_free_ char *d = NULL, *e = NULL;
+        CHECK(kernel_cmdline_build("console=ttyAMA0", NULL, NULL, &a) == 0);
         CHECK_STREQ(a, "console=ttyAMA0 iomem=relaxed");
-        CHECK(kernel_cmdline_build("console=ttyAMA0 iomem=relaxed", "quiet", &b) == 0);
+        CHECK(kernel_cmdline_build("console=ttyAMA0 iomem=relaxed", NULL, "quiet", &b) == 0);
         CHECK_STREQ(b, "console=ttyAMA0 iomem=relaxed quiet");
-        CHECK(kernel_cmdline_build("", "", &c) == 0);
+        CHECK(kernel_cmdline_build("", NULL, "", &c) == 0);
         CHECK_STREQ(c, "iomem=relaxed");
+        /* The model's earlycon, unless the image or the user named one. */
+        CHECK(kernel_cmdline_build("console=ttyAMA0", "earlycon=pl011,mmio32,0xfe201000", NULL, &d) == 0);
+        CHECK_STREQ(d, "console=ttyAMA0 earlycon=pl011,mmio32,0xfe201000 iomem=relaxed");
+        CHECK(kernel_cmdline_build("earlycon=x", "earlycon=pl011,mmio32,0xfe201000", NULL, &e) == 0);
+        CHECK_STREQ(e, "earlycon=x iomem=relaxed");
 }
 
 static void test_tls_lines(void) {
@@ -223,20 +246,30 @@ static void test_image_meta(void) {
         uint8_t qcow[32] = {'Q', 'F', 'I', 0xfb};
         uint64_t size = 0;
 
+        _cleanup_free_ char *m = NULL, *m2 = NULL;
         CHECK(image_meta_parse(
-                      "# comment\ndescription=Debian arm64\ncmdline=console=ttyAMA0 a=b\nfuture=1\n", &d,
-                      &c) == 0);
+                      "# comment\ndescription=Debian arm64\ncmdline=console=ttyAMA0 a=b\nfuture=1\n", &d, &c,
+                      &m) == 0);
         CHECK_STREQ(d, "Debian arm64");
         CHECK_STREQ(c, "console=ttyAMA0 a=b");
+        CHECK_STREQ(m, "raspi3b"); /* no models=: an image from before other models */
         free(d);
         free(c);
         d = c = NULL;
-        CHECK(image_meta_parse("", &d, &c) == 0);
+        CHECK(image_meta_parse("models=raspi3b raspi3ap raspi4b\n", &d, &c, &m2) == 0);
+        CHECK(image_models_include(m2, "raspi4b") && image_models_include(m2, "raspi3b"));
+        CHECK(!image_models_include(m2, "raspi3") && !image_models_include(m2, "raspi2b") &&
+              !image_models_include(m2, ""));
+        free(d);
+        free(c);
+        d = c = NULL;
+        CHECK(image_meta_parse("models=../x\n", &d, &c, &m2) == -EINVAL);
+        CHECK(image_meta_parse("", &d, &c, NULL) == 0);
         CHECK_STREQ(d, "");
         free(d);
         free(c);
         d = c = NULL;
-        CHECK(image_meta_parse("cmdline=a\x01\n", &d, &c) == -EINVAL);
+        CHECK(image_meta_parse("cmdline=a\x01\n", &d, &c, NULL) == -EINVAL);
         qcow[31] = 0x40;
         qcow[30] = 0x00;
         qcow[29] = 0x00;
