@@ -66,7 +66,7 @@ cp $dtbpath $R/run/$model/board.dtb
 case $model in raspi2b|raspi3b|raspi4b) noasb_def=0 ;; *) noasb_def=1 ;; esac
 # PRUNE=1: disable DT nodes whose MMIO window QEMU does not map at all (needed on raspi4b).
 case $model in raspi4b) prune_def=1 ;; *) prune_def=0 ;; esac
-[ "${PRUNE:-$prune_def}" = 1 ] && python3 $R/prune-dtb.py $model $R/run/$model/board.dtb
+[ "${PRUNE:-$prune_def}" = 1 ] && python3 "$(dirname "$0")/../../../tools/dtb-prune-unmapped.py" $model $R/run/$model/board.dtb
 if [ "${NOASB:-$noasb_def}" = 1 ]; then
   pmn=/soc/$(fdtget -l $R/run/$model/board.dtb /soc | grep '^watchdog@7e100000')
   fdtput -t x $R/run/$model/board.dtb $pmn reg 0x7e100000 0x114
