@@ -86,12 +86,8 @@ def settings(b):
 
 @pytest.mark.boot
 def test_owner_and_settings_survive_restarts(bus, users):
-    name = pb.unique_name("own")
-    pb.CREATED.add(name)
-    opts = {"persistent": True, "cmdline": "quiet piemu.test=1"}
-    r = users.call("alice", MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", [name, "", opts])
-    assert r["ok"], r
-    b = pb.Board(bus, name, r["result"][0])
+    b = users.create_board("alice", bus, "own", {"persistent": True, "cmdline": "quiet piemu.test=1"})
+    name = b.name
     try:
         assert users.call("alice", b.path, BOARD_IFACE, "Start")["ok"]
         alice = int(subprocess.run(["id", "-u", uname("alice")], capture_output=True, text=True).stdout)

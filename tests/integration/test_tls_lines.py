@@ -75,11 +75,8 @@ def need_log():
 @pytest.fixture
 def alice_running(bus, users):
     """A board of alice's, booted, with root watching its console and pins."""
-    name = pb.unique_name("tls")
-    pb.CREATED.add(name)
-    r = users.call("alice", MANAGER_PATH, MANAGER_IFACE, "CreateBoard", "(ssa{sv})", [name, "", {}])
-    assert r["ok"], r
-    b = pb.Board(bus, name, r["result"][0])
+    b = users.create_board("alice", bus, "tls")
+    name = b.name
     try:
         assert users.call("alice", b.path, BOARD_IFACE, "Start")["ok"]
         b.watch()
