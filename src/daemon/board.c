@@ -993,6 +993,10 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
                 return manager_image_error(error, b->config.image, r);
+        if (!image_models_include(img->models, b->config.model))
+                return sd_bus_error_setf(error, PIEMU_ERROR_IMAGE_MODEL,
+                                         "Image %s does not boot on %s; it boots on: %s.", b->config.image,
+                                         b->config.model, img->models);
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);

@@ -112,24 +112,6 @@ static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_s
         return sd_bus_message_exit_container(msg);
 }
 
-/* The image exists and boots on model: else NoSuchImage, or ImageModelMismatch naming the models it
- * boots on. The catalog is public (ListImages), so this may come before authorization. */
-static int image_fits_or_error(Manager *m, const char *image, const char *model, sd_bus_error *error) {
-        _cleanup_(image_freep) Image *img = NULL;
-        _cleanup_free_ char *dtb = NULL;
-        int r;
-
-        r = image_load(m->images_dir, image, &img);
-        if (r < 0)
-                return manager_image_error(error, image, r);
-        r = image_dtb_for_model(img, model, &dtb);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, PIEMU_ERROR_IMAGE_MODEL,
-                                         "Image %s does not boot on %s; it boots on: %s.", image, model,
-                                         img->models);
-        return r < 0 ? sd_bus_error_set_errnof(error, r, "Cannot read image %s: %m", image) : 0;
-}
-
 /* CreateBoard's "i2c": entries "DEVICE@ADDRESS" of models piemu offers, one device per address. */
 static int read_i2c_option(char **l, BoardConfig *c, sd_bus_error *error) {
         for (char **spec = l; spec && *spec; spec++) {
@@ -206,12 +188,10 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
         if (!pi_model)
                 return sd_bus_error_setf(error, PIEMU_ERROR_INVALID_OPTION,
                                          "Unknown model '%s' (models: %s).", model, pi_model_names());
-        /* "" is the model's own default image. */
+        /* "" is the model's own default image. Whether the image boots on the model is board_define's
+         * question, which reads the image anyway. */
         if (isempty(image))
                 image = pi_model->default_image;
-        r = image_fits_or_error(m, image, pi_model->name, error);
-        if (r < 0)
-                return r;
 
         r = verify_simple(m, msg, "org.piemu.create-board", name, "create", error);
         if (r < 0)
