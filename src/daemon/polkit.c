@@ -132,19 +132,6 @@ static PolkitQuery *query_free(PolkitQuery *q) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(PolkitQuery *, query_free);
 
-static size_t details_count(const char *const *l);
-static bool details_equal(char **a, const char **b);
-
-/* One call may ask the same action about two things (AddWire: both boards), so the details are part
- * of the key. */
-static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call, const char *action,
-                                  const char **details) {
-        for (PolkitQuery *q = r->queries; q; q = q->next)
-                if (q->call == call && streq(q->action, action) && details_equal(q->details, details))
-                        return q;
-        return NULL;
-}
-
 static bool registry_call_pending(PolkitRegistry *r, sd_bus_message *call) {
         for (PolkitQuery *q = r->queries; q; q = q->next)
                 if (q->call == call && q->answer == POLKIT_ANSWER_PENDING)
@@ -183,6 +170,16 @@ static bool details_equal(char **a, const char **b) {
                 if (!streq(a[i], b[i]))
                         return false;
         return true;
+}
+
+/* One call may ask the same action about two things (AddWire: both boards), so the details are part
+ * of the key. */
+static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call, const char *action,
+                                  const char **details) {
+        for (PolkitQuery *q = r->queries; q; q = q->next)
+                if (q->call == call && streq(q->action, action) && details_equal(q->details, details))
+                        return q;
+        return NULL;
 }
 
 static int details_copy(const char **l, char ***ret) {
