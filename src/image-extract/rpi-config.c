@@ -6,23 +6,13 @@
 #include <strings.h>
 
 #include "macro.h"
+#include "pi-models.h"
 #include "rpi-config.h"
 
 static const char *const model_names[_RPI_MODEL_MAX] = {
         [RPI_MODEL_RASPI0] = "raspi0",   [RPI_MODEL_RASPI1AP] = "raspi1ap",
         [RPI_MODEL_RASPI2B] = "raspi2b", [RPI_MODEL_RASPI3AP] = "raspi3ap",
         [RPI_MODEL_RASPI3B] = "raspi3b", [RPI_MODEL_RASPI4B] = "raspi4b",
-};
-
-/* QEMU 10's board_rev per machine (hw/arm/raspi.c and raspi4b.c). The Pi 4B value is the one for
- * 64-bit hosts (2 GiB); on 32-bit hosts QEMU uses 0xa03111, but piemud only runs on 64-bit. */
-static const uint32_t model_revisions[_RPI_MODEL_MAX] = {
-        [RPI_MODEL_RASPI0] = 0x920092,   /* Zero, rev 1.2, 512 MiB */
-        [RPI_MODEL_RASPI1AP] = 0x900021, /* A+, rev 1.1, 512 MiB */
-        [RPI_MODEL_RASPI2B] = 0xa21041,  /* 2B, rev 1.1, 1 GiB */
-        [RPI_MODEL_RASPI3AP] = 0x9020e0, /* 3A+, rev 1.0, 512 MiB */
-        [RPI_MODEL_RASPI3B] = 0xa02082,  /* 3B, rev 1.2, 1 GiB */
-        [RPI_MODEL_RASPI4B] = 0xb03115,  /* 4B, rev 1.5, 2 GiB */
 };
 
 /* Raspberry Pi OS names first (bcm27xx, what its firmware loads), then the upstream kernel's names,
@@ -65,7 +55,9 @@ const char *rpi_model_to_string(RpiModel m) {
 }
 
 uint32_t rpi_model_revision(RpiModel m) {
-        return m >= 0 && m < _RPI_MODEL_MAX ? model_revisions[m] : 0;
+        /* One table of QEMU's machines for piemud and the extractor: src/shared/pi-models.c. */
+        const PiModel *p = pi_model_find(rpi_model_to_string(m));
+        return p ? p->revision : 0;
 }
 
 const char *const *rpi_model_dtb_names(RpiModel m, bool upstream_first) {
