@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Build the default piemu guest image from Debian arm64 packages and install it
-# into the image catalog (/var/lib/piemu/images/<name>/):
-#   kernel  raw arm64 Image from linux-image-<abi>-arm64:arm64
-#   dtb     broadcom/bcm2837-rpi-3-b.dtb of that kernel, patched (see patch_dtb)
-#   initrd  gzip'd newc cpio: busybox-static:arm64, SD/ext4 modules, images/default/*
-#   sd.img  64 MiB raw SD card, ext4 on the whole device (mke2fs -d, nothing mounted)
-#   meta    description=... and cmdline=...
-# The .debs are cached in /var/cache/piemu/debs; an up-to-date image is left
-# alone (stamp: this script, images/default/*, the shim, the package versions).
+# Build a default piemu guest image from Debian packages of one architecture and
+# install it into the image catalog (/var/lib/piemu/images/<name>/):
+#   arm64  "default"        linux-image-arm64, for raspi3b (dtb), raspi3ap, raspi4b
+#   armhf  "default-armhf"  linux-image-armmp, for raspi2b
+#   armel  "default-armel"  linux-image-rpi, for raspi0 (dtb) and raspi1ap
+# Each image holds:
+#   kernel     the kernel of that package (arm64: raw Image; armhf/armel: zImage)
+#   dtb[.M]    the device tree of each model it boots, patched (see patch_dtb)
+#   initrd     gzip'd newc cpio: busybox-static, SD/ext4/I2C modules, images/default/*
+#   sd.img     64 MiB raw SD card, ext4 on the whole device (mke2fs -d, nothing mounted)
+#   meta       description=, cmdline= and models=
+# arm64 packages come from the host's apt lists, armhf and armel from a private
+# index in /var/cache/piemu/apt-ARCH (see tools/guest-debs.sh for why). The .debs
+# are cached in /var/cache/piemu/debs; an up-to-date image is left alone (stamp:
+# this script, images/default/*, the shim, the package versions).
 # An existing image is never changed in place: the new one is built in a
 # sibling temporary directory and renamed over it.
 set -euo pipefail
@@ -18,17 +24,24 @@ umask 022
 prog=build-image
 usage() {
     cat <<EOF
-Usage: tools/build-image.sh [--shim PATH] [--output DIR] [--name NAME] [--force]
+Usage: tools/build-image.sh [--arch ARCH] [--shim PATH] [--output DIR] [--name NAME] [--force]
 
-Build the piemu default guest image (Debian arm64 kernel + busybox initramfs +
-ext4 SD card) and install it into the image catalog. Run as root.
+Build a piemu default guest image (a Debian kernel + busybox initramfs + ext4 SD
+card) and install it into the image catalog. Run as root.
 
-  --shim PATH    static aarch64 piemu-gpio-shim to put in the initramfs at
+  --arch ARCH    arm64 (default): image "default", for raspi3b, raspi3ap, raspi4b
+                 armhf: image "default-armhf", for raspi2b
+                 armel: image "default-armel", for raspi0 and raspi1ap
+  --shim PATH    static piemu-gpio-shim for ARCH (build/src/shim/piemu-gpio-shim-
+                 aarch64, -armhf or -armel) to put in the initramfs at
                  /usr/bin/piemu-gpio-shim (started by /init); default: none
   --output DIR   image directory to (re)place (default /var/lib/piemu/images/NAME)
-  --name NAME    catalog name (default "default")
+  --name NAME    catalog name (default: the one ARCH's models use, above)
   --force        rebuild even if the image is up to date
   -h, --help     this text
+
+Environment: PIEMU_DEBIAN_MIRROR, PIEMU_DEBIAN_SECURITY_MIRROR (armhf/armel index;
+default http://deb.debian.org/debian and http://deb.debian.org/debian-security).
 EOF
 }
 
@@ -37,9 +50,10 @@ say() { echo "$prog: $*"; }
 
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 script_dir=$(dirname -- "$script_path")
-# shellcheck source=tools/arm64-debs.sh
-. "$script_dir/arm64-debs.sh"
+# shellcheck source=tools/guest-debs.sh
+. "$script_dir/guest-debs.sh"
 src_dir=$(readlink -f -- "$script_dir/../images/default")
+models_table=$(readlink -f -- "$script_dir/../src/shared/pi-models.c")
 
 cache_dir=/var/cache/piemu/debs
 catalog_dir=/var/lib/piemu/images
@@ -47,23 +61,19 @@ sd_size_mib=64          # a power of two: QEMU's SD model wants one
 sd_label=piemu-sd
 # (piemud adds the model's earlycon, so that the kernel's first lines reach the console at once.)
 cmdline="console=ttyAMA0,115200 rdinit=/init iomem=relaxed"
-meta_pkg=linux-image-arm64
-dtb_rel=broadcom/bcm2837-rpi-3-b.dtb
-# The other models the arm64 kernel boots, each with its device tree (dtb.MODEL beside dtb) and
-# the board revision QEMU reports for it (see docs/research/pi-models).
-models="raspi3b raspi3ap raspi4b"
-declare -A model_dtb=([raspi3ap]=broadcom/bcm2837-rpi-3-a-plus.dtb [raspi4b]=broadcom/bcm2711-rpi-4-b.dtb)
-declare -A model_rev=([raspi3b]=a02082 [raspi3ap]=9020e0 [raspi4b]=b03115)
 prune_tool=$script_dir/dtb-prune-unmapped.py
 uart0_path=/soc/serial@7e201000     # PL011: QEMU serial0 -> ttyAMA0
 uart1_path=/soc/serial@7e215040     # mini UART: QEMU serial1 -> ttyS1
 
 shim=""
 output=""
-name=default
+name=""
 force=0
+arch=arm64
 while [ $# -gt 0 ]; do
     case "$1" in
+        --arch) [ $# -ge 2 ] || die "--arch needs a value"; arch=$2; shift 2 ;;
+        --arch=*) arch=${1#*=}; shift ;;
         --shim) [ $# -ge 2 ] || die "--shim needs a path"; shim=$2; shift 2 ;;
         --shim=*) shim=${1#*=}; shift ;;
         --output) [ $# -ge 2 ] || die "--output needs a directory"; output=$2; shift 2 ;;
@@ -74,6 +84,53 @@ while [ $# -gt 0 ]; do
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
+done
+
+# What each architecture's kernel boots (docs/research/pi-models): the models in the order their
+# device trees are stored (the first one's is "dtb", the others' "dtb.MODEL"), and each model's
+# tree in the kernel package.
+declare -A model_dtb
+case "$arch" in
+    arm64)
+        default_name=default meta_pkg=linux-image-arm64 elf_machine=183 shim_arch=aarch64
+        models="raspi3b raspi3ap raspi4b"
+        model_dtb=([raspi3b]=broadcom/bcm2837-rpi-3-b.dtb [raspi3ap]=broadcom/bcm2837-rpi-3-a-plus.dtb
+                   [raspi4b]=broadcom/bcm2711-rpi-4-b.dtb)
+        ;;
+    armhf)
+        # The armmp flavour: ARMv7 multiplatform, with the Pi 2's tree.
+        default_name=default-armhf meta_pkg=linux-image-armmp elf_machine=40 shim_arch=armhf
+        models=raspi2b
+        model_dtb=([raspi2b]=bcm2836-rpi-2-b.dtb)
+        # QEMU's raspi2b has four CPUs; under piemu's single-threaded TCG this kernel brings all
+        # four up and then crawls (no shell within 300 s, measured), with one it boots in ~8 s.
+        cmdline="$cmdline maxcpus=1"
+        ;;
+    armel)
+        # The rpi flavour: the only Debian kernel built for ARMv6 (the Zero's and A+'s ARM1176).
+        default_name=default-armel meta_pkg=linux-image-rpi elf_machine=40 shim_arch=armel
+        models="raspi0 raspi1ap"
+        model_dtb=([raspi0]=bcm2835-rpi-zero.dtb [raspi1ap]=bcm2835-rpi-a-plus.dtb)
+        ;;
+    *) die "--arch $arch: want arm64, armhf or armel" ;;
+esac
+[ -n "$name" ] || name=$default_name
+kflavour=${meta_pkg#linux-image-}
+# The models whose power block QEMU maps without its ASB window (see patch_dtb's caller).
+asb_models="raspi0 raspi1ap raspi3ap"
+
+# Board revisions come from piemud's own model table (QEMU's board-rev of each machine), which
+# must also name this architecture's image as the model's default.
+[ -f "$models_table" ] || die "missing $models_table (piemu's model table)"
+declare -A model_rev
+while read -r m rev img; do
+    model_rev[$m]=$rev
+    [[ " $models " != *" $m "* ]] || [ "$img" = "$default_name" ] ||
+        die "$models_table: $m's default image is $img, this script builds $default_name for it"
+done < <(sed -n 's/^ *{"\([a-z0-9]*\)", "[^"]*", [0-9]*, [0-9]*, UINT64_C(0x[0-9a-f]*), 0x\([0-9a-f]*\), "\([^"]*\)"},.*/\1 \2 \3/p' \
+    "$models_table")
+for m in $models; do
+    [ -n "${model_rev[$m]:-}" ] || die "$models_table has no revision for $m"
 done
 
 [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] ||
@@ -92,14 +149,22 @@ for t in apt-get apt-cache dpkg-deb depmod modprobe cpio gzip mke2fs fdtput fdtg
         die "'$t' not found; run tools/install-deps.sh (as root) first"
 done
 
-# The shim must be a static aarch64 ELF: the initramfs has no C library.
+# The shim must be a static ELF of the image's architecture: the initramfs has no C library.
 shim_hash=none
 if [ -n "$shim" ]; then
     [ -f "$shim" ] || die "--shim $shim: no such file"
     shim=$(readlink -f -- "$shim")
     [ "$(od -An -tx1 -N4 "$shim" | tr -d ' \n')" = 7f454c46 ] || die "--shim $shim: not an ELF file"
-    [ "$(od -An -tu2 -j18 -N2 "$shim" | tr -d ' \n')" = 183 ] ||
-        die "--shim $shim: not an aarch64 (EM_AARCH64) binary"
+    [ "$(od -An -tu2 -j18 -N2 "$shim" | tr -d ' \n')" = "$elf_machine" ] ||
+        die "--shim $shim: not a $shim_arch binary (ELF machine $elf_machine; build/src/shim/piemu-gpio-shim-$shim_arch)"
+    # The float ABI tells Debian's two 32-bit toolchains apart (ELF e_flags: 0x400 hard, 0x200
+    # soft): armhf code is ARMv7 and dies with SIGILL on the ARMv6 boards.
+    eflags=$(od -An -tu4 -j36 -N4 "$shim" | tr -d ' \n')
+    case "$arch" in
+        armhf) [ $((eflags & 0x400)) != 0 ] || die "--shim $shim: not a hard-float (armhf) binary" ;;
+        armel) [ $((eflags & 0x400)) = 0 ] ||
+            die "--shim $shim: a hard-float (armhf, ARMv7) binary; raspi0 and raspi1ap need armel" ;;
+    esac
     if command -v readelf >/dev/null &&
         readelf -lW "$shim" 2>/dev/null | grep -q 'Requesting program interpreter'; then
         die "--shim $shim: dynamically linked; the initramfs needs a static binary"
@@ -112,16 +177,42 @@ mkdir -p "$cache_dir"
 exec 9>"$cache_dir/.lock"
 flock -w 600 9 || die "another build-image is running (lock $cache_dir/.lock)"
 
-# --- Resolve the packages (no network: the apt lists are already there) -------
-# Our own binary package cache makes apt-cache fast (Debian images often turn
-# apt's off); apt rebuilds it whenever the lists or the dpkg status change.
-apt_opts=(-o "Dir::Cache::pkgcache=/var/cache/piemu/apt-pkgcache.bin")
-kpkg=$(arm64_kernel_package apt_opts "$meta_pkg") || true
-[ -n "$kpkg" ] || die "cannot resolve $meta_pkg:arm64 to a kernel package; is the arm64" \
-    "architecture added and 'apt-get update' done? (tools/install-deps.sh does both)"
+# --- Resolve the packages ---------------------------------------------------------
+if [ "$arch" = arm64 ]; then
+    # From the host's lists (no network). Our own binary package cache makes apt-cache fast
+    # (Debian images often turn apt's off); apt rebuilds it whenever the lists change.
+    apt_opts=(-o "Dir::Cache::pkgcache=/var/cache/piemu/apt-pkgcache.bin")
+    apt_hint="is the arm64 architecture added and 'apt-get update' done? (tools/install-deps.sh does both)"
+else
+    # A private index of bookworm, bookworm-updates and bookworm-security for this architecture,
+    # refreshed on every build. An index that fails to download (a mirror out of sync) or no
+    # network is not fatal: apt keeps what it had, and what resolves from that is verified
+    # against the signed lists all the same.
+    aptdir=/var/cache/piemu/apt-$arch
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"
+    mirror=${PIEMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    security_mirror=${PIEMU_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+    private_apt_conf "$arch" "$aptdir"
+    {
+        echo "deb [signed-by=$keyring] $mirror bookworm main"
+        echo "deb [signed-by=$keyring] $mirror bookworm-updates main"
+        echo "deb [signed-by=$keyring] $security_mirror bookworm-security main"
+    } >"$aptdir/sources.list"
+    apt_opts=(-c "$aptdir/apt.conf")
+    apt_hint="see $aptdir/update.log"
+    if ! apt-get -q "${apt_opts[@]}" update </dev/null >"$aptdir/update.log" 2>&1; then
+        say "warning: apt-get update ($arch) reported errors; going on with the lists it has:" >&2
+        grep -E '^(E|W):' "$aptdir/update.log" | head -n 4 | sed 's/^/    /' >&2 || true
+    fi
+    private_apt_has_list "$aptdir" bookworm "$arch" ||
+        die "no $arch package index of bookworm main (network? see $aptdir/update.log)"
+fi
+kpkg=$(deb_kernel_package apt_opts "$arch" "$meta_pkg") || true
+[ -n "$kpkg" ] || die "cannot resolve $meta_pkg:$arch to a kernel package; $apt_hint"
 pkgs=("$kpkg" busybox-static)
 declare -A ver file sha
-arm64_resolve apt_opts "${pkgs[@]}" || die "cannot resolve the image's packages"
+deb_resolve apt_opts "$arch" "${pkgs[@]}" || die "cannot resolve the image's packages; $apt_hint"
 kver=${kpkg#linux-image-}
 
 # --- Up to date? ----------------------------------------------------------------
@@ -132,7 +223,9 @@ sd_hash=$(printf '%s\n' "size=$sd_size_mib" "label=$sd_label" "$(hash_tree "$src
     sha256sum | cut -d' ' -f1)
 stamp=$(
     echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
-    echo "lib=$(sha256sum <"$script_dir/arm64-debs.sh" | cut -d' ' -f1)"
+    echo "lib=$(sha256sum <"$script_dir/guest-debs.sh" | cut -d' ' -f1)"
+    echo "arch=$arch"
+    for m in $models; do echo "model=$m=${model_rev[$m]}"; done
     echo "prune=$(sha256sum <"$prune_tool" | cut -d' ' -f1)"
     echo "sources=$(hash_tree "$src_dir")"
     echo "name=$name"
@@ -141,7 +234,10 @@ stamp=$(
     echo "sd=$sd_hash"
 )
 stamp_name=.piemu-build-stamp
-outputs=(kernel dtb dtb.raspi3ap dtb.raspi4b initrd sd.img meta)
+outputs=(kernel dtb)
+read -ra model_list <<<"$models"
+for m in "${model_list[@]:1}"; do outputs+=("dtb.$m"); done
+outputs+=(initrd sd.img meta)
 up_to_date() {
     [ -f "$output/$stamp_name" ] && [ "$(cat "$output/$stamp_name")" = "$stamp" ] || return 1
     local f
@@ -168,12 +264,12 @@ fetch() { # $1 package; prints the cached .deb path
     if [ -f "$deb" ] && [ "$(sha256sum <"$deb" | cut -d' ' -f1)" = "${sha[$p]}" ]; then
         echo "$deb"; return
     fi
-    say "downloading $p:arm64=${ver[$p]}" >&2
+    say "downloading $p:$arch=${ver[$p]}" >&2
     dl=$(mktemp -d "$cache_dir/.download.XXXXXX")
     chmod 0755 "$dl"
-    if ! (cd "$dl" && apt-get download -q "${apt_opts[@]}" -o APT::Sandbox::User=root "$p:arm64=${ver[$p]}" >&2); then
+    if ! (cd "$dl" && apt-get download -q "${apt_opts[@]}" -o APT::Sandbox::User=root "$p:$arch=${ver[$p]}" >&2); then
         rm -rf -- "$dl"
-        die "apt-get download $p:arm64=${ver[$p]} failed (network? stale lists: apt-get update)"
+        die "apt-get download $p:$arch=${ver[$p]} failed (network? stale lists: apt-get update)"
     fi
     local got=("$dl"/*.deb)
     if [ "${#got[@]}" != 1 ] || [ "$(sha256sum <"${got[0]}" | cut -d' ' -f1)" != "${sha[$p]}" ]; then
@@ -184,9 +280,9 @@ fetch() { # $1 package; prints the cached .deb path
     mv -f -- "${got[0]}" "$deb"
     rm -rf -- "$dl"
     # Drop older versions of the same package from the cache.
-    find "$cache_dir" -maxdepth 1 -type f -name "${p}_*_arm64.deb" ! -name "${file[$p]}" -delete
+    find "$cache_dir" -maxdepth 1 -type f -name "${p}_*_$arch.deb" ! -name "${file[$p]}" -delete
     [ "$p" != "$kpkg" ] ||
-        find "$cache_dir" -maxdepth 1 -type f -name 'linux-image-*-arm64_*_arm64.deb' \
+        find "$cache_dir" -maxdepth 1 -type f -name "linux-image-*-${kflavour}_*_$arch.deb" \
             ! -name "${file[$p]}" -delete
     echo "$deb"
 }
@@ -220,16 +316,23 @@ cd "$newdir"
 [ "$(stat -c %u:%a .)" = 0:700 ] || die "$newdir is not our private directory"
 img=.
 
-# kernel: QEMU's raspi3b loads a raw arm64 Image (or a gzip'd one); ship it raw.
 vmlinuz=$kx/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver"
-arm64_magic() { [ "$(od -An -c -j56 -N4 "$1" | tr -d ' \n')" = ARMd ]; }
-case "$(od -An -tx1 -N2 "$vmlinuz" | tr -d ' \n')" in
-    1f8b) gzip -dc <"$vmlinuz" >"$img/kernel" ;;
-    *) cp -- "$vmlinuz" "$img/kernel" ;;
-esac
-arm64_magic "$img/kernel" ||
-    die "boot/vmlinuz-$kver is neither a raw nor a gzip'd arm64 Image (EFI zboot?)"
+if [ "$arch" = arm64 ]; then
+    # QEMU loads a raw arm64 Image (or a gzip'd one); ship it raw.
+    arm64_magic() { [ "$(od -An -c -j56 -N4 "$1" | tr -d ' \n')" = ARMd ]; }
+    case "$(od -An -tx1 -N2 "$vmlinuz" | tr -d ' \n')" in
+        1f8b) gzip -dc <"$vmlinuz" >"$img/kernel" ;;
+        *) cp -- "$vmlinuz" "$img/kernel" ;;
+    esac
+    arm64_magic "$img/kernel" ||
+        die "boot/vmlinuz-$kver is neither a raw nor a gzip'd arm64 Image (EFI zboot?)"
+else
+    # A 32-bit zImage, which QEMU loads as it is (magic 0x016f2818 at offset 0x24).
+    [ "$(od -An -tx4 -j36 -N4 "$vmlinuz" | tr -d ' \n')" = 016f2818 ] ||
+        die "boot/vmlinuz-$kver is not an ARM zImage"
+    cp -- "$vmlinuz" "$img/kernel"
+fi
 
 # dtb. The stock one hangs a Bluetooth serdev device under the PL011: the kernel
 # then turns ttyAMA0 into a serdev controller and creates no /dev/ttyAMA0, so
@@ -242,6 +345,8 @@ patch_dtb() {
     fi
     fdtput -t s "$dtb" /aliases serial0 "$uart0_path"
     fdtput -t s "$dtb" /aliases serial1 "$uart1_path"
+    # The GPIO shim's line: the 32-bit boards' trees leave the mini UART disabled.
+    fdtput -t s "$dtb" "$uart1_path" status okay
     # The board revision the Pi firmware would write (the one QEMU's machine reports): without it
     # gpiozero, RPi.GPIO and pinout refuse to run ("unable to locate Pi revision").
     fdtget -l "$dtb" / | grep -qx system || fdtput -c "$dtb" /system
@@ -250,34 +355,40 @@ patch_dtb() {
     fdtget -l "$dtb" "$uart0_path" 2>/dev/null | grep -q . && die "dtb: $uart0_path still has children"
     [ "$(fdtget -t s "$dtb" /aliases serial0)" = "$uart0_path" ] || die "dtb: cannot set serial0 alias"
 }
-dtb_src=$kx/usr/lib/linux-image-$kver/$dtb_rel
-[ -f "$dtb_src" ] || die "$kpkg has no usr/lib/linux-image-$kver/$dtb_rel"
-cp -- "$dtb_src" "$img/dtb"
-fdtget -t s "$img/dtb" "$uart0_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart0_path"
-fdtget -t s "$img/dtb" "$uart1_path" compatible >/dev/null 2>&1 || die "$dtb_rel has no $uart1_path"
-patch_dtb "$img/dtb" "${model_rev[raspi3b]}"
-for m in raspi3ap raspi4b; do
+first=1
+for m in $models; do
+    out=$img/dtb
+    [ "$first" = 1 ] || out=$img/dtb.$m
+    first=0
     src=$kx/usr/lib/linux-image-$kver/${model_dtb[$m]}
     [ -f "$src" ] || die "$kpkg has no usr/lib/linux-image-$kver/${model_dtb[$m]}"
-    cp -- "$src" "$img/dtb.$m"
-    patch_dtb "$img/dtb.$m" "${model_rev[$m]}"
+    cp -- "$src" "$out"
+    fdtget -t s "$out" "$uart0_path" compatible >/dev/null 2>&1 || die "${model_dtb[$m]} has no $uart0_path"
+    fdtget -t s "$out" "$uart1_path" compatible >/dev/null 2>&1 || die "${model_dtb[$m]} has no $uart1_path"
+    patch_dtb "$out" "${model_rev[$m]}"
+    # raspi0, raspi1ap and raspi3ap: QEMU leaves the power block's second window (the ASB,
+    # 0x7e00a000) unmapped and raises a bus error there, which the power driver's probe turns
+    # into a panic: keep only the PM window. (raspi2b and raspi3b ignore such errors, and raspi4b
+    # maps the window.)
+    if [[ " $asb_models " == *" $m "* ]]; then
+        fdtput -t x "$out" /soc/watchdog@7e100000 reg 0x7e100000 0x114
+        fdtput -t s "$out" /soc/watchdog@7e100000 reg-names pm
+    fi
 done
-# raspi3ap: QEMU leaves the power block's second window (the ASB, 0x7e00a000) unmapped and raises
-# a bus error there, which the power driver's probe turns into a panic: keep only the PM window.
-fdtput -t x "$img/dtb.raspi3ap" /soc/watchdog@7e100000 reg 0x7e100000 0x114
-fdtput -t s "$img/dtb.raspi3ap" /soc/watchdog@7e100000 reg-names pm
-# raspi4b: QEMU has no PCIe, GENET, HDMI, PWM and more; their nodes would panic the kernel the same
-# way. Disable every node QEMU does not map (QEMU's own memory map says which).
-"$prune_tool" raspi4b "$img/dtb.raspi4b" | sed 's/^/build-image: /'
-[ "$(fdtget -t s "$img/dtb.raspi4b" /scb/pcie@7d500000 status 2>/dev/null)" = disabled ] ||
-    die "dtb.raspi4b: the PCIe node is still enabled (dtb-prune-unmapped.py)"
-# raspi4b's SD card sits on the Arasan SDHCI (0x7e300000), which the Pi 4's tree gives to the
-# Wi-Fi chip (non-removable, a power sequence through the firmware's GPIO expander, which QEMU does
-# not answer): make it the SD slot. The EMMC2 controller, the real Pi 4's slot, stays empty in QEMU.
-fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 mmc-pwrseq
-fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 non-removable
-fdtput -r "$img/dtb.raspi4b" /soc/mmc@7e300000/wifi@1
-fdtput -t s "$img/dtb.raspi4b" /emmc2bus/mmc@7e340000 status disabled
+if [ "$arch" = arm64 ]; then
+    # raspi4b: QEMU has no PCIe, GENET, HDMI, PWM and more; their nodes would panic the kernel the same
+    # way. Disable every node QEMU does not map (QEMU's own memory map says which).
+    "$prune_tool" raspi4b "$img/dtb.raspi4b" | sed 's/^/build-image: /'
+    [ "$(fdtget -t s "$img/dtb.raspi4b" /scb/pcie@7d500000 status 2>/dev/null)" = disabled ] ||
+            die "dtb.raspi4b: the PCIe node is still enabled (dtb-prune-unmapped.py)"
+    # raspi4b's SD card sits on the Arasan SDHCI (0x7e300000), which the Pi 4's tree gives to the
+    # Wi-Fi chip (non-removable, a power sequence through the firmware's GPIO expander, which QEMU does
+    # not answer): make it the SD slot. The EMMC2 controller, the real Pi 4's slot, stays empty in QEMU.
+    fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 mmc-pwrseq
+    fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 non-removable
+    fdtput -r "$img/dtb.raspi4b" /soc/mmc@7e300000/wifi@1
+    fdtput -t s "$img/dtb.raspi4b" /emmc2bus/mmc@7e340000 status disabled
+fi
 
 # --- initramfs --------------------------------------------------------------------
 say "building the initramfs"
@@ -305,15 +416,22 @@ fi
 # ignores) against the whole package with the host's kmod, copy the .ko files
 # uncompressed, then index the small tree with depmod.
 depmod -b "$kx" "$kver"
+# A line "MODULE optional" names one that not every kernel flavour has.
 mods=()
-while read -r mod; do
-    mod=${mod%%#*}; mod=${mod//[[:space:]]/}
-    [ -n "$mod" ] && mods+=("$mod")
+declare -A optional=()
+while read -r mod flag _; do
+    mod=${mod%%#*}
+    [ -n "$mod" ] || continue
+    mods+=("$mod")
+    [ "$flag" != optional ] || optional[$mod]=1
 done <"$src_dir/modules"
 : >"$work/load-order"
 for mod in "${mods[@]}"; do
-    deps=$(modprobe -d "$kx" -S "$kver" --show-depends "$mod" 2>&1) ||
-        die "module $mod: $deps"
+    if ! deps=$(modprobe -d "$kx" -S "$kver" --show-depends "$mod" 2>&1); then
+        [ -n "${optional[$mod]:-}" ] || die "module $mod: $deps"
+        say "note: $kpkg has no module $mod (optional), leaving it out"
+        continue
+    fi
     while read -r verb path _; do
         case "$verb" in
             builtin) continue ;;
@@ -380,15 +498,18 @@ fi
 
 # --- meta, permissions, stamp -------------------------------------------------------
 {
-    printf 'description=piemu %s image: Debian arm64 Linux %s (%s), busybox %s initramfs, %d MiB ext4 SD card%s\n' \
-        "$name" "$kver" "${ver[$kpkg]}" "${ver[busybox-static]#*:}" "$sd_size_mib" \
+    printf 'description=piemu %s image: Debian %s Linux %s (%s), busybox %s initramfs, %d MiB ext4 SD card%s\n' \
+        "$name" "$arch" "$kver" "${ver[$kpkg]}" "${ver[busybox-static]#*:}" "$sd_size_mib" \
         "$([ -n "$shim" ] && echo ', GPIO shim' || true)"
     printf 'cmdline=%s\n' "$cmdline"
     printf 'models=%s\n' "$models"
 } >"$img/meta"
 echo "$stamp" >"$img/$stamp_name"
-chown "$owner" "$img"/{kernel,dtb,dtb.raspi3ap,dtb.raspi4b,initrd,meta,"$stamp_name"}
-chmod 0644 "$img"/{kernel,dtb,dtb.raspi3ap,dtb.raspi4b,initrd,meta,"$stamp_name"}
+for f in "${outputs[@]}" "$stamp_name"; do
+    [ "$f" = sd.img ] && continue     # (kept as it was, or made above)
+    chown "$owner" "$img/$f"
+    chmod 0644 "$img/$f"
+done
 sync -f "$img/kernel" 2>/dev/null || sync
 chown "$owner" .
 chmod 0755 .

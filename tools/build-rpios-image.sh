@@ -157,8 +157,8 @@ warn() { echo "$prog: warning: $*" >&2; }
 say() { echo "$prog: $*"; }
 
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-# shellcheck source=tools/arm64-debs.sh
-. "$(dirname -- "$script_path")/arm64-debs.sh"
+# shellcheck source=tools/guest-debs.sh
+. "$(dirname -- "$script_path")/guest-debs.sh"
 
 output=/var/cache/piemu/rpios
 cache=""
@@ -302,19 +302,17 @@ phase resolve
 # does the same), with our own binary cache of them (Debian's container images
 # turn apt's off; apt rebuilds it when the lists change).
 host_apt=(-o "Dir::Cache::pkgcache=$cache/host-pkgcache.bin" -o Dir::Cache::srcpkgcache=)
-kpkg=$(arm64_kernel_package host_apt linux-image-arm64) || true
+kpkg=$(deb_kernel_package host_apt arm64 linux-image-arm64) || true
 [ -n "$kpkg" ] || die "cannot resolve linux-image-arm64:arm64; is the arm64 architecture" \
     "added and 'apt-get update' done? (tools/install-deps.sh does both)"
 kver=${kpkg#linux-image-}
 arm64_pkgs=("$kpkg" busybox-static)
 declare -A ver file sha
-arm64_resolve host_apt "${arm64_pkgs[@]}" || die "cannot resolve the arm64 packages"
+deb_resolve host_apt arm64 "${arm64_pkgs[@]}" || die "cannot resolve the arm64 packages"
 
 # The armhf root: a private apt configuration and index in the cache. mmdebstrap
 # gets this very index (--skip=update), so what it installs is what we resolved.
 aptdir=$cache/apt-armhf
-mkdir -p "$aptdir"/{lists/partial,archives/partial,etc/apt.conf.d,etc/preferences.d,etc/sources.list.d}
-: >"$aptdir/status"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"
 write_sources() { # $1: 1 = with the security suite
@@ -324,35 +322,13 @@ write_sources() { # $1: 1 = with the security suite
         [ "$1" = 0 ] || echo "deb [signed-by=$keyring] $security_mirror $suite-security main"
     } >"$aptdir/sources.list"
 }
-cat >"$aptdir/apt.conf" <<EOF
-Dir::State "$aptdir";
-Dir::State::Lists "$aptdir/lists";
-Dir::State::status "$aptdir/status";
-Dir::Cache "$aptdir";
-Dir::Cache::archives "$aptdir/archives";
-Dir::Cache::pkgcache "$aptdir/pkgcache.bin";
-Dir::Cache::srcpkgcache "";
-Dir::Etc::SourceList "$aptdir/sources.list";
-Dir::Etc::SourceParts "$aptdir/etc/sources.list.d";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "$aptdir/etc/preferences.d";
-APT::Architecture "armhf";
-APT::Architectures { "armhf"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
-Debug::NoLocking "true";
-EOF
+private_apt_conf armhf "$aptdir"
 armhf_apt() { APT_CONFIG=$aptdir/apt.conf apt-get -q "$@" </dev/null; }
 apt_update() {
     armhf_apt -o APT::Update::Error-Mode=any update >"$work/apt-update.log" 2>&1
 }
 show_apt_errors() { grep -E '^(E|W):' "$work/apt-update.log" | sed 's/^/    /' >&2 || true; }
-has_list() { # has_list SUITE: is there an armhf Packages index of SUITE main?
-    [ -n "$(find "$aptdir/lists" -maxdepth 1 -type f \
-        -name "*_dists_${1}_main_binary-armhf_Packages*" ! -name '*.diff_Index' -print -quit)" ]
-}
+has_list() { private_apt_has_list "$aptdir" "$1" armhf; }
 used_security=$security
 write_sources "$security"
 if ! apt_update; then
@@ -404,7 +380,7 @@ say "kernel $kpkg ${ver[$kpkg]}, busybox-static ${ver[busybox-static]}," \
 # --- up to date? -------------------------------------------------------------------
 stamp=$(
     echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
-    echo "lib=$(sha256sum <"$(dirname -- "$script_path")/arm64-debs.sh" | cut -d' ' -f1)"
+    echo "lib=$(sha256sum <"$(dirname -- "$script_path")/guest-debs.sh" | cut -d' ' -f1)"
     echo "mirror=$mirror"
     [ "$used_security" = 0 ] || echo "security=$security_mirror"
     for p in "${arm64_pkgs[@]}"; do echo "arm64=$p=${ver[$p]}"; done

@@ -12,7 +12,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/piemu-deps.stamp
-want_version=11
+want_version=12
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] && [ "${PIEMU_FORCE_DEPS:-0}" != 1 ]; then
     echo "install-deps: already installed (remove $stamp to redo)"
     exit 0
@@ -22,7 +22,8 @@ if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources
     echo 'deb http://deb.debian.org/debian bookworm-backports main' \
         > /etc/apt/sources.list.d/piemu-bookworm-backports.list
 fi
-# The guest image is built from Debian's arm64 packages.
+# The arm64 guest image is built from the host's arm64 lists (armhf and armel come from private
+# indexes: see tools/guest-debs.sh).
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
 fi
@@ -46,7 +47,8 @@ command -v npm > /dev/null || extra+=(npm)
 
 apt-get install -y -q --no-install-recommends \
     build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
-    gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
+    gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi \
+    libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-armel-cross debian-archive-keyring \
     qemu-user-static \
     libsystemd-dev libgnutls28-dev libxml2-dev openssl dbus dbus-daemon dbus-bin polkitd pkexec \
     python3 python3-pytest python3-gi gir1.2-glib-2.0 \

@@ -37,8 +37,12 @@ tools/start-services.sh >/dev/null
 # The bus policy was just installed or updated.
 dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig
 
-step "Building the default guest image (cached after the first run)"
-tools/build-image.sh --shim build/src/shim/piemu-gpio-shim-aarch64
+step "Building the default guest images (cached after the first run)"
+# "default" (arm64) for raspi3ap, raspi3b and raspi4b; "default-armhf" for raspi2b;
+# "default-armel" for raspi0 and raspi1ap.
+tools/build-image.sh --arch arm64 --shim build/src/shim/piemu-gpio-shim-aarch64
+tools/build-image.sh --arch armhf --shim build/src/shim/piemu-gpio-shim-armhf
+tools/build-image.sh --arch armel --shim build/src/shim/piemu-gpio-shim-armel
 
 step "Starting piemud"
 # A freshly installed binary must replace an older running one.

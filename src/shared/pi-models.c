@@ -7,8 +7,8 @@
  * values), peripheral bases from the SoCs: BCM2835 0x20000000, BCM2836/7 0x3f000000, BCM2711
  * 0xfe000000. Measured in docs/research/pi-models/REPORT.md. */
 static const PiModel models[] = {
-        /* The ARMv6 and ARMv7 boards need Debian's armel "rpi" and armhf "armmp" kernels: their
-         * default images are not built yet (docs/research/pi-models has how they boot). */
+        /* The ARMv6 boards boot Debian's armel "rpi" kernel, the ARMv7 one the armhf "armmp"
+         * kernel: an image each (tools/build-image.sh --arch). */
         {"raspi0", "Raspberry Pi Zero", 512, 1, UINT64_C(0x20000000), 0x920092, "default-armel"},
         {"raspi1ap", "Raspberry Pi 1 Model A+", 512, 1, UINT64_C(0x20000000), 0x900021, "default-armel"},
         {"raspi2b", "Raspberry Pi 2 Model B", 1024, 4, UINT64_C(0x3f000000), 0xa21041, "default-armhf"},

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Issue 12 (part): other Pi models. raspi3ap and raspi4b boot the default image (Debian's arm64
-kernel with each model's own device tree) to a shell, with the model's RAM and device-tree model,
-the board revision QEMU reports, and GPIO both ways (qtest on the model's GPIO block, the shim
-finding that block from the device tree). The models without an image yet and images that do not
-boot on a model get named errors. Prints each model's boot time (README's table)."""
+"""Issue 12: every Pi model QEMU has. Each boots its default image to a shell: raspi3ap, raspi3b
+and raspi4b the arm64 one ("default", Debian's arm64 kernel), raspi2b "default-armhf" (the armmp
+kernel) and raspi0 and raspi1ap "default-armel" (the rpi kernel), each with the model's own device
+tree. Checked per model: the device-tree model, the board revision QEMU reports, the RAM, the CPU
+architecture, the SD card, and GPIO both ways (qtest on the model's GPIO block, the shim finding
+that block from the device tree). Images that do not boot on a model get named errors. Prints each
+model's boot time (README's table)."""
 
 import re
 import time
@@ -15,10 +17,13 @@ import piemu_bus as pb
 from piemu_bus import MANAGER_IFACE, MANAGER_PATH
 
 EXPECT = {
-    # model: (device-tree model, revision, MemTotal at least, in MiB)
-    "raspi3ap": ("Raspberry Pi 3 Model A+", "009020e0", 350),
-    "raspi3b": ("Raspberry Pi 3 Model B", "00a02082", 800),
-    "raspi4b": ("Raspberry Pi 4 Model B", "00b03115", 800),
+    # model: (image, device-tree model, revision, MemTotal at least in MiB, `uname -m`)
+    "raspi0": ("default-armel", "Raspberry Pi Zero", "00920092", 350, "armv6l"),
+    "raspi1ap": ("default-armel", "Raspberry Pi Model A+", "00900021", 350, "armv6l"),
+    "raspi2b": ("default-armhf", "Raspberry Pi 2 Model B", "00a21041", 800, "armv7l"),
+    "raspi3ap": ("default", "Raspberry Pi 3 Model A+", "009020e0", 350, "aarch64"),
+    "raspi3b": ("default", "Raspberry Pi 3 Model B", "00a02082", 800, "aarch64"),
+    "raspi4b": ("default", "Raspberry Pi 4 Model B", "00b03115", 800, "aarch64"),
 }
 
 
@@ -30,23 +35,25 @@ def create_error(bus, image, model):
 def test_models_without_an_image_and_images_that_do_not_fit(bus):
     name, msg = create_error(bus, "", "raspi5")
     assert name == "org.piemu.Error.InvalidOption" and "raspi0, raspi1ap, raspi2b, raspi3ap, raspi3b, raspi4b" in msg
-    # The default image (arm64) does not boot the ARMv6/v7 boards: the error names what it boots on.
-    for model in ("raspi0", "raspi1ap", "raspi2b"):
-        name, msg = create_error(bus, "default", model)
-        assert name == "org.piemu.Error.ImageModelMismatch", (model, name, msg)
-        assert "raspi3b raspi3ap raspi4b" in msg, msg
-    # Their own default images are not built yet: said as such.
-    name, msg = create_error(bus, "", "raspi2b")
-    assert name == "org.piemu.Error.NoSuchImage" and "default-armhf" in msg, (name, msg)
+    # Each default image boots its own models only: the error names the ones it boots on.
+    fits = {"default": "raspi3b raspi3ap raspi4b", "default-armhf": "raspi2b", "default-armel": "raspi0 raspi1ap"}
+    for image, models in fits.items():
+        for model in EXPECT:
+            if model in models.split():
+                continue
+            name, msg = create_error(bus, image, model)
+            assert name == "org.piemu.Error.ImageModelMismatch", (image, model, name, msg)
+            assert models in msg, msg
 
 
 @pytest.mark.boot
 @pytest.mark.parametrize("model", sorted(EXPECT))
 def test_model_boots_with_gpio_both_ways(bus, model):
-    dt_model, revision, min_mem = EXPECT[model]
+    image, dt_model, revision, min_mem, machine = EXPECT[model]
     b = pb.Board.create(bus, model=model)
     try:
         assert b.prop("Model") == model
+        assert b.prop("Image") == image  # "" picked the model's default image
         b.watch()
         t0 = time.monotonic()
         b.call("Start")
@@ -62,6 +69,8 @@ def test_model_boots_with_gpio_both_ways(bus, model):
         assert m.group(1).decode() == revision
         m = b.run("echo MEM=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)=", rb"\nMEM=(\d+)=")
         assert int(m.group(1)) >= min_mem, m.group(1)
+        m = b.run("echo ARCH=$(uname -m)=", rb"\nARCH=([^=\r\n]*)=")
+        assert m.group(1).decode() == machine
         # Host -> guest on the model's GPIO block, and guest -> host.
         b.call("SetPin", "(ub)", (17, True))
         b.run("echo level=$(piemu-gpio-shim get 17)", rb"\nlevel=1")
