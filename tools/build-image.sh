@@ -143,7 +143,7 @@ output=$(readlink -m -- "$output")
 for f in init inittab shell shutdown profile modules sd; do
     [ -e "$src_dir/$f" ] || die "missing $src_dir/$f"
 done
-for t in apt-get apt-cache dpkg-deb depmod modprobe cpio gzip mke2fs fdtput fdtget \
+for t in apt-get apt-cache dpkg-deb depmod modprobe cpio gzip mke2fs fdtput fdtget dtc \
          sha256sum flock od; do
     command -v "$t" >/dev/null ||
         die "'$t' not found; run tools/install-deps.sh (as root) first"
@@ -381,13 +381,35 @@ if [ "$arch" = arm64 ]; then
     "$prune_tool" raspi4b "$img/dtb.raspi4b" | sed 's/^/build-image: /'
     [ "$(fdtget -t s "$img/dtb.raspi4b" /scb/pcie@7d500000 status 2>/dev/null)" = disabled ] ||
             die "dtb.raspi4b: the PCIe node is still enabled (dtb-prune-unmapped.py)"
-    # raspi4b's SD card sits on the Arasan SDHCI (0x7e300000), which the Pi 4's tree gives to the
-    # Wi-Fi chip (non-removable, a power sequence through the firmware's GPIO expander, which QEMU does
-    # not answer): make it the SD slot. The EMMC2 controller, the real Pi 4's slot, stays empty in QEMU.
-    fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 mmc-pwrseq
-    fdtput -d "$img/dtb.raspi4b" /soc/mmc@7e300000 non-removable
-    fdtput -r "$img/dtb.raspi4b" /soc/mmc@7e300000/wifi@1
-    fdtput -t s "$img/dtb.raspi4b" /emmc2bus/mmc@7e340000 status disabled
+    # raspi4b's SD card: QEMU puts it on the Arasan SDHCI (0x7e300000) and moves it to the SDHOST
+    # controller (0x7e202000) once GPIO48-53 are muxed to that (ALT0), as on raspi3b. The Arasan
+    # shares its interrupt with the EMMC2 controller in QEMU, and on it about one boot in three
+    # lost its command interrupts, then stormed ("irq 31: nobody cared"), with SD I/O errors after
+    # (measured). So the SDHOST, with its own interrupt, is the slot: enabled, with the tree's
+    # sdhost_gpio48 pin group (given a phandle here); the Arasan (the real board's Wi-Fi) and
+    # EMMC2 (the real board's slot, empty in QEMU) are disabled.
+    dtb4=$img/dtb.raspi4b
+    phandle=$(dtc -I dtb -O dts "$dtb4" 2>/dev/null |
+        sed -n 's/.*phandle = <0x\([0-9a-f]*\)>;.*/\1/p' | while read -r h; do echo $((16#$h)); done |
+        sort -n | tail -n1)
+    [ -n "$phandle" ] || die "dtb.raspi4b: no phandles found (dtc)"
+    phandle=$((phandle + 1))
+    fdtput -t u "$dtb4" /soc/gpio@7e200000/sdhost_gpio48 phandle "$phandle"
+    fdtput -t s "$dtb4" /soc/mmc@7e202000 pinctrl-names default
+    fdtput -t u "$dtb4" /soc/mmc@7e202000 pinctrl-0 "$phandle"
+    fdtput -t u "$dtb4" /soc/mmc@7e202000 bus-width 4
+    fdtput -t s "$dtb4" /soc/mmc@7e202000 status okay
+    fdtput -t s "$dtb4" /soc/mmc@7e300000 status disabled
+    fdtput -t s "$dtb4" /emmc2bus/mmc@7e340000 status disabled
+    # QEMU maps raspi4b's 2 GiB of RAM at 0-0x7fffffff but describes only the low part in the
+    # tree (/memory: 0-0x3bffffff, below the VideoCore's share): QEMU 10 adds the node for the
+    # upper GiB only when the low part is larger than 1 GiB, which it never is. Describe it here,
+    # under a name QEMU would not use, so that a QEMU that adds its own does not collide.
+    [ "$(fdtget "$img/dtb.raspi4b" / '#address-cells') $(fdtget "$img/dtb.raspi4b" / '#size-cells')" = "2 1" ] ||
+        die "dtb.raspi4b: expected 2 address cells and 1 size cell at the root"
+    fdtput -c "$img/dtb.raspi4b" /memory-upper@40000000
+    fdtput -t s "$img/dtb.raspi4b" /memory-upper@40000000 device_type memory
+    fdtput -t x "$img/dtb.raspi4b" /memory-upper@40000000 reg 0 0x40000000 0x40000000
 fi
 
 # --- initramfs --------------------------------------------------------------------

@@ -143,7 +143,7 @@ int shim_open_host_line(const char *path) {
         t.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY);
         t.c_cc[VMIN] = 1;
         t.c_cc[VTIME] = 0;
-        if (cfsetispeed(&t, B115200) < 0 || cfsetospeed(&t, B115200) < 0)
+        if (cfsetispeed(&t, SHIM_LINE_BAUD) < 0 || cfsetospeed(&t, SHIM_LINE_BAUD) < 0)
                 return negative_errno();
         if (tcsetattr(fd, TCSANOW, &t) < 0)
                 return negative_errno();

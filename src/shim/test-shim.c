@@ -552,7 +552,7 @@ static void test_open_host_line(void) {
         CHECK(!(t.c_oflag & OPOST));
         CHECK(!(t.c_iflag & (ICRNL | IXON)));
         CHECK((t.c_cflag & CSIZE) == CS8 && !(t.c_cflag & (PARENB | CSTOPB | CRTSCTS)));
-        CHECK(cfgetospeed(&t) == B115200);
+        CHECK(cfgetospeed(&t) == SHIM_LINE_BAUD);
         close(fd);
         close(master);
 

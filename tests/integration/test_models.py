@@ -23,7 +23,7 @@ EXPECT = {
     "raspi2b": ("default-armhf", "Raspberry Pi 2 Model B", "00a21041", 800, "armv7l"),
     "raspi3ap": ("default", "Raspberry Pi 3 Model A+", "009020e0", 350, "aarch64"),
     "raspi3b": ("default", "Raspberry Pi 3 Model B", "00a02082", 800, "aarch64"),
-    "raspi4b": ("default", "Raspberry Pi 4 Model B", "00b03115", 800, "aarch64"),
+    "raspi4b": ("default", "Raspberry Pi 4 Model B", "00b03115", 1700, "aarch64"),  # all 2 GiB
 }
 
 
