@@ -383,9 +383,10 @@ if [ "$arch" = arm64 ]; then
             die "dtb.raspi4b: the PCIe node is still enabled (dtb-prune-unmapped.py)"
     # raspi4b's SD card: QEMU puts it on the Arasan SDHCI (0x7e300000) and moves it to the SDHOST
     # controller (0x7e202000) once GPIO48-53 are muxed to that (ALT0), as on raspi3b. The Arasan
-    # shares its interrupt with the EMMC2 controller in QEMU, and on it about one boot in three
-    # lost its command interrupts, then stormed ("irq 31: nobody cared"), with SD I/O errors after
-    # (measured). So the SDHOST, with its own interrupt, is the slot: enabled, with the tree's
+    # shares its interrupt with the EMMC2 controller in QEMU; boots on it hung with lost command
+    # interrupts and an interrupt storm, which turned out to come from the mini UART (see
+    # SHIM_LINE_BAUD), but the SDHOST, with an interrupt of its own, is the path every other
+    # model takes and what was measured after that fix. So it is the slot: enabled, with the tree's
     # sdhost_gpio48 pin group (given a phandle here); the Arasan (the real board's Wi-Fi) and
     # EMMC2 (the real board's slot, empty in QEMU) are disabled.
     dtb4=$img/dtb.raspi4b
