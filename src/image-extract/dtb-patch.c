@@ -295,8 +295,27 @@ static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
         return r;
 }
 
-int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, void **ret, size_t *ret_size,
-              const char **ret_error) {
+/* The node the firmware's dtparam=i2c_arm switches: the base tree's __overrides__/i2c_arm
+ * (Raspberry Pi OS: <&i2c1>, "status"), else what /aliases/i2c1 names (upstream trees). */
+static int find_i2c_arm(const void *fdt) {
+        const char *v, *path;
+        int node, len;
+
+        node = fdt_path_offset(fdt, "/__overrides__");
+        v = node >= 0 ? fdt_getprop(fdt, node, "i2c_arm", &len) : NULL;
+        if (v && len >= 4 + (int)sizeof("status") && memcmp(v + 4, "status", sizeof("status")) == 0) {
+                uint32_t ph = fdt32_ld((const fdt32_t *)(const void *)v);
+                return fdt_node_offset_by_phandle(fdt, ph);
+        }
+        node = fdt_path_offset(fdt, "/aliases");
+        path = node >= 0 ? getprop_string(fdt, node, "i2c1") : NULL;
+        if (!path || path[0] != '/')
+                return -FDT_ERR_NOTFOUND;
+        return fdt_path_offset(fdt, path);
+}
+
+int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, int i2c_arm, void **ret,
+              size_t *ret_size, const char **ret_error) {
         _cleanup_free_ void *copy = NULL, *out = NULL;
         char pl011_path[PATH_BUF], mini_path[PATH_BUF] = "";
         const char *status, *old;
@@ -397,6 +416,19 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, v
         }
         if (r < 0)
                 return fail_fdt(ret_error, r);
+
+        if (i2c_arm >= 0) {
+                node = find_i2c_arm(out);
+                if (node == -FDT_ERR_NOTFOUND)
+                        return fail(ret_error, -ENODEV,
+                                    "dtparam=i2c_arm: the tree has no I2C bus for it "
+                                    "(__overrides__/i2c_arm or /aliases/i2c1)");
+                if (node < 0)
+                        return fail_fdt(ret_error, node);
+                r = fdt_setprop_string(out, node, "status", i2c_arm ? "okay" : "disabled");
+                if (r < 0)
+                        return fail_fdt(ret_error, r);
+        }
 
         node = ensure_root_child(out, "system");
         if (node < 0)

@@ -23,8 +23,11 @@
  *    its status says otherwise;
  *  - /aliases (created if missing): serial0 = the PL011 (QEMU's serial0, ttyAMA0), serial1 = the
  *    mini UART (compatible "brcm,bcm2835-aux-uart") if there is one, else serial1 is dropped if it
- *    named the PL011.
+ *    named the PL011;
+ *  - i2c_arm 1 or 0 (config.txt's dtparam=i2c_arm=on/off, which the Pi firmware applies and QEMU
+ *    does not): the header's I2C bus gets status "okay" or "disabled"; -1 leaves it alone.
  * Returns 0, -EBADMSG for an invalid tree, -EFBIG above DTB_PATCH_MAX_SIZE, -ENODEV if there is no
- * PL011, -ENOMEM; *ret_error (optional) then points to a static description. */
-int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, void **ret, size_t *ret_size,
-              const char **ret_error);
+ * PL011 (or no I2C bus for i2c_arm), -ENOMEM; *ret_error (optional) then points to a static
+ * description. */
+int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, int i2c_arm, void **ret,
+              size_t *ret_size, const char **ret_error);

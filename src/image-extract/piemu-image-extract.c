@@ -1023,14 +1023,15 @@ static int copy_file(Ctx *c, const char *name, const char *out_name, uint64_t ma
 /* Both modes end here: the board's revision and a free console UART patched in (dtb-patch.c), then
  * written as the output "dtb". `what` names the input in the error (a file name in the image, or
  * "the dtb is not usable"); *ret_size is what was written. */
-static int patch_and_write_dtb(Ctx *c, const void *data, size_t size, const char *what, size_t *ret_size) {
+static int patch_and_write_dtb(Ctx *c, const void *data, size_t size, int i2c_arm, const char *what,
+                               size_t *ret_size) {
         _cleanup_free_ void *patched = NULL;
         size_t patched_size;
         const char *why = NULL;
         int r, fd;
 
-        r = dtb_patch(data, size, rpi_model_revision(c->model), DTB_PATCH_SERIAL, &patched, &patched_size,
-                      &why);
+        r = dtb_patch(data, size, rpi_model_revision(c->model), DTB_PATCH_SERIAL, i2c_arm, &patched,
+                      &patched_size, &why);
         if (r == -ENOMEM)
                 return failf(c, IMAGE_EXTRACT_INTERNAL, "out of memory");
         if (r < 0)
@@ -1074,7 +1075,7 @@ static int extract_dtb(Ctx *c, const RpiConfig *cfg, const char **ret_name) {
                                              "reading %s from the boot partition timed out", names[i]);
                         return fail_errno(c, IMAGE_EXTRACT_IO, r, "reading the boot partition");
                 }
-                r = patch_and_write_dtb(c, f.data, f.size, names[i], NULL);
+                r = patch_and_write_dtb(c, f.data, f.size, cfg->i2c_arm, names[i], NULL);
                 free(f.data);
                 if (r < 0)
                         return r;
@@ -1215,7 +1216,7 @@ static int extract_dtb_only(Ctx *c) {
                 return failf(c, IMAGE_EXTRACT_BAD_DTB, "the dtb is larger than %d KiB",
                              DTB_PATCH_MAX_SIZE / 1024);
 
-        r = patch_and_write_dtb(c, buf, n, "the dtb is not usable", &patched_size);
+        r = patch_and_write_dtb(c, buf, n, -1, "the dtb is not usable", &patched_size);
         if (r < 0)
                 return r;
         fprintf(c->out, "dtb_size=%zu\n", patched_size);
@@ -1265,7 +1266,9 @@ static void help(void) {
                "0x06, 0x0b, 0x0c, 0x0e) that holds a FAT file system. config.txt is read as\n"
                "the firmware of MODEL would: [all], [none], model filters ([pi3], [pi4], ...;\n"
                "other filters count as not matching), kernel=, arm_64bit=, device_tree=,\n"
-               "initramfs, auto_initramfs=, cmdline=, upstream_kernel=; include is not followed.\n"
+               "initramfs, auto_initramfs=, cmdline=, upstream_kernel=, and dtparam=i2c_arm\n"
+               "(alias i2c) for the base tree, which switches the header's I2C bus on or off;\n"
+               "other dtparams and dtoverlay= are ignored; include is not followed.\n"
                "An initramfs that config.txt names but the partition lacks is left out (with a\n"
                "note); auto_initramfs=1 uses initramfs<N> for kernel<N>.img if it is there.\n"
                "\n"

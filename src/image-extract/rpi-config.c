@@ -226,6 +226,53 @@ static bool parse_int(Span s, long *ret) {
         return true;
 }
 
+/* A dtparam value as the firmware reads a boolean: on/true/yes/okay/1, off/false/no/0; no value
+ * means on. -1 for anything else. */
+static int parse_dtparam_bool(Span v) {
+        if (v.n == 0 || span_eq_ci(v, "on") || span_eq_ci(v, "true") || span_eq_ci(v, "yes") ||
+            span_eq_ci(v, "okay") || span_eq_ci(v, "1"))
+                return 1;
+        if (span_eq_ci(v, "off") || span_eq_ci(v, "false") || span_eq_ci(v, "no") || span_eq_ci(v, "0"))
+                return 0;
+        return -1;
+}
+
+/* dtparam=NAME[=VALUE][,NAME[=VALUE]...] for the base tree. */
+static int parse_dtparams(RpiConfig *c, Span list) {
+        char buf[80];
+        int r;
+
+        while (list.n > 0) {
+                const char *comma = memchr(list.p, ',', list.n);
+                size_t n = comma ? (size_t)(comma - list.p) : list.n;
+                Span item = span_trim((Span){list.p, n}), name = item, value = {item.p + item.n, 0};
+                const char *eq = memchr(item.p, '=', item.n);
+
+                list = comma ? (Span){comma + 1, list.n - n - 1} : (Span){list.p + list.n, 0};
+                if (eq) {
+                        name = span_trim((Span){item.p, (size_t)(eq - item.p)});
+                        value = span_trim((Span){eq + 1, item.n - (size_t)(eq - item.p) - 1});
+                }
+                if (name.n == 0)
+                        continue;
+                if (span_eq_ci(name, "i2c_arm") || span_eq_ci(name, "i2c")) {
+                        int b = parse_dtparam_bool(value);
+                        if (b >= 0) {
+                                c->i2c_arm = b;
+                                continue;
+                        }
+                        span_sanitize(item, buf, sizeof(buf));
+                        r = add_note(c, "config.txt: ignoring dtparam %s (want on or off)", buf);
+                } else
+                        /* audio, spi, i2s, the baud rates...: what QEMU lacks or ignores anyway.
+                         * Every stock config.txt has some, so they are not worth a note each. */
+                        continue;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Sets *field to the first token of value if it is a valid boot file name; an empty value unsets
  * it. Anything else leaves the field alone and says so in a note. */
 static int set_name(RpiConfig *c, char **field, const char *key, Span value) {
@@ -299,8 +346,9 @@ static void filter_apply(Filter *f, Span name, RpiModel model) {
 }
 
 int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *ret) {
-        _cleanup_(rpi_config_done) RpiConfig c = {.arm_64bit = -1};
+        _cleanup_(rpi_config_done) RpiConfig c = {.arm_64bit = -1, .i2c_arm = -1};
         Filter f = {.model_ok = true};
+        bool overlay = false; /* dtparam= lines belong to the last dtoverlay= named */
         size_t pos = 0;
         int r;
 
@@ -387,7 +435,15 @@ int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *r
                                 c.auto_initramfs = v != 0;
                         else
                                 c.upstream_kernel = v != 0;
-                } else if (span_eq_ci(key, "os_prefix")) {
+                } else if (span_eq_ci(key, "dtoverlay")) {
+                        /* "dtoverlay=" alone returns dtparam= to the base tree. Overlays are not
+                         * applied (they are the image's own code for the tree; stock ones are for
+                         * hardware QEMU does not have, such as vc4-kms-v3d). */
+                        overlay = span_first_token(value).n > 0;
+                        r = 0;
+                } else if (span_eq_ci(key, "dtparam"))
+                        r = overlay ? 0 : parse_dtparams(&c, value);
+                else if (span_eq_ci(key, "os_prefix")) {
                         span_sanitize(value, buf, sizeof(buf));
                         r = add_note(&c, "config.txt: os_prefix=%s is not supported; ignored", buf);
                 } else
@@ -409,7 +465,7 @@ void rpi_config_done(RpiConfig *c) {
         free(c->initramfs);
         free(c->cmdline);
         strv_free(c->notes);
-        *c = (RpiConfig){.arm_64bit = -1};
+        *c = (RpiConfig){.arm_64bit = -1, .i2c_arm = -1};
 }
 
 bool rpi_config_arm_64bit(const RpiConfig *c, RpiModel model) {

@@ -53,6 +53,8 @@ typedef struct RpiConfig {
         bool auto_initramfs;  /* auto_initramfs=1 */
         bool upstream_kernel; /* upstream_kernel=1 */
         char *cmdline;        /* cmdline= (the command line file), or NULL */
+        int i2c_arm;          /* dtparam=i2c_arm (or its alias i2c) for the base tree: 1 on, 0 off,
+                               * -1 not set (the tree's own status stays) */
         unsigned n_includes;  /* "include" lines in applicable sections (not followed) */
         /* Things a human may want to know (ignored settings, invalid values), sanitized to
          * printable ASCII, at most RPI_CONFIG_MAX_NOTES. NULL-terminated or NULL. */
@@ -64,7 +66,10 @@ typedef struct RpiConfig {
  * any filter we cannot evaluate ([cm4] is a model filter that does not match; [gpio4=1],
  * [EDID=...], [board-type=...], [0x...] serial filters and the like are treated as not matching
  * until the next [all]); model filters replace each other. Comments, CR-LF, blank lines and unknown
- * keys are fine. Only fails on -ENOMEM. */
+ * keys are fine. dtparam= lines set the base tree's parameters (a comma-separated list of NAME or
+ * NAME=VALUE) until a dtoverlay= names an overlay, whose parameters they then are, until a bare
+ * "dtoverlay=". Of the base parameters only i2c_arm (the header's I2C bus, alias i2c) is applied
+ * (an unreadable value is noted); other parameters and overlays are ignored. Only fails on -ENOMEM. */
 int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *ret);
 void rpi_config_done(RpiConfig *c);
 

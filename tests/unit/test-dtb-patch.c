@@ -107,17 +107,57 @@ static void *patch_ok(const void *in, size_t n, uint32_t rev, size_t *ret_n) {
         const char *why = NULL;
         int r;
 
-        r = dtb_patch(in, n, rev, DTB_PATCH_SERIAL, &out, &out_n, &why);
+        r = dtb_patch(in, n, rev, DTB_PATCH_SERIAL, -1, &out, &out_n, &why);
         if (r < 0)
                 fprintf(stderr, "dtb_patch: %s (%s)\n", strerror(-r), strempty(why));
         CHECK(r == 0);
         check_patched(out, out_n, rev);
 
-        CHECK(dtb_patch(out, out_n, rev, DTB_PATCH_SERIAL, &again, &again_n, NULL) == 0);
+        CHECK(dtb_patch(out, out_n, rev, DTB_PATCH_SERIAL, -1, &again, &again_n, NULL) == 0);
         CHECK(again_n == out_n && memcmp(again, out, out_n) == 0);
         free(again);
         *ret_n = out_n;
         return out;
+}
+
+static const char *status_of(const void *fdt, const char *path) {
+        int off = fdt_path_offset(fdt, path);
+        return off >= 0 ? fdt_getprop(fdt, off, "status", NULL) : NULL;
+}
+
+/* dtparam=i2c_arm: on and off switch the header's bus, -1 leaves it; found through __overrides__
+ * (Raspberry Pi OS) or /aliases/i2c1 (upstream); a tree with neither is refused. */
+static void test_i2c_arm(const char *raspios, const char *upstream, const char *pl011_only) {
+        const char *paths[] = {raspios, upstream};
+        const char *why = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                _cleanup_free_ void *in = NULL;
+                size_t n;
+
+                CHECK(read_file(paths[i], &in, &n) == 0);
+                for (int want = -1; want <= 1; want++) {
+                        _cleanup_free_ void *out = NULL, *again = NULL;
+                        size_t out_n = 0, again_n = 0;
+
+                        CHECK(dtb_patch(in, n, REV, DTB_PATCH_SERIAL, want, &out, &out_n, &why) == 0);
+                        check_patched(out, out_n, REV);
+                        CHECK_STREQ(status_of(out, "/soc/i2c@7e804000"), want == 1 ? "okay" : "disabled");
+                        /* the same again changes nothing */
+                        CHECK(dtb_patch(out, out_n, REV, DTB_PATCH_SERIAL, want, &again, &again_n, NULL) ==
+                              0);
+                        CHECK(again_n == out_n && memcmp(again, out, out_n) == 0);
+                }
+        }
+        {
+                _cleanup_free_ void *in = NULL, *out = NULL;
+                size_t n, out_n = 0;
+
+                CHECK(read_file(pl011_only, &in, &n) == 0);
+                CHECK(dtb_patch(in, n, REV, DTB_PATCH_SERIAL, 1, &out, &out_n, &why) == -ENODEV);
+                CHECK(!out && why && strstr(why, "i2c_arm"));
+                CHECK(dtb_patch(in, n, REV, DTB_PATCH_SERIAL, -1, &out, &out_n, NULL) == 0);
+        }
 }
 
 static void test_raspios(const char *path) {
@@ -198,13 +238,13 @@ static void test_raspios(const char *path) {
                         }
                 }
                 CHECK(done == 1);
-                CHECK(dtb_patch(dup, n, REV, DTB_PATCH_SERIAL, &o, &on, &why) == -EBADMSG);
+                CHECK(dtb_patch(dup, n, REV, DTB_PATCH_SERIAL, -1, &o, &on, &why) == -EBADMSG);
                 CHECK_CONTAINS(why, "duplicate");
 
                 memcpy(dup, in, n);
                 CHECK(fdt_set_name(dup, fdt_path_offset(dup, "/soc/serial@7e215040"), "serial@7e201000") ==
                       0);
-                CHECK(dtb_patch(dup, n, REV, DTB_PATCH_SERIAL, &o, &on, &why) == -EBADMSG);
+                CHECK(dtb_patch(dup, n, REV, DTB_PATCH_SERIAL, -1, &o, &on, &why) == -EBADMSG);
                 CHECK_CONTAINS(why, "duplicate");
         }
 
@@ -217,7 +257,7 @@ static void test_raspios(const char *path) {
                 CHECK(bad);
                 memcpy(bad, in, n);
                 bad[i] ^= (uint8_t)(0x5a + i);
-                if (dtb_patch(bad, n, REV, DTB_PATCH_SERIAL, &o, &on, NULL) == 0) {
+                if (dtb_patch(bad, n, REV, DTB_PATCH_SERIAL, -1, &o, &on, NULL) == 0) {
                         check_patched(o, on, REV);
                         free(o);
                 }
@@ -226,7 +266,7 @@ static void test_raspios(const char *path) {
         for (size_t k = 0; k < n; k += 7) {
                 void *o = NULL;
                 size_t on;
-                CHECK(dtb_patch(in, k, REV, DTB_PATCH_SERIAL, &o, &on, NULL) < 0);
+                CHECK(dtb_patch(in, k, REV, DTB_PATCH_SERIAL, -1, &o, &on, NULL) < 0);
         }
 }
 
@@ -271,24 +311,24 @@ static void test_errors(void) {
         const char *why = NULL;
         _cleanup_free_ uint8_t *huge = NULL;
 
-        CHECK(dtb_patch("", 0, REV, 0, &out, &n, &why) == -EBADMSG && why);
+        CHECK(dtb_patch("", 0, REV, 0, -1, &out, &n, &why) == -EBADMSG && why);
         memset(garbage, 'x', sizeof(garbage));
-        CHECK(dtb_patch(garbage, sizeof(garbage), REV, 0, &out, &n, &why) == -EBADMSG);
+        CHECK(dtb_patch(garbage, sizeof(garbage), REV, 0, -1, &out, &n, &why) == -EBADMSG);
         CHECK_CONTAINS(why, "magic");
 
         /* a valid tree without a PL011 */
         CHECK(fdt_create_empty_tree(empty, sizeof(empty)) == 0);
-        CHECK(dtb_patch(empty, fdt_totalsize(empty), REV, 0, &out, &n, &why) == -ENODEV);
+        CHECK(dtb_patch(empty, fdt_totalsize(empty), REV, 0, -1, &out, &n, &why) == -ENODEV);
         CHECK_CONTAINS(why, "PL011");
 
         /* a header claiming more than the buffer has */
         CHECK(fdt_create_empty_tree(empty, sizeof(empty)) == 0);
         fdt_set_totalsize(empty, 4096);
-        CHECK(dtb_patch(empty, sizeof(empty), REV, 0, &out, &n, NULL) == -EBADMSG);
+        CHECK(dtb_patch(empty, sizeof(empty), REV, 0, -1, &out, &n, NULL) == -EBADMSG);
 
         huge = calloc(1, DTB_PATCH_MAX_SIZE + 1);
         CHECK(huge);
-        CHECK(dtb_patch(huge, DTB_PATCH_MAX_SIZE + 1, REV, 0, &out, &n, &why) == -EFBIG);
+        CHECK(dtb_patch(huge, DTB_PATCH_MAX_SIZE + 1, REV, 0, -1, &out, &n, &why) == -EFBIG);
         CHECK(!out);
 }
 
@@ -328,22 +368,27 @@ static int test_system_dtbs(void) {
 }
 
 int main(int argc, char *argv[]) {
+        const char *raspios = NULL, *upstream = NULL, *pl011_only = NULL;
         int system_dtbs;
 
         for (int i = 1; i < argc; i++) {
                 const char *base = strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i];
 
                 if (streq(base, "rpi3b-raspios.dtb"))
-                        test_raspios(argv[i]);
+                        test_raspios(raspios = argv[i]);
                 else if (streq(base, "pl011-only.dtb"))
-                        test_pl011_only(argv[i]);
+                        test_pl011_only(pl011_only = argv[i]);
                 else if (streq(base, "rpi4-uarts.dtb"))
-                        test_rpi4_uarts(argv[i]);
+                        test_rpi4_uarts(upstream = argv[i]);
                 else {
                         fprintf(stderr, "unknown test dtb %s\n", argv[i]);
                         return 1;
                 }
         }
+        if (raspios && upstream && pl011_only)
+                test_i2c_arm(raspios, upstream, pl011_only);
+        else
+                CHECK(argc == 1); /* dtc missing: meson passes no trees at all */
         test_errors();
         system_dtbs = test_system_dtbs();
         printf("test-dtb-patch: OK (%d test trees, %d system dtbs)\n", argc - 1, system_dtbs);

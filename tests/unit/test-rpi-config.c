@@ -339,6 +339,57 @@ static void test_keys(void) {
         CHECK(rpi_config_parse("", 0, _RPI_MODEL_INVALID, &c) == -EINVAL);
 }
 
+static void test_dtparam(void) {
+        RpiConfig c;
+
+        parse("kernel=k.img\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == -1); /* not set: the tree's own status stays */
+        rpi_config_done(&c);
+
+        /* Raspberry Pi OS's own lines: audio and the overlay are ignored without a note each */
+        parse("dtparam=audio=on\n#dtparam=spi=on\ndtoverlay=vc4-kms-v3d\ndtoverlay=\ndtparam=i2c_arm=on\n",
+              RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 1 && !c.notes);
+        rpi_config_done(&c);
+
+        /* a list, the alias, no value = on, the last one wins */
+        parse("dtparam=spi=on, i2c_arm_baudrate=400000 ,i2c\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 1 && !c.notes);
+        rpi_config_done(&c);
+        parse("dtparam=i2c_arm=on\ndtparam=i2c=OFF\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 0);
+        rpi_config_done(&c);
+        parse("dtparam=i2c_arm=true\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 1);
+        rpi_config_done(&c);
+        parse("dtparam=i2c_arm=1,i2c_arm=0\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 0);
+        rpi_config_done(&c);
+
+        /* a value that is neither: noted, the setting stays */
+        parse("dtparam=i2c_arm=on\ndtparam=i2c_arm=maybe\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 1 && has_note(&c, "ignoring dtparam i2c_arm=maybe"));
+        rpi_config_done(&c);
+
+        /* after a dtoverlay= naming an overlay, dtparam= lines are that overlay's; a bare
+         * dtoverlay= returns to the base tree */
+        parse("dtoverlay=i2c-rtc\ndtparam=i2c_arm=on\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == -1);
+        rpi_config_done(&c);
+        parse("dtoverlay=i2c-rtc\ndtparam=i2c_arm=maybe\ndtoverlay=\ndtparam=i2c_arm=on\n",
+              RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 1 && !c.notes);
+        rpi_config_done(&c);
+
+        /* sections apply as for every other key */
+        parse("[pi4]\ndtparam=i2c_arm=on\n[all]\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == -1);
+        rpi_config_done(&c);
+        parse("[pi4]\ndtparam=i2c_arm=on\n[all]\n", RPI_MODEL_RASPI4B, &c);
+        CHECK(c.i2c_arm == 1);
+        rpi_config_done(&c);
+}
+
 static void test_auto_initramfs(void) {
         char *s;
 
@@ -454,6 +505,7 @@ int main(void) {
         test_defaults();
         test_sections();
         test_keys();
+        test_dtparam();
         test_auto_initramfs();
         test_cmdline();
         printf("test-rpi-config: OK\n");
