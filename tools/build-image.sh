@@ -390,11 +390,8 @@ if [ "$arch" = arm64 ]; then
     # sdhost_gpio48 pin group (given a phandle here); the Arasan (the real board's Wi-Fi) and
     # EMMC2 (the real board's slot, empty in QEMU) are disabled.
     dtb4=$img/dtb.raspi4b
-    phandle=$(dtc -I dtb -O dts "$dtb4" 2>/dev/null |
-        sed -n 's/.*phandle = <0x\([0-9a-f]*\)>;.*/\1/p' | while read -r h; do echo $((16#$h)); done |
-        sort -n | tail -n1)
-    [ -n "$phandle" ] || die "dtb.raspi4b: no phandles found (dtc)"
-    phandle=$((phandle + 1))
+    phandle=$(dtb_free_phandle "$dtb4")
+    [ "$phandle" -gt 1 ] || die "dtb.raspi4b: no phandles found (dtc)"
     fdtput -t u "$dtb4" /soc/gpio@7e200000/sdhost_gpio48 phandle "$phandle"
     fdtput -t s "$dtb4" /soc/mmc@7e202000 pinctrl-names default
     fdtput -t u "$dtb4" /soc/mmc@7e202000 pinctrl-0 "$phandle"

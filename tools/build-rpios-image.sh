@@ -70,11 +70,15 @@ IMAGE LAYOUT
                             understands root=PARTUUID=|UUID=|LABEL=|/dev/...,
                             rootfstype=, rootflags=, rootwait, rootdelay=,
                             ro, rw (read-only unless rw) and init=
-      bcm2710-rpi-3-b.dtb   Debian's broadcom/bcm2837-rpi-3-b.dtb, unmodified
+      bcm2710-rpi-3-b.dtb   Debian's broadcom/bcm2837-rpi-3-b.dtb with the header's
+                            I2C bus off and an __overrides__/i2c_arm for it, as
+                            in Raspberry Pi OS's own tree
       cmdline.txt           console=serial0,115200 console=tty1
                             root=PARTUUID=5049454d-02 rootfstype=ext4
                             fsck.repair=yes rootwait
-      config.txt            Raspberry Pi OS bookworm's, plus enable_uart=1
+      config.txt            Raspberry Pi OS bookworm's, plus enable_uart=1 and
+                            dtparam=i2c_arm=on (what raspi-config's serial login
+                            and I2C options set)
       issue.txt             what built the image, from which packages
 
     rootfs: Debian bookworm armhf, minbase plus systemd, systemd-sysv, udev,
@@ -193,7 +197,7 @@ cache=$(readlink -m -- "$cache")
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap --mode=root, binfmt_misc, device nodes)"
 for t in mmdebstrap arch-test apt-get apt-cache /usr/lib/apt/apt-helper dpkg-deb dpkg-query \
          depmod modprobe cpio gzip xz mkfs.ext4 e2fsck mkfs.vfat fsck.fat mcopy sfdisk dd \
-         truncate flock sha256sum od chroot; do
+         truncate flock sha256sum od chroot fdtget fdtput dtc; do
     command -v "$t" >/dev/null ||
         die "'$t' not found (packages: mmdebstrap arch-test qemu-user-static e2fsprogs dosfstools mtools fdisk xz-utils cpio kmod)"
 done
@@ -776,7 +780,21 @@ esac
 cp -- "$work/initramfs8" "$boot/initramfs8"
 dtb_src=$kx/usr/lib/linux-image-$kver/$dtb_rel
 [ -f "$dtb_src" ] || die "$kpkg has no usr/lib/linux-image-$kver/$dtb_rel"
-cp -- "$dtb_src" "$boot/$dtb_name"     # unmodified: piemu patches it when importing
+cp -- "$dtb_src" "$boot/$dtb_name"     # piemu patches the rest when importing
+# Raspberry Pi OS's tree keeps the header's I2C bus (i2c1, BSC1) off until config.txt says
+# dtparam=i2c_arm=on, which the firmware applies through the base tree's __overrides__/i2c_arm
+# (<&i2c1>, "status"); Debian's tree has the bus on. Make this one behave like Raspberry Pi OS's.
+i2c1=/soc/i2c@7e804000
+fdtput -t s "$boot/$dtb_name" "$i2c1" status disabled
+i2c1_phandle=$(fdtget -t u "$boot/$dtb_name" "$i2c1" phandle 2>/dev/null) || i2c1_phandle=""
+if [ -z "$i2c1_phandle" ]; then
+    i2c1_phandle=$(dtb_free_phandle "$boot/$dtb_name")
+    fdtput -t u "$boot/$dtb_name" "$i2c1" phandle "$i2c1_phandle"
+fi
+fdtget -l "$boot/$dtb_name" / | grep -qx __overrides__ || fdtput -c "$boot/$dtb_name" /__overrides__
+# A phandle cell, then "status" and its NUL, as bytes.
+fdtput -t bx "$boot/$dtb_name" /__overrides__ i2c_arm \
+    $(printf '%08x' "$i2c1_phandle" | sed 's/../& /g') 73 74 61 74 75 73 00
 echo "$cmdline_txt" >"$boot/cmdline.txt"
 # Raspberry Pi OS bookworm's config.txt (2023-10-10 release), plus enable_uart=1.
 cat >"$boot/config.txt" <<'EOF'
@@ -831,6 +849,8 @@ arm_boost=1
 [all]
 # Serial console on serial0 (what raspi-config's serial login option sets)
 enable_uart=1
+# The header's I2C bus (what raspi-config's I2C option sets)
+dtparam=i2c_arm=on
 EOF
 cat >"$boot/issue.txt" <<EOF
 piemu Raspberry Pi OS-shaped test image (not Raspberry Pi OS)

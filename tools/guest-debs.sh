@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Sourced by tools/build-image.sh and tools/build-rpios-image.sh: which Debian packages of a guest
-# architecture (arm64, armhf, armel) an image is made of, and where their apt index comes from.
+# Sourced by tools/build-image.sh and tools/build-rpios-image.sh, what both share: which Debian
+# packages of a guest architecture (arm64, armhf, armel) an image is made of, where their apt index
+# comes from, and a device-tree helper.
 # arm64 comes from the host's apt lists (tools/install-deps.sh adds the arm64 architecture); armhf
 # and armel from a private index (private_apt_conf): adding them to the host would make its own
 # `apt-get update` fail whenever one of their indexes is out of sync on the mirror (measured here:
@@ -65,6 +66,15 @@ Acquire::Languages "none";
 Acquire::Retries "3";
 Debug::NoLocking "true";
 EOC
+}
+
+# Prints a phandle no node of the device tree blob DTB uses yet (the largest one + 1), for a node
+# that must be referred to and has none.
+dtb_free_phandle() { # DTB
+    local max
+    max=$(dtc -I dtb -O dts "$1" 2>/dev/null | sed -n 's/.*phandle = <0x\([0-9a-f]*\)>;.*/\1/p' |
+        while read -r h; do echo $((16#$h)); done | sort -n | tail -n1)
+    echo $((${max:-0} + 1))
 }
 
 # Is there a Packages index of SUITE main for ARCH in the private lists of DIR?

@@ -296,8 +296,11 @@ static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
 }
 
 /* The node the firmware's dtparam=i2c_arm switches: the base tree's __overrides__/i2c_arm
- * (Raspberry Pi OS: <&i2c1>, "status"), else what /aliases/i2c1 names (upstream trees). */
+ * (Raspberry Pi OS: <&i2c1>, "status"); else, in upstream trees, what the label i2c1
+ * (/__symbols__) or the alias i2c1 names, or the BSC1 controller by its bus address, which is
+ * 0x7e804000 on every Pi SoC (Debian's trees have neither label nor alias). */
 static int find_i2c_arm(const void *fdt) {
+        static const char *const tables[] = {"/__symbols__", "/aliases"};
         const char *v, *path;
         int node, len;
 
@@ -307,11 +310,17 @@ static int find_i2c_arm(const void *fdt) {
                 uint32_t ph = fdt32_ld((const fdt32_t *)(const void *)v);
                 return fdt_node_offset_by_phandle(fdt, ph);
         }
-        node = fdt_path_offset(fdt, "/aliases");
-        path = node >= 0 ? getprop_string(fdt, node, "i2c1") : NULL;
-        if (!path || path[0] != '/')
-                return -FDT_ERR_NOTFOUND;
-        return fdt_path_offset(fdt, path);
+        for (size_t i = 0; i < ELEMENTSOF(tables); i++) {
+                node = fdt_path_offset(fdt, tables[i]);
+                path = node >= 0 ? getprop_string(fdt, node, "i2c1") : NULL;
+                if (path && path[0] == '/')
+                        return fdt_path_offset(fdt, path);
+        }
+        for (node = fdt_node_offset_by_compatible(fdt, -1, "brcm,bcm2835-i2c"); node >= 0;
+             node = fdt_node_offset_by_compatible(fdt, node, "brcm,bcm2835-i2c"))
+                if (node_name_is(fdt, node, "i2c") && streq(fdt_get_name(fdt, node, NULL), "i2c@7e804000"))
+                        return node;
+        return node;
 }
 
 int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, int i2c_arm, void **ret,
@@ -422,7 +431,7 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, i
                 if (node == -FDT_ERR_NOTFOUND)
                         return fail(ret_error, -ENODEV,
                                     "dtparam=i2c_arm: the tree has no I2C bus for it "
-                                    "(__overrides__/i2c_arm or /aliases/i2c1)");
+                                    "(__overrides__/i2c_arm, i2c1, i2c@7e804000)");
                 if (node < 0)
                         return fail_fdt(ret_error, node);
                 r = fdt_setprop_string(out, node, "status", i2c_arm ? "okay" : "disabled");

@@ -90,7 +90,7 @@ def guest(bus):
     t = time.monotonic()
     import_file(bus, image, IMAGE_XZ, description="RPi OS-shaped test image")
     print(f"import of {os.path.getsize(IMAGE_XZ) >> 20} MiB .img.xz: {time.monotonic() - t:.1f} s")
-    b = pb.Board.create(bus, image=image)
+    b = pb.Board.create(bus, image=image, i2c=pb.GLib.Variant("as", ["tmp105@0x48"]))
     try:
         b.watch()
         t = time.monotonic()
@@ -193,6 +193,19 @@ def test_edge_callbacks_are_not_available(guest):
                    "except Exception as e:\n"
                    "    print('button-failed', type(e).__name__)\n")
     assert "button-failed" in out, out
+
+
+def test_i2c_bus_switched_on_by_config_txt(guest):
+    """The image's tree keeps i2c1 off, as Raspberry Pi OS's does; its config.txt says
+    dtparam=i2c_arm=on, which the import applied. The board's tmp105 is then read by the guest."""
+    g = guest
+    g.sh("tr -d '\\0' < /proc/device-tree/soc/i2c@7e804000/status; echo", expect=r"(?m)^okay$")
+    g.sh("for i in $(seq 100); do [ -e /sys/bus/i2c/devices/i2c-1 ] && break; sleep 0.1; done; "
+         "echo tmp105 0x48 > /sys/bus/i2c/devices/i2c-1/new_device")
+    g.b.call("SetSensor", "(ysv)", (0x48, "temperature", pb.GLib.Variant("i", 42500)))
+    out = g.sh("for i in $(seq 100); do f=$(ls /sys/bus/i2c/devices/1-0048/hwmon/hwmon*/temp1_input 2>/dev/null)"
+               " && [ -n \"$f\" ] && break; sleep 0.1; done; cat $f")
+    assert out.split()[-1] == "42500", out
 
 
 def test_levels_after_a_piemud_restart(bus, guest):

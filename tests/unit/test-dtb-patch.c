@@ -126,7 +126,8 @@ static const char *status_of(const void *fdt, const char *path) {
 }
 
 /* dtparam=i2c_arm: on and off switch the header's bus, -1 leaves it; found through __overrides__
- * (Raspberry Pi OS) or /aliases/i2c1 (upstream); a tree with neither is refused. */
+ * (Raspberry Pi OS), /aliases/i2c1 (rpi4-uarts) or, with the alias removed, the BSC1 node's name
+ * (Debian's trees); a tree with none of them is refused. */
 static void test_i2c_arm(const char *raspios, const char *upstream, const char *pl011_only) {
         const char *paths[] = {raspios, upstream};
         const char *why = NULL;
@@ -148,6 +149,19 @@ static void test_i2c_arm(const char *raspios, const char *upstream, const char *
                               0);
                         CHECK(again_n == out_n && memcmp(again, out, out_n) == 0);
                 }
+        }
+        {
+                _cleanup_free_ void *in = NULL, *big = NULL, *out = NULL;
+                size_t n, out_n = 0;
+                int a;
+
+                CHECK(read_file(upstream, &in, &n) == 0);
+                big = malloc(n);
+                CHECK(big && fdt_open_into(in, big, (int)n) == 0);
+                a = fdt_path_offset(big, "/aliases");
+                CHECK(a >= 0 && fdt_delprop(big, a, "i2c1") == 0);
+                CHECK(dtb_patch(big, fdt_totalsize(big), REV, DTB_PATCH_SERIAL, 1, &out, &out_n, &why) == 0);
+                CHECK_STREQ(status_of(out, "/soc/i2c@7e804000"), "okay");
         }
         {
                 _cleanup_free_ void *in = NULL, *out = NULL;
