@@ -348,7 +348,6 @@ static void filter_apply(Filter *f, Span name, RpiModel model) {
 int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *ret) {
         _cleanup_(rpi_config_done) RpiConfig c = {.arm_64bit = -1, .i2c_arm = -1};
         Filter f = {.model_ok = true};
-        bool overlay = false; /* dtparam= lines belong to the last dtoverlay= named */
         size_t pos = 0;
         int r;
 
@@ -435,14 +434,12 @@ int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *r
                                 c.auto_initramfs = v != 0;
                         else
                                 c.upstream_kernel = v != 0;
-                } else if (span_eq_ci(key, "dtoverlay")) {
-                        /* "dtoverlay=" alone returns dtparam= to the base tree. Overlays are not
-                         * applied (they are the image's own code for the tree; stock ones are for
-                         * hardware QEMU does not have, such as vc4-kms-v3d). */
-                        overlay = span_first_token(value).n > 0;
-                        r = 0;
                 } else if (span_eq_ci(key, "dtparam"))
-                        r = overlay ? 0 : parse_dtparams(&c, value);
+                        /* After a dtoverlay=, the firmware gives a parameter to that overlay if it
+                         * has one of that name, else to the base tree. Overlays are not applied
+                         * here (stock ones are for hardware QEMU lacks, such as vc4-kms-v3d) and
+                         * none of them has an i2c_arm, so every dtparam= line is the base tree's. */
+                        r = parse_dtparams(&c, value);
                 else if (span_eq_ci(key, "os_prefix")) {
                         span_sanitize(value, buf, sizeof(buf));
                         r = add_note(&c, "config.txt: os_prefix=%s is not supported; ignored", buf);

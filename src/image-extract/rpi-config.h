@@ -66,10 +66,10 @@ typedef struct RpiConfig {
  * any filter we cannot evaluate ([cm4] is a model filter that does not match; [gpio4=1],
  * [EDID=...], [board-type=...], [0x...] serial filters and the like are treated as not matching
  * until the next [all]); model filters replace each other. Comments, CR-LF, blank lines and unknown
- * keys are fine. dtparam= lines set the base tree's parameters (a comma-separated list of NAME or
- * NAME=VALUE) until a dtoverlay= names an overlay, whose parameters they then are, until a bare
- * "dtoverlay=". Of the base parameters only i2c_arm (the header's I2C bus, alias i2c) is applied
- * (an unreadable value is noted); other parameters and overlays are ignored. Only fails on -ENOMEM. */
+ * keys are fine. dtparam= lines (a comma-separated list of NAME or NAME=VALUE) set the base tree's
+ * parameters, also after a dtoverlay= (the firmware gives a parameter to the overlay only if it has
+ * one of that name). Of them only i2c_arm (the header's I2C bus, alias i2c) is applied (an
+ * unreadable value is noted); other parameters and overlays are ignored. Only fails on -ENOMEM. */
 int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *ret);
 void rpi_config_done(RpiConfig *c);
 

@@ -199,7 +199,7 @@ def test_i2c_bus_switched_on_by_config_txt(guest):
     """The image's tree keeps i2c1 off, as Raspberry Pi OS's does; its config.txt says
     dtparam=i2c_arm=on, which the import applied. The board's tmp105 is then read by the guest."""
     g = guest
-    g.sh("tr -d '\\0' < /proc/device-tree/soc/i2c@7e804000/status; echo", expect=r"(?m)^okay$")
+    g.sh("tr -d '\\0' < /proc/device-tree/soc/i2c@7e804000/status; echo", expect=r"(?m)^okay\r?$")
     g.sh("for i in $(seq 100); do [ -e /sys/bus/i2c/devices/i2c-1 ] && break; sleep 0.1; done; "
          "echo tmp105 0x48 > /sys/bus/i2c/devices/i2c-1/new_device")
     g.b.call("SetSensor", "(ysv)", (0x48, "temperature", pb.GLib.Variant("i", 42500)))

@@ -371,14 +371,14 @@ static void test_dtparam(void) {
         CHECK(c.i2c_arm == 1 && has_note(&c, "ignoring dtparam i2c_arm=maybe"));
         rpi_config_done(&c);
 
-        /* after a dtoverlay= naming an overlay, dtparam= lines are that overlay's; a bare
-         * dtoverlay= returns to the base tree */
-        parse("dtoverlay=i2c-rtc\ndtparam=i2c_arm=on\n", RPI_MODEL_RASPI3B, &c);
-        CHECK(c.i2c_arm == -1);
+        /* after a dtoverlay=, a parameter the overlay does not have is still the base tree's: a line
+         * appended after Raspberry Pi OS's dtoverlay=vc4-kms-v3d counts */
+        parse("dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\n[all]\ndtparam=i2c_arm=on\n", RPI_MODEL_RASPI3B,
+              &c);
+        CHECK(c.i2c_arm == 1);
         rpi_config_done(&c);
-        parse("dtoverlay=i2c-rtc\ndtparam=i2c_arm=maybe\ndtoverlay=\ndtparam=i2c_arm=on\n",
-              RPI_MODEL_RASPI3B, &c);
-        CHECK(c.i2c_arm == 1 && !c.notes);
+        parse("dtoverlay=i2c-rtc\ndtparam=ds3231\ndtoverlay=\ndtparam=i2c=off\n", RPI_MODEL_RASPI3B, &c);
+        CHECK(c.i2c_arm == 0 && !c.notes);
         rpi_config_done(&c);
 
         /* sections apply as for every other key */
