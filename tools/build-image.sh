@@ -103,7 +103,8 @@ case "$arch" in
         models=raspi2b
         model_dtb=([raspi2b]=bcm2836-rpi-2-b.dtb)
         # QEMU's raspi2b has four CPUs; under piemu's single-threaded TCG this kernel brings all
-        # four up and then crawls (no shell within 300 s, measured), with one it boots in ~8 s.
+        # four up and then crawls (no shell within 300 s, measured); with one it boots (the
+        # slowest of the six all the same: see README's table).
         cmdline="$cmdline maxcpus=1"
         ;;
     armel)
