@@ -37,6 +37,8 @@
         "org.piemu.Error.WireExists": "That wire exists already.",
         "org.piemu.Error.PinDriven": "That pin is driven by a wire from another board.",
         "org.piemu.Error.WireCycle": "That wire would close a loop between boards.",
+        "org.piemu.Error.ImageModelMismatch": "That image does not boot on this model.",
+        "org.piemu.Error.NoSuchSensor": "The board has no sensor at that address.",
         "org.freedesktop.DBus.Error.InvalidArgs": "The request was not accepted (invalid arguments).",
         "org.freedesktop.DBus.Error.ServiceUnknown": "The piemu service (piemud) is not available on this host.",
         "org.freedesktop.DBus.Error.NoReply": "The piemu service did not answer in time.",
@@ -47,7 +49,7 @@
         "org.piemu.Error.ImageNotMBR", "org.piemu.Error.ImageNoBootPartition",
         "org.piemu.Error.ImageNoKernel", "org.piemu.Error.ImageNoDeviceTree",
         "org.piemu.Error.ImageTruncated", "org.piemu.Error.ImageTooLarge",
-        "org.piemu.Error.ImageInvalid",
+        "org.piemu.Error.ImageInvalid", "org.piemu.Error.ImageModelMismatch",
     ]);
 
     function deniedSentence(context) {

@@ -254,15 +254,36 @@
             .catch(err => showError(err, boardContext(board)));
     }
 
+    // QEMU's Raspberry Pi machines, as piemud's model table (src/shared/pi-models.c) has them.
+    const MODELS = [
+        ["raspi3b", "Raspberry Pi 3 Model B"],
+        ["raspi3ap", "Raspberry Pi 3 Model A+"],
+        ["raspi4b", "Raspberry Pi 4 Model B"],
+        ["raspi2b", "Raspberry Pi 2 Model B"],
+        ["raspi1ap", "Raspberry Pi 1 Model A+"],
+        ["raspi0", "Raspberry Pi Zero"],
+    ];
+
+    function fillModelChoice() {
+        $("create-model").replaceChildren(...MODELS.map(([value, label]) => {
+            const o = document.createElement("option");
+            o.value = value;
+            o.textContent = value + " (" + label + ")";
+            return o;
+        }));
+    }
+
     function createBoard(ev) {
         ev.preventDefault();
         clearError();
         const name = $("create-name").value.trim();
+        const model = $("create-model").value;
         const image = $("create-image").value;
         const persistent = $("create-persistent").checked;
         $("create-button").disabled = true;
+        // An image "" is the model's own default image (piemud picks it).
         client.call(MANAGER_PATH, MANAGER_IFACE, "CreateBoard",
-                    [name, image, { persistent: cockpit.variant("b", persistent) }])
+                    [name, image, { persistent: cockpit.variant("b", persistent), model: cockpit.variant("s", model) }])
             .then(([path]) => {
                 addBoard(name, path, me.id);
                 $("create-name").value = "";
@@ -296,12 +317,16 @@
 
     // --- images ------------------------------------------------------------------------------
 
-    // The create form offers the catalog; "default" first, as piemud's "" means it.
+    // The create form offers the model's default image first (piemud's "": "default" for the
+    // Pi 3 and 4, "default-armhf" or "default-armel" for the 32-bit boards), then the catalog.
     function fillImageChoice(list) {
         const select = $("create-image");
         const current = select.value;
-        const names = list.map(i => i[0]).sort((a, b) => (a === "default" ? -1 : b === "default" ? 1 : a.localeCompare(b)));
-        select.replaceChildren(...names.map(n => {
+        const names = list.map(i => i[0]).sort((a, b) => a.localeCompare(b));
+        const first = document.createElement("option");
+        first.value = "";
+        first.textContent = "the model's default";
+        select.replaceChildren(first, ...names.map(n => {
             const o = document.createElement("option");
             o.value = n;
             o.textContent = n;
@@ -325,6 +350,7 @@
 
     function init() {
         images = new window.PiemuImagesView(client, showError, fillImageChoice);
+        fillModelChoice();
         $("create-form").addEventListener("submit", createBoard);
         $("detail-close").addEventListener("click", closeView);
         $("alert-close").addEventListener("click", clearError);

@@ -268,7 +268,11 @@ def test_menu_label_and_foreign_board(bus, cockpit, browser, roots_board):
     assert css(browser, "#images-note")[0].text == "You may not manage images on this host"
     assert not css(browser, "#import-button")[0].is_enabled()
     assert css(browser, 'tr[data-image="default"]'), "the default image in the catalog list"
-    assert [o.get_attribute("value") for o in css(browser, "#create-image option")][0] == "default"
+    # The image choice starts with the model's own default (""), then the catalog; all six models.
+    images = [o.get_attribute("value") for o in css(browser, "#create-image option")]
+    assert images[0] == "" and "default" in images, images
+    assert [o.get_attribute("value") for o in css(browser, "#create-model option")] == [
+        "raspi3b", "raspi3ap", "raspi4b", "raspi2b", "raspi1ap", "raspi0"]
 
     # A refusal from piemud itself reads as a sentence: a name piemud does not accept.
     css(browser, "#create-name")[0].send_keys("bad/name")
@@ -278,6 +282,42 @@ def test_menu_label_and_foreign_board(bus, cockpit, browser, roots_board):
     assert css(browser, "#alert-text")[0].text.startswith("That name is not allowed")
     browser.save_screenshot(artifact("cockpit-board-list.png"))
     assert js_errors(browser) == []
+
+
+def test_create_for_another_model(bus, cockpit, browser):
+    """The model choice: an image that does not boot on the model is refused with a sentence and
+    the models it boots on; "the model's default" picks the model's own image."""
+    from selenium.webdriver.support.ui import Select
+
+    name = pb.unique_name("zero")
+    pb.CREATED.add(name)
+    try:
+        open_page(browser, cockpit)
+        Select(css(browser, "#create-model")[0]).select_by_value("raspi0")
+        Select(css(browser, "#create-image")[0]).select_by_value("default")
+        css(browser, "#create-name")[0].send_keys(name)
+        css(browser, "#create-button")[0].click()
+        wait(browser, lambda d: css(d, "#alert")[0].is_displayed(), 15, "the refusal message")
+        assert css(browser, "#alert")[0].get_attribute("data-error") == "org.piemu.Error.ImageModelMismatch"
+        text = css(browser, "#alert-text")[0].text
+        assert text.startswith("That image does not boot on this model.") and "raspi3b raspi3ap raspi4b" in text, text
+        assert row(browser, name) is None
+        assert name not in [b[0] for b in pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "ListBoards")[0]]
+
+        Select(css(browser, "#create-image")[0]).select_by_value("")
+        css(browser, "#create-button")[0].click()
+        wait(browser, lambda d: row(d, name) is not None and row(d, name).get_attribute("data-state") == "stopped",
+             30, "the new board in the list")
+        assert row(browser, name).find_element("css selector", '[data-field="model"]').text == "raspi0"
+        path = pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "GetBoard", "(s)", (name,))[0]
+        board = pb.Board(bus, name, path)
+        assert board.prop("Model") == "raspi0" and board.prop("Image") == "default-armel"
+        assert js_errors(browser) == []
+    finally:
+        try:
+            pb.call(bus, MANAGER_PATH, MANAGER_IFACE, "DeleteBoard", "(s)", (name,))
+        except pb.GLib.Error:
+            pass
 
 
 @pytest.mark.boot
