@@ -190,16 +190,10 @@ else
     # network is not fatal: apt keeps what it had, and what resolves from that is verified
     # against the signed lists all the same.
     aptdir=/var/cache/piemu/apt-$arch
-    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"
-    mirror=${PIEMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-    security_mirror=${PIEMU_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
     private_apt_conf "$arch" "$aptdir"
-    {
-        echo "deb [signed-by=$keyring] $mirror bookworm main"
-        echo "deb [signed-by=$keyring] $mirror bookworm-updates main"
-        echo "deb [signed-by=$keyring] $security_mirror bookworm-security main"
-    } >"$aptdir/sources.list"
+    private_apt_sources "$aptdir" "${PIEMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}" bookworm \
+        "${PIEMU_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}" ||
+        die "cannot set up the $arch index"
     apt_opts=(-c "$aptdir/apt.conf")
     apt_hint="see $aptdir/update.log"
     if ! apt-get -q "${apt_opts[@]}" update </dev/null >"$aptdir/update.log" 2>&1; then

@@ -317,14 +317,9 @@ deb_resolve host_apt arm64 "${arm64_pkgs[@]}" || die "cannot resolve the arm64 p
 # The armhf root: a private apt configuration and index in the cache. mmdebstrap
 # gets this very index (--skip=update), so what it installs is what we resolved.
 aptdir=$cache/apt-armhf
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"
 write_sources() { # $1: 1 = with the security suite
-    {
-        echo "deb [signed-by=$keyring] $mirror $suite main"
-        echo "deb [signed-by=$keyring] $mirror $suite-updates main"
-        [ "$1" = 0 ] || echo "deb [signed-by=$keyring] $security_mirror $suite-security main"
-    } >"$aptdir/sources.list"
+    private_apt_sources "$aptdir" "$mirror" "$suite" "$([ "$1" = 0 ] || echo "$security_mirror")" ||
+        die "cannot set up the armhf index"
 }
 private_apt_conf armhf "$aptdir"
 armhf_apt() { APT_CONFIG=$aptdir/apt.conf apt-get -q "$@" </dev/null; }

@@ -68,6 +68,22 @@ Debug::NoLocking "true";
 EOC
 }
 
+# Writes DIR/sources.list for a private index: SUITE and SUITE-updates (main) from MIRROR and,
+# unless SECURITY_MIRROR is empty, SUITE-security from there, all checked against Debian's archive
+# keyring. Returns 1 (and says why on stderr) without the keyring.
+private_apt_sources() { # DIR MIRROR SUITE [SECURITY_MIRROR]
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    if [ ! -f "$keyring" ]; then
+        echo "missing $keyring (package debian-archive-keyring)" >&2
+        return 1
+    fi
+    {
+        echo "deb [signed-by=$keyring] $2 $3 main"
+        echo "deb [signed-by=$keyring] $2 $3-updates main"
+        [ -z "${4:-}" ] || echo "deb [signed-by=$keyring] $4 $3-security main"
+    } >"$1/sources.list"
+}
+
 # Prints a phandle no node of the device tree blob DTB uses yet (the largest one + 1), for a node
 # that must be referred to and has none.
 dtb_free_phandle() { # DTB

@@ -318,7 +318,7 @@ static int find_i2c_arm(const void *fdt) {
         }
         for (node = fdt_node_offset_by_compatible(fdt, -1, "brcm,bcm2835-i2c"); node >= 0;
              node = fdt_node_offset_by_compatible(fdt, node, "brcm,bcm2835-i2c"))
-                if (node_name_is(fdt, node, "i2c") && streq(fdt_get_name(fdt, node, NULL), "i2c@7e804000"))
+                if (streq_ptr(fdt_get_name(fdt, node, NULL), "i2c@7e804000"))
                         return node;
         return node;
 }

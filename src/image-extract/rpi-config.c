@@ -240,7 +240,7 @@ static int parse_dtparam_bool(Span v) {
 /* dtparam=NAME[=VALUE][,NAME[=VALUE]...] for the base tree. */
 static int parse_dtparams(RpiConfig *c, Span list) {
         char buf[80];
-        int r;
+        int r, b;
 
         while (list.n > 0) {
                 const char *comma = memchr(list.p, ',', list.n);
@@ -253,20 +253,17 @@ static int parse_dtparams(RpiConfig *c, Span list) {
                         name = span_trim((Span){item.p, (size_t)(eq - item.p)});
                         value = span_trim((Span){eq + 1, item.n - (size_t)(eq - item.p) - 1});
                 }
-                if (name.n == 0)
+                /* Only the header's bus. The others (audio, spi, i2s, the baud rates...) are what
+                 * QEMU lacks or ignores anyway, and every stock config.txt has some: no note each. */
+                if (!span_eq_ci(name, "i2c_arm") && !span_eq_ci(name, "i2c"))
                         continue;
-                if (span_eq_ci(name, "i2c_arm") || span_eq_ci(name, "i2c")) {
-                        int b = parse_dtparam_bool(value);
-                        if (b >= 0) {
-                                c->i2c_arm = b;
-                                continue;
-                        }
-                        span_sanitize(item, buf, sizeof(buf));
-                        r = add_note(c, "config.txt: ignoring dtparam %s (want on or off)", buf);
-                } else
-                        /* audio, spi, i2s, the baud rates...: what QEMU lacks or ignores anyway.
-                         * Every stock config.txt has some, so they are not worth a note each. */
+                b = parse_dtparam_bool(value);
+                if (b >= 0) {
+                        c->i2c_arm = b;
                         continue;
+                }
+                span_sanitize(item, buf, sizeof(buf));
+                r = add_note(c, "config.txt: ignoring dtparam %s (want on or off)", buf);
                 if (r < 0)
                         return r;
         }

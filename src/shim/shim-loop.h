@@ -20,8 +20,8 @@
 #define SHIM_IDLE_AFTER_MS            2000u
 #define SHIM_INTERVAL_MS_MAX          10000u
 /* How long one batch of output may wait for a full line to drain before the rest is dropped.
- * 64 bytes would take ~6 ms at 115200 baud (QEMU ignores the speed), so this only runs out when nobody is
- * reading. */
+ * 64 bytes would take ~6 ms at 115200 baud (QEMU ignores the speed), so this only runs out when
+ * nobody is reading. */
 #define SHIM_WRITE_WAIT_MS 50u
 
 typedef struct {
