@@ -346,7 +346,6 @@ int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *r
         _cleanup_(rpi_config_done) RpiConfig c = {.arm_64bit = -1, .i2c_arm = -1};
         Filter f = {.model_ok = true};
         size_t pos = 0;
-        int r;
 
         if (model < 0 || model >= _RPI_MODEL_MAX)
                 return -EINVAL;
@@ -360,6 +359,7 @@ int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *r
                 size_t w = 0;
                 long v;
                 char buf[80];
+                int r = 0; /* per line: a key that sets a field without a note leaves it 0 */
 
                 pos = end + 1;
                 if (line.n == 0 || line.p[0] == '#')
@@ -440,8 +440,7 @@ int rpi_config_parse(const char *text, size_t size, RpiModel model, RpiConfig *r
                 else if (span_eq_ci(key, "os_prefix")) {
                         span_sanitize(value, buf, sizeof(buf));
                         r = add_note(&c, "config.txt: os_prefix=%s is not supported; ignored", buf);
-                } else
-                        r = 0;
+                }
                 if (r < 0)
                         return r;
         }
