@@ -12,7 +12,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/piemu-deps.stamp
-want_version=12
+want_version=13
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] && [ "${PIEMU_FORCE_DEPS:-0}" != 1 ]; then
     echo "install-deps: already installed (remove $stamp to redo)"
     exit 0
@@ -61,10 +61,22 @@ apt-get install -y -q --no-install-recommends \
     openssh-server openssh-client \
     "${extra[@]}"
 
-apt-get install -y -q --no-install-recommends -t bookworm-backports \
-    libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
-    libvirt-daemon-driver-storage-disk- libvirt-clients \
-    qemu-system-arm qemu-utils qemu-block-extra-
+# Only these packages come from bookworm-backports (pkg/bookworm-backports), named one by one:
+# "-t bookworm-backports" would also take systemd-container 254 for libvirt's
+# "systemd-container | sysvinit-core", and with it systemd, udev and libsystemd0 254, which
+# re-executes PID 1. With this list libvirt 11, QEMU 10 (qemu-system-x86 for libvirt's
+# "qemu-kvm | qemu-system", and its seabios) and their own libraries move; systemd stays at
+# bookworm's 252 (systemd-container 252 may bring bookworm's latest point release of it).
+bpo=(
+    libvirt-common libvirt0 libvirt-clients libvirt-dev
+    libvirt-daemon libvirt-daemon-common libvirt-daemon-log libvirt-daemon-system
+    libvirt-daemon-driver-qemu libvirt-daemon-driver-network libvirt-daemon-config-network
+    libvirt-daemon-driver-nwfilter libvirt-daemon-config-nwfilter libvirt-daemon-driver-nodedev
+    libvirt-daemon-driver-secret libvirt-daemon-driver-storage
+    qemu-system-arm qemu-system-x86 qemu-system-common qemu-system-data seabios qemu-utils
+)
+apt-get install -y -q --no-install-recommends "${bpo[@]/%//bookworm-backports}" \
+    libvirt-daemon-driver-storage-disk- qemu-block-extra-
 
 echo "$want_version" > "$stamp"
 echo "install-deps: done"
