@@ -186,10 +186,15 @@ if [ "$conf_changed" = yes ]; then
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         systemctl try-restart libvirtd.service virtqemud.service 2>/dev/null || true
         say "restarted libvirtd to read qemu.conf"
-    elif pgrep -x libvirtd >/dev/null; then
-        # tools/start-services.sh starts it again (it waits for this one to exit first).
-        pkill -x libvirtd || true
-        say "stopped libvirtd so that it reads qemu.conf when it starts again"
+    else
+        # The libvirtd tools/start-services.sh started (libvirtd -d writes /run/libvirtd.pid), by
+        # its pidfile: never by name, which would also hit the libvirtd of a container on this
+        # host. tools/start-services.sh starts it again (it waits for this one to exit first).
+        pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = libvirtd ]; then
+            kill -TERM "$pid" || true
+            say "stopped libvirtd (pid $pid) so that it reads qemu.conf when it starts again"
+        fi
     fi
 fi
 say "TLS for the serial lines ready (piemud: $PIEMUD_DIR, QEMU: $QEMU_DIR)"

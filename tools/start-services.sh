@@ -131,7 +131,8 @@ start_polkitd() {
 }
 
 start_virtlogd() {
-    if pidfile_alive /run/virtlogd.pid virtlogd || pgrep -x virtlogd >/dev/null; then
+    # By its pidfile only: a virtlogd found by name could be a container's.
+    if pidfile_alive /run/virtlogd.pid virtlogd; then
         say "virtlogd: already running"
         return 0
     fi
@@ -139,8 +140,9 @@ start_virtlogd() {
     say "virtlogd: started"
 }
 
+# By its pidfile (libvirtd -d writes it): a libvirtd found by name could be a container's.
 libvirtd_alive() {
-    pidfile_alive /run/libvirtd.pid libvirtd || pgrep -x libvirtd >/dev/null
+    pidfile_alive /run/libvirtd.pid libvirtd
 }
 
 # libvirtd sets every QEMU's core-size limit to qemu.conf's max_core (unlimited by default on

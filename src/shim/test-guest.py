@@ -153,7 +153,8 @@ try:
     lat.sort()
     print(f"SET→GPIO echo over 40: median {statistics.median(lat):.2f} ms, max {lat[-1]:.2f} ms", flush=True)
 
-    qemu_pid = int(subprocess.run(["pgrep", "-P", str(qemu.pid)], capture_output=True, text=True).stdout.split()[0])
+    # The QEMU the wrapper shell started: the child of the PID we started (not looked up by name).
+    qemu_pid = int(open(f"/proc/{qemu.pid}/task/{qemu.pid}/children").read().split()[0])
     hz = os.sysconf("SC_CLK_TCK")
 
     def host_cpu():

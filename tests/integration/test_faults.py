@@ -26,9 +26,12 @@ def domstate(board):
 
 
 def qemu_pid(board):
-    r = subprocess.run(["pgrep", "-f", f"guest=piemu-{board.name},"], capture_output=True, text=True)
-    pids = [int(p) for p in r.stdout.split()]
-    return pids[0] if pids else None
+    """The board's QEMU, by the pidfile libvirt keeps for the running domain (not by name)."""
+    try:
+        pid = int(open(f"/run/libvirt/qemu/piemu-{board.name}.pid").read().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
 
 
 def call_in_thread(board, method):

@@ -3,6 +3,7 @@
 
 import hashlib
 import os
+import signal
 import subprocess
 import time
 
@@ -266,15 +267,38 @@ def test_guest_poweroff_and_qemu_crash_are_seen(bus, board_factory):
     b.call("Stop")
 
 
+def libvirtd_pid():
+    """The host's libvirtd, by the pidfile it wrote (libvirtd -d, as tools/start-services.sh starts
+    it) or by systemd: never by name, which would also find the libvirtd of a container."""
+    if os.path.isdir("/run/systemd/system"):
+        out = subprocess.run(["systemctl", "show", "-P", "MainPID", "libvirtd"], capture_output=True, text=True)
+        pid = int(out.stdout.strip() or 0)
+    else:
+        try:
+            pid = int(open("/run/libvirtd.pid").read().strip())
+        except (OSError, ValueError):
+            return None
+    try:
+        if pid and open(f"/proc/{pid}/comm").read().strip() == "libvirtd":
+            return pid
+    except OSError:
+        pass
+    return None
+
+
 def kill_libvirtd():
     if os.path.isdir("/run/systemd/system"):
         subprocess.run(["systemctl", "stop", "libvirtd"], check=True)
+        return
+    pid = libvirtd_pid()
+    assert pid, "no libvirtd found through /run/libvirtd.pid"
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(300):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.1)
     else:
-        subprocess.run(["pkill", "-TERM", "-x", "libvirtd"], check=True)
-        for _ in range(300):
-            if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0:
-                break
-            time.sleep(0.1)
+        raise AssertionError(f"libvirtd (pid {pid}) did not exit within 30 s of SIGTERM")
 
 
 def start_libvirtd():

@@ -10,13 +10,14 @@ import time
 import pytest
 
 import piemu_bus as pb
-from test_lifecycle import kill_libvirtd
+from test_lifecycle import kill_libvirtd, libvirtd_pid
 
 DEMO = os.path.join(pb.REPO, "tools", "demo.sh")
 
 
 def libvirtd_core_limit():
-    pid = subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout.split()[0]
+    pid = libvirtd_pid()
+    assert pid, "no libvirtd found through /run/libvirtd.pid"
     with open(f"/proc/{pid}/limits") as f:
         for line in f:
             if line.startswith("Max core file size"):
