@@ -197,6 +197,7 @@ void board_shut(Board *b) {
          * waiting to be saved never will be: their callers hear so now. */
         b->removed = true;
         waiters_notify(b, TAKE_PTR(b->save_waiters), -ESTALE, "the board is gone");
+        board_level_waits_cancel(b);
         b->waiting_for_lines = false;
         b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
         board_disconnect(b);
@@ -204,8 +205,14 @@ void board_shut(Board *b) {
 
 static void board_disconnect(Board *b) {
         board_console_clients_drop(b);
-        b->console = serial_free(b->console);
-        b->gpio = serial_free(b->gpio);
+        if (b->manager->exiting) {
+                /* piemud exits, the board runs on: systemd's store keeps its ports (fdstore.h). */
+                b->console = serial_free(b->console);
+                b->gpio = serial_free(b->gpio);
+        } else {
+                b->console = serial_close(b->console);
+                b->gpio = serial_close(b->gpio);
+        }
         b->console_up = b->gpio_up = false;
         board_qtest_close(b);
         watchers_detach(&b->watchers);

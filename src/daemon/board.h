@@ -85,6 +85,7 @@ struct Board {
         bool qtest_reading, qtest_reread; /* a GPLEV read in flight; another wanted after it */
         bool qtest_levels_known;          /* GPLEV read at least once on this connection */
         uint64_t qtest_busy_until;        /* CLOCK_MONOTONIC µs: GPLEV read often until then */
+        struct LevelWait *level_waits;    /* GetPin/GetPins waiting for the first GPLEV read */
 };
 
 int board_new(Manager *m, const BoardConfig *c, Board **ret);
@@ -136,6 +137,8 @@ int board_set_pin(Board *b, unsigned pin, bool value, sd_bus_error *error);
 void board_drive_pin(Board *b, unsigned pin, bool value);
 /* Whether b->levels is what the guest's pins are (running, and read at least once on qtest). */
 bool board_levels_known(Board *b);
+/* GetPin/GetPins calls waiting for the levels are answered (the board is gone) and dropped. */
+void board_level_waits_cancel(Board *b);
 size_t board_recent_serial(Board *b, uint8_t *buf, size_t size);
 
 int board_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,

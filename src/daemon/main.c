@@ -14,6 +14,7 @@
 #include <libxml/parser.h>
 
 #include "config.h"
+#include "fdstore.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -208,6 +209,8 @@ static int run(int argc, char *argv[]) {
                 return log_error_errno(r, "Cannot watch signals: %m");
         (void)sd_event_set_watchdog(e, true);
 
+        /* Before anything opens a descriptor of its own: systemd's store starts at fd 3. */
+        (void)fdstore_init();
         r = manager_new(e, &m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up: %m");
@@ -260,6 +263,9 @@ static int run(int argc, char *argv[]) {
                 r = manager_connect_bus(m, arg_user_bus);
         if (r >= 0)
                 r = manager_load_boards(m);
+        if (r >= 0)
+                /* The running boards took their ports back; the rest stopped while piemud was away. */
+                fdstore_release_unclaimed();
         if (r >= 0) {
                 log_info("piemud %s ready on the %s bus as org.piemu (QEMU: %s)", PIEMU_VERSION,
                          arg_user_bus ? "user" : "system",

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdstore.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
@@ -395,6 +396,14 @@ static void pending_reject(Pending *p, const char *what) {
         Serial *s = p->serial;
         uid_t uid = peer_owner(s, p->peer_port);
         pending_free(p);
+        if (s->peer_uid != (uid_t)-1 && uid == s->peer_uid) {
+                /* QEMU's own user: QEMU itself on a busy host (its handshake was slow), not a stranger.
+                 * It dials again within a second (<reconnect>); a broken certificate set-up shows
+                 * here too, so it is still worth a line. */
+                log_warning("serial port %u: QEMU's connection (uid %u) %s; QEMU dials again", s->port,
+                            (unsigned)uid, what);
+                return;
+        }
         report_intruder(s, uid, what);
 }
 
@@ -528,16 +537,22 @@ static int try_bind(Serial *s) {
                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
         };
         socklen_t l = sizeof a;
-        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        _cleanup_close_ int fd = -EBADF;
+        bool kept = false;
         int one = 1, r;
 
-        if (fd < 0)
+        /* The listener systemd kept for us while piemud restarted: the port never was free. */
+        if (s->port != 0 && (fd = fdstore_take_listener(s->port)) >= 0)
+                kept = true;
+        else if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
                 return negative_errno();
         /* Our own old connections (TIME_WAIT after a restart) must not keep us off our port.
          * This does not let anybody else bind it while we listen, nor us while they do. */
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0)
-                return negative_errno();
+        if (!kept) {
+                (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0)
+                        return negative_errno();
+        }
         if (getsockname(fd, (struct sockaddr *)&a, &l) < 0)
                 return negative_errno();
         r = sd_event_add_io(s->event, &s->listen_io, fd, EPOLLIN, on_listen_io, s);
@@ -545,6 +560,8 @@ static int try_bind(Serial *s) {
                 return r;
         (void)sd_event_source_set_description(s->listen_io, "serial-listen");
         s->port = ntohs(a.sin_port);
+        if (!kept)
+                fdstore_push_listener(fd, s->port);
         s->listen_fd = TAKE_FD(fd);
         return 0;
 }
@@ -647,6 +664,12 @@ int serial_connect(sd_event *e, uint16_t port, const SerialCallbacks *cb, Serial
 fail:
         serial_free(s);
         return r;
+}
+
+Serial *serial_close(Serial *s) {
+        if (s && s->listen_fd >= 0)
+                fdstore_forget_listener(s->port);
+        return serial_free(s);
 }
 
 Serial *serial_free(Serial *s) {

@@ -63,7 +63,11 @@ int serial_listen(sd_event *e, uint16_t port, TlsCreds *creds, uid_t peer_uid, c
                   Serial **ret);
 /* Plain TCP client of 127.0.0.1:port, for lines of boards started before TLS lines. */
 int serial_connect(sd_event *e, uint16_t port, const SerialCallbacks *cb, Serial **ret);
+/* Frees the line; a listener stays in systemd's file descriptor store (fdstore.h), so that piemud
+ * exiting with boards running keeps their ports. */
 Serial *serial_free(Serial *s);
+/* The line is done for good (its board stopped): frees it and lets systemd's store go of it too. */
+Serial *serial_close(Serial *s);
 
 /* The TCP port of the line: the one piemud listens on (or, for a plain client, QEMU's). */
 uint16_t serial_port(const Serial *s);
