@@ -6,6 +6,7 @@
 
 #include "board.h"
 #include "i2c-devices.h"
+#include "list.h"
 #include "peers.h"
 #include "log.h"
 #include "macro.h"
@@ -218,15 +219,98 @@ static int check_running(Board *b, sd_bus_error *error) {
         return 0;
 }
 
+static int reply_levels(Board *b, sd_bus_message *m, int pin);
+
 /* Levels come from QEMU itself on the qtest path: until the first read on a connection (piemud just
- * restarted, QEMU is dialing) they are not known, and guessing "low" would be a lie. */
-static int check_levels_known(Board *b, sd_bus_error *error) {
-        if (b->gpio_qtest && !b->qtest_levels_known)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
-                                         "The GPIO levels of board %s are not known yet (QEMU is connecting "
-                                         "its qtest channel); try again.",
-                                         b->config.name);
+ * restarted, QEMU is dialing) they are not known, and guessing "low" would be a lie. A GetPin or
+ * GetPins then waits for that first read (QEMU dials within a second or two), and answers Busy only
+ * if it takes longer than LEVELS_WAIT_USEC. The board owns its waiting calls: board_shut() answers
+ * them. */
+#define LEVELS_WAIT_USEC (5 * UINT64_C(1000000))
+#define LEVELS_POLL_USEC (20 * UINT64_C(1000))
+
+typedef struct LevelWait LevelWait;
+struct LevelWait {
+        Board *board;
+        sd_bus_message *call;
+        int pin; /* -1: GetPins */
+        uint64_t deadline;
+        sd_event_source *timer;
+        struct LevelWait *prev, *next;
+};
+
+static LevelWait *level_wait_free(LevelWait *w) {
+        if (!w)
+                return NULL;
+        LIST_REMOVE(w->board->level_waits, w);
+        sd_event_source_disable_unref(w->timer);
+        sd_bus_message_unref(w->call);
+        free(w);
+        return NULL;
+}
+
+/* `sentence` is a whole message; the board's name follows it in parentheses. */
+static void level_wait_answer_error(LevelWait *w, const char *name, const char *sentence) {
+        (void)sd_bus_reply_method_errorf(w->call, name, "%s (board %s)", sentence, w->board->config.name);
+        level_wait_free(w);
+}
+
+static int on_level_wait_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        LevelWait *w = userdata;
+        Board *b = w->board;
+
+        if (b->state != BOARD_RUNNING) {
+                level_wait_answer_error(w, PIEMU_ERROR_NOT_RUNNING,
+                                        "The board stopped before its GPIO levels were known.");
+                return 0;
+        }
+        if (board_levels_known(b)) {
+                (void)reply_levels(b, w->call, w->pin);
+                level_wait_free(w);
+                return 0;
+        }
+        if (usec >= w->deadline) {
+                level_wait_answer_error(
+                        w, PIEMU_ERROR_BUSY,
+                        "The GPIO levels of board %s are not known yet (QEMU has not connected "
+                        "its qtest channel within 5 s); try again.");
+                return 0;
+        }
+        (void)sd_event_source_set_time_relative(s, LEVELS_POLL_USEC);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
+}
+
+/* 1: answered now; 0: the call waits for the levels (answered later); < 0: an error to answer. */
+static int answer_levels_or_wait(Board *b, sd_bus_message *m, int pin) {
+        LevelWait *w;
+        uint64_t now;
+        int r;
+
+        if (board_levels_known(b))
+                return reply_levels(b, m, pin);
+        r = sd_event_now(b->manager->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (LevelWait){
+                .board = b, .call = sd_bus_message_ref(m), .pin = pin, .deadline = now + LEVELS_WAIT_USEC};
+        LIST_PREPEND(b->level_waits, w);
+        r = sd_event_add_time_relative(b->manager->event, &w->timer, CLOCK_MONOTONIC, LEVELS_POLL_USEC, 1000,
+                                       on_level_wait_timer, w);
+        if (r < 0) {
+                level_wait_free(w);
+                return r;
+        }
+        (void)sd_event_source_set_description(w->timer, "board-level-wait");
+        return 0;
+}
+
+void board_level_waits_cancel(Board *b) {
+        while (b->level_waits)
+                level_wait_answer_error(b->level_waits, PIEMU_ERROR_NOT_RUNNING, "The board is gone.");
 }
 
 static int method_get_pin(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -239,25 +323,31 @@ static int method_get_pin(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return r;
         VERIFY_OR_RETURN(b, m, "get-pin", error);
         r = check_running(b, error);
-        if (r >= 0)
-                r = check_levels_known(b, error);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "b", (int)!!(b->levels & (UINT64_C(1) << pin)));
+        r = answer_levels_or_wait(b, m, (int)pin);
+        return r < 0 ? r : 1;
 }
 
 static int method_get_pins(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Board *b = userdata;
-        int values[GPIO_PROTO_NPINS];
         int r;
 
         VERIFY_OR_RETURN(b, m, "get-pin", error);
         r = check_running(b, error);
-        if (r >= 0)
-                r = check_levels_known(b, error);
         if (r < 0)
                 return r;
+        r = answer_levels_or_wait(b, m, -1);
+        return r < 0 ? r : 1;
+}
+
+static int reply_levels(Board *b, sd_bus_message *m, int pin) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int values[GPIO_PROTO_NPINS];
+        int r;
+
+        if (pin >= 0)
+                return sd_bus_reply_method_return(m, "b", (int)!!(b->levels & (UINT64_C(1) << pin)));
         for (unsigned i = 0; i < GPIO_PROTO_NPINS; i++)
                 values[i] = !!(b->levels & (UINT64_C(1) << i));
         r = sd_bus_message_new_method_return(m, &reply);

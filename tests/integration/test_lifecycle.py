@@ -134,6 +134,12 @@ def test_kill9_and_restart_recovers_running_board(bus, board_factory, base_image
     assert b.name in boards
     b2 = pb.Board(conn, b.name, boards[b.name][1])
     b2.wait_state("running", 30)
+    # Issue 19: right after the restart, before QEMU has dialed the new piemud's qtest channel, a
+    # GetPin waits for the levels (bounded, 5 s) instead of answering Busy.
+    assert b2.prop("GpioPath") == "qtest"
+    t0 = time.monotonic()
+    assert b2.call("GetPin", "(u)", (21,))[0] is False
+    assert time.monotonic() - t0 < 10
     b2.watch()
     b2.run("echo $((7*6))after", rb"\n42after")
     b2.call("Stop")
