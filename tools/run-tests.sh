@@ -11,6 +11,9 @@ cd "$here"
 step() { printf '\n==> %s\n' "$*"; }
 PY=/usr/bin/python3   # Debian's python, which has python3-gi and pytest
 
+# The suite's own tools (browser, cockpit-ws, sshd, pytest, packaging): only here, never for the demo.
+step "Installing the test suite's tools"
+tools/install-deps.sh --tests
 tools/setup.sh
 
 step "Unit tests and fuzz-corpus replays (gcc, -Werror)"
