@@ -25,6 +25,7 @@ prog=build-image
 usage() {
     cat <<EOF
 Usage: tools/build-image.sh [--arch ARCH] [--shim PATH] [--output DIR] [--name NAME] [--force]
+                            [--private-index] [--models-table FILE] [--print-models]
 
 Build a piemu default guest image (a Debian kernel + busybox initramfs + ext4 SD
 card) and install it into the image catalog. Run as root.
@@ -38,6 +39,13 @@ card) and install it into the image catalog. Run as root.
   --output DIR   image directory to (re)place (default /var/lib/piemu/images/NAME)
   --name NAME    catalog name (default: the one ARCH's models use, above)
   --force        rebuild even if the image is up to date
+  --private-index  arm64 too from a private index in /var/cache/piemu/apt-arm64 (as
+                 armhf and armel always are), not from the host's arm64 lists: for
+                 hosts without the arm64 architecture (piemu-build-images uses it)
+  --models-table FILE  the model table: piemu's src/shared/pi-models.c (the default
+                 in a checkout) or the generated pi-models.table an installed copy
+                 reads (lines "MODEL REVISION DEFAULT_IMAGE")
+  --print-models print the model table as such lines and exit
   -h, --help     this text
 
 Environment: PIEMU_DEBIAN_MIRROR, PIEMU_DEBIAN_SECURITY_MIRROR (armhf/armel index;
@@ -53,7 +61,11 @@ script_dir=$(dirname -- "$script_path")
 # shellcheck source=tools/guest-debs.sh
 . "$script_dir/guest-debs.sh"
 src_dir=$(readlink -f -- "$script_dir/../images/default")
+# In a checkout the revisions come from piemud's model table itself; an installed copy
+# (/usr/share/piemu/image-builder, see tools/meson.build) has a table generated from it at build
+# time beside images/.
 models_table=$(readlink -f -- "$script_dir/../src/shared/pi-models.c")
+[ -f "$models_table" ] || models_table=$(readlink -f -- "$script_dir/../pi-models.table")
 
 cache_dir=/var/cache/piemu/debs
 catalog_dir=/var/lib/piemu/images
@@ -70,6 +82,8 @@ output=""
 name=""
 force=0
 arch=arm64
+private_index=0
+print_models=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) [ $# -ge 2 ] || die "--arch needs a value"; arch=$2; shift 2 ;;
@@ -81,6 +95,10 @@ while [ $# -gt 0 ]; do
         --name) [ $# -ge 2 ] || die "--name needs a value"; name=$2; shift 2 ;;
         --name=*) name=${1#*=}; shift ;;
         --force) force=1; shift ;;
+        --private-index) private_index=1; shift ;;
+        --models-table) [ $# -ge 2 ] || die "--models-table needs a file"; models_table=$2; shift 2 ;;
+        --models-table=*) models_table=${1#*=}; shift ;;
+        --print-models) print_models=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -123,13 +141,24 @@ asb_models="raspi0 raspi1ap raspi3ap"
 # Board revisions come from piemud's own model table (QEMU's board-rev of each machine), which
 # must also name this architecture's image as the model's default.
 [ -f "$models_table" ] || die "missing $models_table (piemu's model table)"
+# Prints "MODEL REVISION DEFAULT_IMAGE" lines: parsed from pi-models.c, or a generated table as is.
+model_lines() {
+    case "$models_table" in
+        *.c) sed -n 's/^ *{"\([a-z0-9]*\)", "[^"]*", [0-9]*, [0-9]*, UINT64_C(0x[0-9a-f]*), 0x\([0-9a-f]*\), "\([^"]*\)"},.*/\1 \2 \3/p' \
+                 "$models_table" ;;
+        *) grep -E '^[a-z0-9]+ [0-9a-f]+ [A-Za-z0-9_.-]+$' "$models_table" ;;
+    esac
+}
+if [ "$print_models" = 1 ]; then
+    model_lines
+    exit 0
+fi
 declare -A model_rev
 while read -r m rev img; do
     model_rev[$m]=$rev
     [[ " $models " != *" $m "* ]] || [ "$img" = "$default_name" ] ||
         die "$models_table: $m's default image is $img, this script builds $default_name for it"
-done < <(sed -n 's/^ *{"\([a-z0-9]*\)", "[^"]*", [0-9]*, [0-9]*, UINT64_C(0x[0-9a-f]*), 0x\([0-9a-f]*\), "\([^"]*\)"},.*/\1 \2 \3/p' \
-    "$models_table")
+done < <(model_lines)
 for m in $models; do
     [ -n "${model_rev[$m]:-}" ] || die "$models_table has no revision for $m"
 done
@@ -179,7 +208,7 @@ exec 9>"$cache_dir/.lock"
 flock -w 600 9 || die "another build-image is running (lock $cache_dir/.lock)"
 
 # --- Resolve the packages ---------------------------------------------------------
-if [ "$arch" = arm64 ]; then
+if [ "$arch" = arm64 ] && [ "$private_index" = 0 ]; then
     # From the host's lists (no network). Our own binary package cache makes apt-cache fast
     # (Debian images often turn apt's off); apt rebuilds it whenever the lists change.
     apt_opts=(-o "Dir::Cache::pkgcache=/var/cache/piemu/apt-pkgcache.bin")

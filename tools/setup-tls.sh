@@ -19,8 +19,15 @@
 # script then says exactly what is missing). libvirtd is restarted once if qemu.conf changed.
 #
 #   tools/setup-tls.sh                  the system set-up above
+#   tools/setup-tls.sh --no-libvirt     the same without qemu.conf and libvirtd: the package's
+#                                       postinst (qemu.conf is libvirt's conffile); it says whether
+#                                       the full command still has to run
+#   tools/setup-tls.sh --remove-qemu-conf  takes piemu's lines out of qemu.conf again (before
+#                                       purging the package: libvirt refuses a
+#                                       chardev_tls_x509_cert_dir that does not exist)
 #   tools/setup-tls.sh --throwaway DIR  a self-contained set (CA, server and client pairs) in DIR,
 #                                       for tests and benchmarks; touches nothing else
+# Installed as piemu-setup-tls (man piemu-setup-tls).
 set -euo pipefail
 
 QEMU_CONF=${QEMU_CONF:-/etc/libvirt/qemu.conf}
@@ -30,8 +37,33 @@ QEMU_DIR=${PIEMU_QEMU_TLS_DIR:-/etc/pki/piemu-qemu}
 CERT_DAYS=365
 RENEW_SECONDS=$((30 * 24 * 3600))
 
-say() { printf 'setup-tls: %s\n' "$*"; }
-die() { printf 'setup-tls: %s\n' "$*" >&2; exit 1; }
+prog=$(basename -- "$0" .sh)
+say() { printf '%s: %s\n' "$prog" "$*"; }
+die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
+
+usage() {
+    cat <<USAGE
+Usage: $prog [--no-libvirt | --remove-qemu-conf | --throwaway DIR]
+
+TLS for piemu's serial lines, as root: piemu's CA ($CA_DIR), piemud's server
+certificate ($PIEMUD_DIR) and QEMU's client certificate ($QEMU_DIR), and
+chardev_tls_x509_cert_dir in $QEMU_CONF pointing at the latter (libvirtd is
+restarted once when that line is added; running boards keep running). Safe to
+run again: certificates are renewed 30 days before they expire.
+
+  --no-libvirt        credentials only; qemu.conf and libvirtd are left alone
+                      (the package's postinst runs this)
+  --remove-qemu-conf  remove piemu's chardev_tls_x509_cert_dir from qemu.conf
+                      again (run it before purging piemu)
+  --throwaway DIR     a self-contained CA and pairs in DIR, for tests
+  -h, --help          this text
+USAGE
+}
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    ''|--no-libvirt|--remove-qemu-conf|--throwaway) ;;
+    *) usage >&2; exit 2 ;;
+esac
 
 command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
 
@@ -88,6 +120,60 @@ if [ "${1:-}" = --throwaway ]; then
     exit 0
 fi
 
+# Makes libvirt read qemu.conf again. With systemd: a restart of its unit (running domains keep
+# running). Without: the libvirtd tools/start-services.sh started (libvirtd -d writes
+# /run/libvirtd.pid), by its pidfile: never by name, which would also hit the libvirtd of a
+# container on this host. tools/start-services.sh starts it again (it waits for this one to exit
+# first); elsewhere whoever started it does.
+reload_libvirt() {
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl try-restart libvirtd.service virtqemud.service 2>/dev/null || true
+        say "restarted libvirtd to read qemu.conf"
+    else
+        local pid
+        pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = libvirtd ]; then
+            kill -TERM "$pid" || true
+            say "stopped libvirtd (pid $pid) so that it reads qemu.conf when it starts again"
+        fi
+    fi
+}
+
+if [ "${1:-}" = --remove-qemu-conf ]; then
+    [ "$(id -u)" = 0 ] || die "must run as root"
+    if ! [ -f "$QEMU_CONF" ] ||
+        ! grep -qE "^[[:space:]]*chardev_tls_x509_cert_dir[[:space:]]*=[[:space:]]*\"$QEMU_DIR\"" "$QEMU_CONF"; then
+        say "$QEMU_CONF does not name $QEMU_DIR: nothing to remove"
+        exit 0
+    fi
+    # The line and the comment this script wrote above it; the rest of the file stays as it is
+    # (owner and mode too: the new file is a copy of the old one, edited in place).
+    tmp=$(mktemp "$QEMU_CONF.piemu.XXXXXX")
+    cp -p -- "$QEMU_CONF" "$tmp"
+    awk -v dir="$QEMU_DIR" '
+        { lines[NR] = $0 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                l = lines[i]; gsub(/[ \t]/, "", l)
+                if (l == "chardev_tls_x509_cert_dir=\"" dir "\"") {
+                    drop[i] = 1
+                    if (i > 2 && lines[i - 2] ~ /^# Added by piemu \(tools\/setup-tls.sh\)/) {
+                        drop[i - 1] = drop[i - 2] = 1
+                        if (i > 3 && lines[i - 3] == "") drop[i - 3] = 1
+                    }
+                }
+            }
+            for (i = 1; i <= NR; i++) if (!drop[i]) print lines[i]
+        }' "$QEMU_CONF" >"$tmp"
+    mv -f -- "$tmp" "$QEMU_CONF"
+    say "removed chardev_tls_x509_cert_dir = \"$QEMU_DIR\" from $QEMU_CONF"
+    reload_libvirt
+    exit 0
+fi
+
+no_libvirt=no
+[ "${1:-}" != --no-libvirt ] || no_libvirt=yes
+
 [ "$(id -u)" = 0 ] || die "must run as root"
 getent passwd piemu >/dev/null || die "the piemu user is missing (tools/start-services.sh creates it)"
 
@@ -111,6 +197,11 @@ if [ -z "$chardev_dir" ]; then
     if [ -e "$default_dir/ca-cert.pem" ]; then
         # libvirt would use the administrator's CA for chardevs: leave it alone.
         admin_dir=$default_dir
+    elif [ "$no_libvirt" = yes ]; then
+        # qemu.conf belongs to libvirt's package: only the full command (an administrator's
+        # decision) edits it.
+        admin_dir=
+        conf_changed=needed
     else
         admin_dir=
         printf '\n# Added by piemu (tools/setup-tls.sh): the CA and client certificate QEMU uses to\n# dial piemud'"'"'s TLS serial lines.\nchardev_tls_x509_cert_dir = "%s"\n' \
@@ -183,18 +274,12 @@ chgrp "$qemu_group" "$QEMU_DIR/client-key.pem"
 chmod 0640 "$QEMU_DIR/client-key.pem"
 
 if [ "$conf_changed" = yes ]; then
-    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        systemctl try-restart libvirtd.service virtqemud.service 2>/dev/null || true
-        say "restarted libvirtd to read qemu.conf"
-    else
-        # The libvirtd tools/start-services.sh started (libvirtd -d writes /run/libvirtd.pid), by
-        # its pidfile: never by name, which would also hit the libvirtd of a container on this
-        # host. tools/start-services.sh starts it again (it waits for this one to exit first).
-        pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
-        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = libvirtd ]; then
-            kill -TERM "$pid" || true
-            say "stopped libvirtd (pid $pid) so that it reads qemu.conf when it starts again"
-        fi
-    fi
+    reload_libvirt
+fi
+if [ "$conf_changed" = needed ]; then
+    say "credentials ready (piemud: $PIEMUD_DIR, QEMU: $QEMU_DIR). To let QEMU use them,"
+    say "run '$prog' as root: it adds chardev_tls_x509_cert_dir to $QEMU_CONF and restarts"
+    say "libvirtd (running boards keep running)"
+    exit 0
 fi
 say "TLS for the serial lines ready (piemud: $PIEMUD_DIR, QEMU: $QEMU_DIR)"
