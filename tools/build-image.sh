@@ -64,8 +64,8 @@ src_dir=$(readlink -f -- "$script_dir/../images/default")
 # In a checkout the revisions come from piemud's model table itself; an installed copy
 # (/usr/share/piemu/image-builder, see tools/meson.build) has a table generated from it at build
 # time beside images/.
-models_table=$(readlink -f -- "$script_dir/../src/shared/pi-models.c")
-[ -f "$models_table" ] || models_table=$(readlink -f -- "$script_dir/../pi-models.table")
+models_table=$(readlink -m -- "$script_dir/../src/shared/pi-models.c")
+[ -f "$models_table" ] || models_table=$(readlink -m -- "$script_dir/../pi-models.table")
 
 cache_dir=/var/cache/piemu/debs
 catalog_dir=/var/lib/piemu/images
