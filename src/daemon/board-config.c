@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "board-config.h"
+#include "config.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -435,7 +436,7 @@ int qtest_chardev_arg(const char *socket_path, char **ret) {
 int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
                      char **ret) {
         _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL, *e_emulator = NULL;
-        _cleanup_free_ char *qtest = NULL, *e_qtest = NULL;
+        _cleanup_free_ char *qtest = NULL, *e_qtest = NULL, *e_overlay = NULL, *e_sd = NULL;
         _cleanup_free_ char *e_kernel = NULL, *e_dtb = NULL, *e_initrd = NULL, *e_cmdline = NULL;
         Builder b;
         int r;
@@ -443,7 +444,8 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         const PiModel *model = pi_model_find(c ? c->model ?: PIEMU_DEFAULT_MODEL : NULL);
         char earlycon[64];
 
-        if (!c || !img || !img->kernel || !img->dtb)
+        if (!c || !img || !img->kernel || !img->dtb || !img->sd ||
+            !(streq_ptr(img->sd_format, "raw") || streq_ptr(img->sd_format, "qcow2")))
                 return -EINVAL;
         if (!model)
                 return -EOPNOTSUPP;
@@ -456,6 +458,15 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
         r = board_volume_name(c->name, &vol);
         if (r < 0)
                 return r;
+        /* The overlay is a volume of piemu's pool (created and deleted through the pool), and the
+         * pool is a directory: the volume's file is PIEMU_POOL_DIR/<volume>. */
+        {
+                _cleanup_free_ char *overlay = NULL;
+                if (asprintf(&overlay, "%s/%s", PIEMU_POOL_DIR, vol) < 0)
+                        return -ENOMEM;
+                if ((r = xml_escape(overlay, &e_overlay)) < 0 || (r = xml_escape(img->sd, &e_sd)) < 0)
+                        return r;
+        }
         r = metadata_xml_build(c, &meta);
         if (r < 0)
                 return r;
@@ -513,10 +524,20 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 e_dtb, e_cmdline);
         if (e_emulator)
                 fprintf(b.f, "    <emulator>%s</emulator>\n", e_emulator);
+        /* The SD card as a file with its whole backing chain spelled out, not as <source pool=
+         * volume=>: libvirt's AppArmor helper (virt-aa-helper) puts a disk's files into the domain's
+         * profile only for local file disks it can name from the XML alone; a pool volume gets no
+         * rule, and QEMU is then denied its own overlay. This way each board's profile allows
+         * exactly its overlay (rwk) and its image (rk), and libvirt probes no chain itself. */
         fprintf(b.f,
-                "    <disk type='volume' device='disk'>\n"
+                "    <disk type='file' device='disk'>\n"
                 "      <driver name='qemu' type='qcow2'/>\n"
-                "      <source pool='%s' volume='%s'/>\n"
+                "      <source file='%s'/>\n"
+                "      <backingStore type='file'>\n"
+                "        <format type='%s'/>\n"
+                "        <source file='%s'/>\n"
+                "        <backingStore/>\n"
+                "      </backingStore>\n"
                 "      <target dev='sda' bus='sd'/>\n"
                 "    </disk>\n"
                 /* QEMU dials piemud's TLS listeners and dials again a second after a connection is
@@ -537,7 +558,7 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "    </serial>\n"
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n",
-                PIEMU_POOL_NAME, vol, (unsigned)c->serial_port, (unsigned)c->gpio_port);
+                e_overlay, img->sd_format, e_sd, (unsigned)c->serial_port, (unsigned)c->gpio_port);
         /* libvirt has no XML for qtest. It marks the domain tainted (custom-argv) for this, which
          * only says that libvirt did not vet the argument: QEMU dials piemud's socket, in a
          * directory only piemud and QEMU can reach (see README). */

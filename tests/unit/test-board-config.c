@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "board-config.h"
+#include "config.h"
 #include "image.h"
 #include "macro.h"
 #include "tests.h"
@@ -34,7 +35,18 @@ static void test_domain_xml(void) {
         CHECK_CONTAINS(xml, "machine='raspi3b'");
         CHECK_CONTAINS(xml, "<memory unit='MiB'>1024</memory>");
         CHECK_CONTAINS(xml, "<target dev='sda' bus='sd'/>");
-        CHECK_CONTAINS(xml, "<source pool='piemu' volume='b1.qcow2'/>");
+        /* The SD card is the board's overlay in piemu's pool directory, its backing chain spelled out
+         * (libvirt's AppArmor helper labels file disks only: see domain_xml_build). */
+        CHECK_CONTAINS(xml, "    <disk type='file' device='disk'>\n"
+                            "      <driver name='qemu' type='qcow2'/>\n"
+                            "      <source file='" PIEMU_POOL_DIR "/b1.qcow2'/>\n"
+                            "      <backingStore type='file'>\n"
+                            "        <format type='raw'/>\n"
+                            "        <source file='/var/lib/piemu/images/default/sd.img'/>\n"
+                            "        <backingStore/>\n"
+                            "      </backingStore>\n"
+                            "      <target dev='sda' bus='sd'/>\n");
+        CHECK(!strstr(xml, "pool="));
         CHECK_CONTAINS(xml, "<source mode='connect' host='127.0.0.1' service='40001' tls='yes'>");
         CHECK_CONTAINS(xml, "<source mode='connect' host='127.0.0.1' service='40002' tls='yes'>");
         CHECK_CONTAINS(xml, "<reconnect enabled='yes' timeout='1'/>");
@@ -101,6 +113,21 @@ static void test_domain_xml(void) {
         xml = NULL;
         CHECK(domain_xml_build(&c, &img, NULL, "qemu-system-aarch64", &xml) == -EINVAL);
         CHECK(xml == NULL);
+
+        /* A qcow2 image is named as such; its path is escaped; no image or an unknown format: refused. */
+        {
+                _cleanup_free_ char *xq = NULL, *xn = NULL, *xf = NULL;
+                ImagePaths q = img;
+                q.sd = "/srv/a&b/sd.qcow2";
+                q.sd_format = "qcow2";
+                CHECK(domain_xml_build(&c, &q, NULL, NULL, &xq) == 0);
+                CHECK_CONTAINS(xq, "<format type='qcow2'/>\n        <source file='/srv/a&amp;b/sd.qcow2'/>");
+                q.sd = NULL;
+                CHECK(domain_xml_build(&c, &q, NULL, NULL, &xn) == -EINVAL);
+                q.sd = img.sd;
+                q.sd_format = "vmdk";
+                CHECK(domain_xml_build(&c, &q, NULL, NULL, &xf) == -EINVAL);
+        }
 
         c.model = (char *)"raspi5";
         CHECK(domain_xml_build(&c, &img, NULL, NULL, &xml) == -EOPNOTSUPP);
