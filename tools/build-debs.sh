@@ -6,7 +6,8 @@
 #   lintian.txt  (lintian's verdict on the .changes)  build.log  (dpkg-buildpackage's output)
 # and prints the paths of the two .deb files, one a line, last (other tests read them from there).
 #
-# The files `git ls-files` lists are copied from the working tree (uncommitted edits included) to
+# The files `git ls-files` lists (tracked, and new ones not ignored) are copied from the working
+# tree (uncommitted edits included) to
 # a temporary directory and built there with `dpkg-buildpackage -b -us -uc`, so the checkout and
 # its build directories are left alone. Run as root, missing build dependencies are installed
 # with `apt-get build-dep`. lintian runs on the result; an error fails the build.
@@ -57,7 +58,11 @@ exec 9>"$outdir/.build-debs.lock"
 flock -w 1800 9 || die "another build-debs into $outdir did not finish within 30 minutes"
 
 # --- What the packages are made of --------------------------------------------------------------
-mapfile -d '' files < <(git -C "$here" ls-files -z)
+# Tracked files and new ones not yet added (but not ignored ones: build directories, debian/'s
+# build leftovers), so that a tree in the middle of an edit builds as it is. dpkg-buildpackage's
+# obj-* directory of a build in the checkout itself is left out too.
+mapfile -d '' files < <(git -C "$here" ls-files -z --cached --others --exclude-standard |
+    grep -z -v -E '^obj-[^/]*/')
 [ ${#files[@]} -gt 0 ] || die "git ls-files lists nothing in $here"
 present=()
 for f in "${files[@]}"; do
@@ -145,7 +150,7 @@ done
 # --- Lint, then publish -------------------------------------------------------------------------
 # lintian reads the .changes and both .debs. Root is fine here (it only unpacks).
 set +e
-lintian --fail-on error --display-info --no-tag-display-limit "$work/$changes" >"$work/lintian.txt" 2>&1
+lintian --fail-on error --display-info --tag-display-limit 0 "$work/$changes" >"$work/lintian.txt" 2>&1
 lrc=$?
 set -e
 grep -v 'running with root privileges' "$work/lintian.txt" >&2 || true
