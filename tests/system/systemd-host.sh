@@ -13,6 +13,9 @@
 #   tests/system/systemd-host.sh [--debs DIR]
 #     --debs DIR   install piemu_*.deb and cockpit-piemu_*.deb from DIR instead of building them
 #                  with tools/build-debs.sh
+#     --no-fdstore a check of the check: piemud's unit gets FileDescriptorStoreMax=0 in the
+#                  container, so its listening sockets close during a restart, and the smoke's
+#                  "no stranger binds a board's port" must FAIL (the run then fails)
 # Environment: PIEMU_NSPAWN_CACHE (default /var/cache/piemu/nspawn) holds the root, keyed by a hash
 # of the recipe below; PIEMU_NSPAWN_WORK (default /var/tmp) is where each run's copy lives.
 #
@@ -30,10 +33,12 @@ top=$(cd "$here/../.." && pwd)
 cache=${PIEMU_NSPAWN_CACHE:-/var/cache/piemu/nspawn}
 workbase=${PIEMU_NSPAWN_WORK:-/var/tmp}
 debs_dir=
+no_fdstore=0
 while [ $# -gt 0 ]; do
     case $1 in
     --debs) debs_dir=$(cd "$2" && pwd); shift 2 ;;
     --debs=*) debs_dir=$(cd "${1#--debs=}" && pwd); shift ;;
+    --no-fdstore) no_fdstore=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "systemd-host: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -97,6 +102,7 @@ print_costs() {
 root_pkgs=(
     systemd systemd-sysv dbus polkitd pkexec apt ca-certificates systemd-container
     openssl libgnutls30 libxml2 liblzma5 libfdt1 libblkid1 libseccomp2 mtools logrotate
+    debian-archive-keyring cpio device-tree-compiler e2fsprogs kmod python3 xz-utils zstd
     cockpit-bridge
 )
 root_bpo=(
@@ -188,34 +194,66 @@ wait_gone() {
     return 1
 }
 
+# The container's processes, found through its PID namespace (no names): none may outlive a run.
+pidns=
+left_in_container() {
+    [ -n "$pidns" ] || return 1
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$pidns" ] && return 0
+    done
+    return 1
+}
+
 teardown() {
     local rc=$?
     set +e
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
         phase teardown
-        # A clean poweroff first (stops piemud, libvirtd, QEMU in order); then nspawn's own SIGTERM
-        # (it asks the container's systemd to power off); SIGKILL last. All bounded.
-        if [ -n "$cpid" ]; then cexec systemctl poweroff --no-block >/dev/null 2>&1; fi
+        if [ -n "$cpid" ]; then
+            cexec journalctl -b --no-pager -o short-monotonic >"$run/journal.log" 2>&1
+            # Boards a failed smoke left running: libvirt-guests would otherwise hold the poweroff
+            # for minutes trying to shut them down gracefully (raspi machines have no ACPI).
+            for d in $(cexec timeout 30 virsh -q -c qemu:///system list --name 2>/dev/null); do
+                case $d in piemu-*) cexec timeout 30 virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1 ;; esac
+            done
+            # A clean poweroff (piemud, libvirtd and QEMU stop in order), bounded.
+            cexec systemctl poweroff --no-block >/dev/null 2>&1
+        fi
         if ! wait_gone "$nspawn_pid" 60; then
-            say "the container did not power off within 60 s: SIGTERM to nspawn ($nspawn_pid)"
-            kill -TERM "$nspawn_pid"
+            # SIGKILL to the container's PID 1 ends its whole PID namespace; nspawn then exits.
+            # (SIGKILL to nspawn itself would leave the container running without it.)
+            say "FAIL: the container did not power off within 60 s: SIGKILL to its PID 1 ($cpid)"
+            rc=1
+            [ -z "$cpid" ] || kill -KILL "$cpid"
             if ! wait_gone "$nspawn_pid" 30; then
-                say "nspawn still there after 30 s: SIGKILL"
+                say "nspawn ($nspawn_pid) still there 30 s later: SIGKILL"
                 kill -KILL "$nspawn_pid"
                 wait_gone "$nspawn_pid" 10
             fi
         fi
         wait "$nspawn_pid" 2>/dev/null
-        if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
-            say "FAIL: the container's PID 1 ($cpid) outlived nspawn"
+        for _ in $(seq 1 50); do left_in_container || break; sleep 0.1; done
+        if left_in_container; then
+            say "FAIL: processes of the container are left:"
+            for p in /proc/[0-9]*; do
+                [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$pidns" ] && echo "  ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline")"
+            done
             rc=1
         fi
     fi
     if [ -n "$merged" ] && mountpoint -q "$merged"; then
         umount "$merged" || umount -l "$merged"
     fi
-    if [ -n "$run" ]; then rm -rf --one-file-system -- "$run"; fi
+    if [ -n "$run" ]; then
+        # The logs of the last run stay for a look afterwards (console, apt, journal, build).
+        rm -rf -- "$workbase/piemu-systemd-host.last"
+        mkdir -p "$workbase/piemu-systemd-host.last"
+        cp "$run"/*.log "$workbase/piemu-systemd-host.last/" 2>/dev/null
+        rm -rf --one-file-system -- "$run"
+    fi
     [ -z "${costs[*]:-}" ] || print_costs
+    [ "$rc" = 0 ] || say "logs of this run: $workbase/piemu-systemd-host.last/"
     exit "$rc"
 }
 trap teardown EXIT
@@ -245,30 +283,21 @@ fi
 phase debs
 run=$(mktemp -d "$workbase/piemu-systemd-host.XXXXXX")
 mkdir -p "$run/upper" "$run/work" "$run/merged" "$run/debs"
-stopgap=0
 if [ -n "$debs_dir" ]; then
     cp "$debs_dir"/piemu_*.deb "$debs_dir"/cockpit-piemu_*.deb "$run/debs/"
-elif [ -x "$top/tools/build-debs.sh" ]; then
-    "$top/tools/build-debs.sh" "$run/debs" >"$run/build-debs.log" 2>&1 || {
+else
+    # Built from the working tree; tools/build-debs.sh keeps them in the cache and rebuilds only
+    # when the tree (or its tools) changed.
+    "$top/tools/build-debs.sh" "$cache/debs" >"$run/debs.list" 2>"$run/build-debs.log" || {
         tail -n 40 "$run/build-debs.log" >&2
         die "tools/build-debs.sh failed"
     }
-else
-    # Stop-gap until tools/build-debs.sh exists: the tree installed with meson into the container.
-    stopgap=1
-    say "STOP-GAP: no tools/build-debs.sh yet; installing with meson instead of apt"
-    bdir=$workbase/piemu-systemd-host-build
-    if [ ! -f "$bdir/build.ninja" ]; then
-        meson setup "$bdir" "$top" --prefix=/usr --sysconfdir=/etc --localstatedir=/var \
-            --buildtype=debugoptimized >"$run/meson.log" 2>&1 || { tail -n 30 "$run/meson.log" >&2; die "meson setup failed"; }
-    fi
-    ninja -C "$bdir" >"$run/ninja.log" 2>&1 || { tail -n 30 "$run/ninja.log" >&2; die "build failed"; }
+    tail -n 3 "$run/build-debs.log" | sed 's/^/    /'
+    xargs cp -t "$run/debs/" <"$run/debs.list"
 fi
-if [ "$stopgap" = 0 ]; then
-    ls "$run/debs"/piemu_*.deb "$run/debs"/cockpit-piemu_*.deb >/dev/null 2>&1 ||
-        die "no piemu_*.deb and cockpit-piemu_*.deb to install"
-    say "packages: $(cd "$run/debs" && echo *.deb)"
-fi
+ls "$run/debs"/piemu_*.deb "$run/debs"/cockpit-piemu_*.deb >/dev/null 2>&1 ||
+    die "no piemu_*.deb and cockpit-piemu_*.deb to install"
+say "packages: $(cd "$run/debs" && echo *.deb)"
 # The one-file import's image: small, Raspberry Pi OS-shaped, built as the unit tests build it.
 imgsrc=/var/lib/piemu/images/default/dtb
 [ -f "$imgsrc" ] || die "no $imgsrc: the host's default images are built by tools/setup.sh"
@@ -309,7 +338,8 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ -n "$cpid" ] || { tail -n 30 "$run/console.log" >&2; die "no systemd inside the container after 30 s"; }
-say "container $name: nspawn $nspawn_pid, its systemd $cpid"
+pidns=$(readlink "/proc/$cpid/ns/pid")
+say "container $name: nspawn $nspawn_pid, its systemd $cpid ($pidns)"
 # The bus socket appears a moment after PID 1 starts; is-system-running needs it.
 state=
 for _ in $(seq 1 300); do
@@ -327,34 +357,39 @@ esac
 # --- phase: install --------------------------------------------------------------------------------
 phase install
 cexec apt-get -q update >"$run/apt.log" 2>&1 || { tail -n 20 "$run/apt.log" >&2; die "apt-get update failed"; }
-if [ "$stopgap" = 0 ]; then
-    # As README's "Install from packages" does: the two packages, and libvirt and QEMU named from
-    # bookworm-backports (already in the root, so nothing moves).
-    cexec sh -c 'cd /root/debs && apt-get install -y -q ./piemu_*.deb ./cockpit-piemu_*.deb' \
-        >>"$run/apt.log" 2>&1 || { tail -n 40 "$run/apt.log" >&2; die "apt-get install failed"; }
-    cexec dpkg-query -W piemu cockpit-piemu
+# README's "Install from packages" block, run as it says (as root, in the directory holding the
+# .deb files), except that its image build is replaced by copying the host's images (building them
+# again costs minutes and tests build-image.sh, which the host suite does). Until README has that
+# section: the same apt line by hand, and the TLS set-up command the package names.
+block=$(awk '/^## Install from packages/ { s = 1; next } s && /^## / { exit }
+    s && /^```/ { if (b) exit; b = 1; next } s && b { print }' "$top/README.md")
+if [ -n "$block" ]; then
+    say "README's Install from packages block, without its image build:"
+    grep -v 'piemu-build-images' <<<"$block" | sed 's/^/    /'
+    grep -v 'piemu-build-images' <<<"$block" >"$merged/root/install.sh"
 else
-    DESTDIR=$merged meson install -C "$bdir" --quiet >"$run/install.log" 2>&1 ||
-        { tail -n 30 "$run/install.log" >&2; die "meson install failed"; }
-    cexec systemd-sysusers
-    cexec systemd-tmpfiles --create
-    cexec systemctl daemon-reload
-    cexec busctl call org.freedesktop.DBus / org.freedesktop.DBus ReloadConfig
+    say "README has no Install from packages section yet: apt-get install and piemu-setup-tls"
+    {
+        echo "apt-get install -y ./piemu_*.deb ./cockpit-piemu_*.deb \\"
+        echo "    ${root_bpo[*]/%//bookworm-backports}"
+        echo piemu-setup-tls
+    } >"$merged/root/install.sh"
 fi
-# TLS for the serial lines: the product's set-up command.
-if cexec test -x /usr/sbin/piemu-setup-tls; then
-    cexec piemu-setup-tls >>"$run/apt.log" 2>&1
-elif cexec test -x /usr/libexec/piemu/setup-tls.sh; then
-    cexec /usr/libexec/piemu/setup-tls.sh >>"$run/apt.log" 2>&1
-else
-    # The stop-gap installs no set-up command: the tree's own script does the same.
-    cp "$top/tools/setup-tls.sh" "$merged/root/setup-tls.sh"
-    cexec bash /root/setup-tls.sh >>"$run/apt.log" 2>&1 || { tail -n 20 "$run/apt.log" >&2; die "setup-tls failed"; }
-fi
-cexec systemctl restart libvirtd
-# The images into the catalog, owned by the daemon's user as a built image is.
+cexec bash -c 'set -euxo pipefail; cd /root/debs; . /root/install.sh' >>"$run/apt.log" 2>&1 ||
+    { tail -n 40 "$run/apt.log" >&2; die "installing failed (log above)"; }
+cexec dpkg-query -W piemu cockpit-piemu
+cexec grep -H '^[^#]*chardev_tls_x509_cert_dir' /etc/libvirt/qemu.conf ||
+    die "piemu-setup-tls did not point qemu.conf at QEMU's certificates"
+# The images into the catalog, owned by the daemon's user as built ones are.
 cexec sh -c 'cp -a /root/piemu-images/. /var/lib/piemu/images/ && chown -R piemu:piemu /var/lib/piemu/images'
 cexec systemctl try-restart piemud
+
+if [ "$no_fdstore" = 1 ]; then
+    say "--no-fdstore: piemud's unit without the fd store (the port check must fail)"
+    mkdir -p "$merged/etc/systemd/system/piemud.service.d"
+    printf '[Service]\nFileDescriptorStoreMax=0\n' >"$merged/etc/systemd/system/piemud.service.d/no-fdstore.conf"
+    cexec systemctl daemon-reload
+fi
 
 # --- phase: smoke ----------------------------------------------------------------------------------
 phase smoke
@@ -364,5 +399,4 @@ if [ "$smoke_rc" != 0 ]; then
     say "the smoke failed; piemud's and libvirtd's journal:"
     cexec journalctl -u piemud -u libvirtd --no-pager -n 60 || true
 fi
-[ "$stopgap" = 0 ] || say "NOTE: installed with meson (stop-gap), not from .deb packages"
 exit "$smoke_rc"
