@@ -117,7 +117,22 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
         Board *b = userdata;
-        board_gpio_level_changed(b, line, level, now_usec(CLOCK_REALTIME));
+        uint64_t ts = now_usec(CLOCK_REALTIME);
+
+        /* QEMU raises or lowers an output line only when its level changes. A lower for a pin piemud
+         * knows as low (or a raise for one it knows as high) therefore means the change before it was
+         * missed: QEMU's model fires nothing for a level written while the pin is an input that then
+         * becomes an output (piemu-gpio-shim set does that, to avoid a glitch on real hardware), and
+         * such a pulse can fall between two GPLEV reads. Both changes are reported, in order. When the
+         * missed one happened is not known, only that it was after the last read: it carries the
+         * moment piemud learned of it. */
+        if (b->qtest_levels_known && line < GPIO_PROTO_NPINS &&
+            !!(b->levels & (UINT64_C(1) << line)) == level) {
+                log_debug("board %s: GPIO %u went %s without an IRQ (seen at the next one)", b->config.name,
+                          line, level ? "low" : "high");
+                board_gpio_level_changed(b, line, !level, ts);
+        }
+        board_gpio_level_changed(b, line, level, ts);
         mark_busy(b);
 }
 
