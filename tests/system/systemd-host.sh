@@ -71,7 +71,8 @@ fi
 
 # --- phases and their cost -----------------------------------------------------------------------
 declare -a costs=()
-phase_name= phase_t0=
+phase_name=''
+phase_t0=''
 phase() {
     phase_end
     phase_name=$1
@@ -136,7 +137,10 @@ customize_root() {
     # The container shares the host's network namespace (no CAP_NET_ADMIN in it): libvirt's default
     # NAT network could not come up there, and must not fight the host's virbr0 if it could.
     rm -f "$r/etc/libvirt/qemu/networks/autostart/default.xml"
-    # Quick, quiet logins for the test users; a fixed machine-id is not wanted (each boot makes one).
+    # A name of its own that resolves (libvirtd looks its host name up), and no machine-id: each
+    # boot makes one.
+    echo piemu-sdhost >"$r/etc/hostname"
+    printf '127.0.0.1 localhost\n127.0.1.1 piemu-sdhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
     : >"$r/etc/machine-id"
 }
 
@@ -175,7 +179,6 @@ run=
 merged=
 nspawn_pid=
 cpid=
-watchdogs=()
 
 cexec() {
     # A command inside the container, with a clean environment (the host's is not the container's).
@@ -220,7 +223,12 @@ teardown() {
             # A clean poweroff (piemud, libvirtd and QEMU stop in order), bounded.
             cexec systemctl poweroff --no-block >/dev/null 2>&1
         fi
-        if ! wait_gone "$nspawn_pid" 60; then
+        if ! wait_gone "$nspawn_pid" 10 && [ -n "$cpid" ]; then
+            # Slow: say what the poweroff waits for.
+            say "the container is still powering off after 10 s; its jobs:"
+            cexec systemctl list-jobs --no-pager 2>&1 | sed 's/^/    /'
+        fi
+        if ! wait_gone "$nspawn_pid" 50; then
             # SIGKILL to the container's PID 1 ends its whole PID namespace; nspawn then exits.
             # (SIGKILL to nspawn itself would leave the container running without it.)
             say "FAIL: the container did not power off within 60 s: SIGKILL to its PID 1 ($cpid)"
@@ -274,8 +282,8 @@ else
         die "mmdebstrap failed (log: $cache/build-$key.log)"
     }
     # Roots of older recipes are of no further use.
-    for old in "$cache"/bookworm-*; do
-        [ "$old" = "$root" ] || rm -rf --one-file-system -- "$old"
+    for old in "$cache"/bookworm-* "$cache"/build-*.log; do
+        case $old in "$root" | "$cache/build-$key.log") ;; *) rm -rf --one-file-system -- "$old" ;; esac
     done
 fi
 
@@ -299,7 +307,15 @@ ls "$run/debs"/piemu_*.deb "$run/debs"/cockpit-piemu_*.deb >/dev/null 2>&1 ||
     die "no piemu_*.deb and cockpit-piemu_*.deb to install"
 say "packages: $(cd "$run/debs" && echo *.deb)"
 # The one-file import's image: small, Raspberry Pi OS-shaped, built as the unit tests build it.
+# The host's default images are copied into the container (below); tools/setup.sh may be building
+# them right now: wait for them, bounded (PIEMU_IMAGES_WAIT seconds, default 900).
 imgsrc=/var/lib/piemu/images/default/dtb
+n=$((${PIEMU_IMAGES_WAIT:-900} * 2))
+while [ ! -f /var/lib/piemu/images/default/meta ] && [ "$n" -gt 0 ]; do
+    [ $((n % 120)) != 0 ] || say "waiting for the host's default image (/var/lib/piemu/images/default/meta)"
+    sleep 0.5
+    n=$((n - 1))
+done
 [ -f "$imgsrc" ] || die "no $imgsrc: the host's default images are built by tools/setup.sh"
 bash "$top/tests/unit/make-extract-images.sh" "$run/import" "$imgsrc" >/dev/null
 

@@ -8,7 +8,7 @@
 # status is 1 if any check failed. Costs about three short raspi3b boots under TCG (a few minutes).
 # No "set -e": a command that fails is something a check reports, not a reason to stop checking.
 set -uo pipefail
-cd /root
+cd /root || exit 1
 export PIEMU_PAGER=cat
 
 pass=0
@@ -66,7 +66,7 @@ guest_run() {
 GPLEV0=0x3f200034
 SET23='devmem 0x3f200008 32 $(( ($(devmem 0x3f200008) & ~(7<<9)) | (1<<9) )) && devmem 0x3f20001c 32 0x00800000'
 CLR23='devmem 0x3f200028 32 0x00800000'
-level17='$(( ($(devmem 0x3f200034) >> 17) & 1 ))'
+level17="\$(( (\$(devmem $GPLEV0) >> 17) & 1 ))"
 
 # gpio_both_ways BOARD WHEN: SetPin seen by the guest, a pin the guest drives seen by GetPin and
 # GpioChanged.
