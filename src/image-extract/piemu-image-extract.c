@@ -38,6 +38,7 @@
 #include "dtb-patch.h"
 #include "extract-errors.h"
 #include "macro.h"
+#include "pi-models.h"
 #include "rpi-config.h"
 
 #ifndef PIEMU_MCOPY
@@ -1279,10 +1280,10 @@ static void help(void) {
                "name the PL011 and the mini UART.\n"
                "\n"
                "Options:\n"
-               "  --model=MODEL     the QEMU machine: raspi0, raspi1ap, raspi2b, raspi3ap,\n"
-               "                    raspi3b (default) or raspi4b; selects the config.txt\n"
-               "                    sections, the default kernel and dtb names and the board\n"
-               "                    revision written to the dtb\n"
+               "  --model=MODEL     the QEMU machine, raspi3b by default; one of\n"
+               "                    %s;\n"
+               "                    selects the config.txt sections, the default kernel and\n"
+               "                    dtb names and the board revision written to the dtb\n"
                "  --max-size=BYTES  refuse images larger than this once decompressed\n"
                "                    (default 32 GiB; K, M, G, T suffixes are powers of 1024)\n"
                "  --dtb-only        stdin is a dtb: patch it into fd 3's directory\n"
@@ -1307,7 +1308,7 @@ static void help(void) {
                "  17  the device tree is invalid\n"
                "  18  cmdline.txt has control characters, non-ASCII bytes or an\n"
                "      unterminated quote, or is longer than 4096 bytes\n",
-               PROG, PROG);
+               PROG, PROG, pi_model_names());
 }
 
 static int parse_size(const char *s, uint64_t *ret) {
@@ -1367,9 +1368,8 @@ static int parse_argv(Ctx *c, int argc, char *argv[]) {
                 case ARG_MODEL:
                         c->model = rpi_model_from_string(optarg);
                         if (c->model < 0)
-                                return failf(c, IMAGE_EXTRACT_USAGE,
-                                             "unknown model (want raspi0, raspi1ap, raspi2b, raspi3ap, "
-                                             "raspi3b or raspi4b)");
+                                return failf(c, IMAGE_EXTRACT_USAGE, "unknown model (want one of %s)",
+                                             pi_model_names());
                         break;
                 case ARG_MAX_SIZE:
                         if (parse_size(optarg, &c->max_size) < 0 || c->max_size == 0)
