@@ -21,6 +21,10 @@
 #     --force      rebuild even if OUTDIR holds packages of the same inputs
 set -euo pipefail
 
+# All of it in one function, read whole before it runs: other tests call this script while the
+# tree (this file included) may be edited.
+main() {
+
 prog=build-debs
 say() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
@@ -122,9 +126,21 @@ if [ "$nocheck" = 1 ]; then
 fi
 if ! (cd "$src" && dpkg-checkbuilddeps "${profiles[@]}" >/dev/null 2>&1); then
     [ "$(id -u)" = 0 ] || die "build dependencies missing (as root this script installs them): $(cd "$src" && dpkg-checkbuilddeps "${profiles[@]}" 2>&1 | tail -n1)"
+    # libvirt-dev >= 11 exists only in bookworm-backports on Debian 12, and apt-get build-dep takes
+    # no release per package: install it by name from there first (its own dependencies follow;
+    # systemd stays at bookworm's).
+    if ! (cd "$src" && dpkg-checkbuilddeps "${profiles[@]}" 2>&1 | grep -q 'libvirt-dev') ||
+        ! apt-cache policy libvirt-dev 2>/dev/null | grep -q bookworm-backports; then
+        :
+    else
+        say "installing libvirt-dev from bookworm-backports"
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -q -y \
+            --no-install-recommends install libvirt-dev/bookworm-backports >"$outdir/build-dep.log" 2>&1 ||
+            die "apt-get install libvirt-dev/bookworm-backports failed; see $outdir/build-dep.log"
+    fi
     say "installing build dependencies (apt-get build-dep)"
     (cd "$src" && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -q -y \
-        --no-install-recommends build-dep "${profiles[@]}" ./) >"$outdir/build-dep.log" 2>&1 ||
+        --no-install-recommends build-dep "${profiles[@]}" ./) >>"$outdir/build-dep.log" 2>&1 ||
         die "apt-get build-dep failed; see $outdir/build-dep.log"
 fi
 
@@ -162,3 +178,7 @@ cp "$work/$deb" "$work/$cdeb" "$work/$changes" "$work/$buildinfo" "$work/lintian
 echo "$stamp_hash" >"$stamp"
 say "packages in $outdir: $deb $cdeb $changes $buildinfo (lintian: $outdir/lintian.txt)"
 printf '%s\n' "$outdir/$deb" "$outdir/$cdeb"
+}
+
+main "$@"
+exit
