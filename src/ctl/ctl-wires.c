@@ -95,12 +95,14 @@ int verb_unwire(int argc, char *argv[]) {
 }
 
 int verb_wires(int argc, char *argv[]) {
+        static const ListColumn columns[] = {
+                {"ID", "id", false},       {"FROM", "from_board", false}, {"PIN", "from_pin", true},
+                {"TO", "to_board", false}, {"PIN", "to_pin", true},
+        };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(table_freep) Table *t = NULL;
-        JsonWriter j;
+        _cleanup_(list_freep) List *l = NULL;
         const char *id, *from, *to;
         uint32_t from_pin, to_pin;
-        size_t n = 0;
         sd_bus *bus;
         int r;
 
@@ -111,60 +113,28 @@ int verb_wires(int argc, char *argv[]) {
                      &reply, "list the wires", NULL, NULL, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
+        l = list_new(columns, ELEMENTSOF(columns));
+        if (!l) {
+                fprintf(stderr, "Out of memory.\n");
+                return CTL_EXIT_FAILURE;
+        }
         r = sd_bus_message_enter_container(reply, 'a', "(ssusu)");
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        /* In piemud's order, unsorted. */
+        while ((r = sd_bus_message_read(reply, "(ssusu)", &id, &from, &from_pin, &to, &to_pin)) > 0) {
+                char fp[16], tp[16];
 
-        if (arg_json != JSON_OFF) {
-                json_init(&j, stdout, arg_json);
-                json_open(&j, '[');
-        } else {
-                t = table_new(5, (const char *const[]){"ID", "FROM", "PIN", "TO", "PIN"});
-                if (!t) {
+                snprintf(fp, sizeof(fp), "%" PRIu32, from_pin);
+                snprintf(tp, sizeof(tp), "%" PRIu32, to_pin);
+                if (list_add(l, (const char *const[]){id, from, fp, to, tp}) < 0) {
                         fprintf(stderr, "Out of memory.\n");
                         return CTL_EXIT_FAILURE;
                 }
         }
-        while ((r = sd_bus_message_read(reply, "(ssusu)", &id, &from, &from_pin, &to, &to_pin)) > 0) {
-                if (arg_json != JSON_OFF) {
-                        json_open(&j, '{');
-                        json_key(&j, "id");
-                        json_string(&j, id);
-                        json_key(&j, "from_board");
-                        json_string(&j, from);
-                        json_key(&j, "from_pin");
-                        json_uint(&j, from_pin);
-                        json_key(&j, "to_board");
-                        json_string(&j, to);
-                        json_key(&j, "to_pin");
-                        json_uint(&j, to_pin);
-                        json_close(&j, '}');
-                } else {
-                        char fp[16], tp[16];
-
-                        snprintf(fp, sizeof(fp), "%" PRIu32, from_pin);
-                        snprintf(tp, sizeof(tp), "%" PRIu32, to_pin);
-                        if (table_add_row(t, (const char *const[]){id, from, fp, to, tp}) < 0) {
-                                fprintf(stderr, "Out of memory.\n");
-                                return CTL_EXIT_FAILURE;
-                        }
-                }
-                n++;
-        }
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        if (arg_json != JSON_OFF) {
-                json_close(&j, ']');
-                json_finish(&j);
-                return CTL_EXIT_OK;
-        }
-        if (n > 0)
-                table_print(t, stdout);
-        if (arg_legend)
-                printf(n == 0 ? "No wires. Add one with 'piemuctl wire FROM:PIN TO:PIN'.\n"
-                              : "\n%zu wire%s listed.\n",
-                       n, n == 1 ? "" : "s");
-        return CTL_EXIT_OK;
+        return list_print(l, "wire", "No wires. Add one with 'piemuctl wire FROM:PIN TO:PIN'.");
 }
 
 /* An I2C address as the i2c option writes it: 0x48 or 72. */

@@ -97,6 +97,25 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
 void pager_open(void);
 void pager_close(void);
 
+/* ctl-list.c: the list verbs' output, a table or (--json) an array of objects. */
+typedef struct ListColumn {
+        const char *header;   /* the table's column, or NULL: in JSON only */
+        const char *json_key; /* the JSON object's key, or NULL: in the table only */
+        bool number;          /* a JSON number: the cell holds decimal digits */
+} ListColumn;
+
+typedef struct List List;
+List *list_new(const ListColumn *columns, size_t n_columns);
+/* Copies one cell per column. */
+int list_add(List *l, const char *const *cells);
+/* By the first column. */
+void list_sort(List *l);
+/* Opens the pager, then prints JSON, or the table (if there are rows) and, unless --no-legend,
+ * "N <what>s listed." or if_none. Returns an exit status. */
+int list_print(const List *l, const char *what, const char *if_none);
+List *list_free(List *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(List *, list_free);
+
 /* ctl-bus.c */
 typedef struct RemoteHost {
         char *destination; /* what ssh connects to: [USER@]HOST, an IPv6 address without brackets */

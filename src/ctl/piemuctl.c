@@ -155,46 +155,17 @@ static bool want_json(void) {
 
 /* ---- list ---- */
 
-/* Rows point into the reply message (sd_bus_message_read hands out pointers into its body), which
- * outlives them: nothing is copied. */
-typedef struct BoardEntry {
-        const char *name;
-        const char *state;
-        uint32_t owner;
-        const char *path;
-} BoardEntry;
-
-static int compare_boards(const void *a, const void *b) {
-        return strcmp(((const BoardEntry *)a)->name, ((const BoardEntry *)b)->name);
-}
-
-/* Makes room for one more element of size `size` in *p (holding n, with room for *allocated). */
-static int grow(void **p, size_t *allocated, size_t n, size_t size) {
-        if (n < *allocated)
-                return 0;
-        size_t k = *allocated ? *allocated * 2 : 16;
-        void *e = reallocarray(*p, k, size);
-        if (!e)
-                return -ENOMEM;
-        *p = e;
-        *allocated = k;
-        return 0;
-}
-
-static void print_legend(size_t n, const char *what, const char *if_none) {
-        if (!arg_legend)
-                return;
-        if (n == 0)
-                printf("%s\n", if_none);
-        else
-                printf("\n%zu %s%s listed.\n", n, what, n == 1 ? "" : "s");
-}
-
 static int verb_list(int argc, char *argv[]) {
+        static const ListColumn columns[] = {
+                {"NAME", "name", false}, {"STATE", "state", false},
+                {"OWNER", NULL, false}, /* the user's name, for people */
+                {NULL, "owner", true},  /* the uid, for programs */
+                {NULL, "path", false},
+        };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ BoardEntry *boards = NULL;
-        size_t n = 0, allocated = 0;
-        BoardEntry e;
+        _cleanup_(list_freep) List *l = NULL;
+        const char *name, *state, *path;
+        uint32_t owner;
         sd_bus *bus;
         int r;
 
@@ -207,56 +178,24 @@ static int verb_list(int argc, char *argv[]) {
         if (r != CTL_EXIT_OK)
                 return r;
 
+        l = list_new(columns, ELEMENTSOF(columns));
+        if (!l)
+                return oom();
         r = sd_bus_message_enter_container(reply, 'a', "(ssuo)");
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        while ((r = sd_bus_message_read(reply, "(ssuo)", &e.name, &e.state, &e.owner, &e.path)) > 0) {
-                if (grow((void **)&boards, &allocated, n, sizeof(BoardEntry)) < 0)
+        while ((r = sd_bus_message_read(reply, "(ssuo)", &name, &state, &owner, &path)) > 0) {
+                char user[64], uid[16];
+
+                snprintf(uid, sizeof(uid), "%" PRIu32, owner);
+                if (list_add(l, (const char *const[]){name, state, owner_name(owner, user, sizeof(user)),
+                                                      uid, path}) < 0)
                         return oom();
-                boards[n++] = e;
         }
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        if (n > 1)
-                qsort(boards, n, sizeof(BoardEntry), compare_boards);
-
-        pager_open();
-        if (want_json()) {
-                JsonWriter j;
-
-                json_init(&j, stdout, arg_json);
-                json_open(&j, '[');
-                for (size_t i = 0; i < n; i++) {
-                        json_open(&j, '{');
-                        json_key(&j, "name");
-                        json_string(&j, boards[i].name);
-                        json_key(&j, "state");
-                        json_string(&j, boards[i].state);
-                        json_key(&j, "owner");
-                        json_uint(&j, boards[i].owner);
-                        json_key(&j, "path");
-                        json_string(&j, boards[i].path);
-                        json_close(&j, '}');
-                }
-                json_close(&j, ']');
-                json_finish(&j);
-                return CTL_EXIT_OK;
-        }
-
-        _cleanup_(table_freep) Table *t = table_new(3, (const char *const[]){"NAME", "STATE", "OWNER"});
-        if (!t)
-                return oom();
-        for (size_t i = 0; i < n; i++) {
-                char user[64];
-                if (table_add_row(
-                            t, (const char *const[]){boards[i].name, boards[i].state,
-                                                     owner_name(boards[i].owner, user, sizeof(user))}) < 0)
-                        return oom();
-        }
-        if (n > 0)
-                table_print(t, stdout);
-        print_legend(n, "board", "No boards.");
-        return CTL_EXIT_OK;
+        list_sort(l);
+        return list_print(l, "board", "No boards.");
 }
 
 /* ---- status ---- */
@@ -751,21 +690,14 @@ static int verb_delete(int argc, char *argv[]) {
 
 /* ---- images ---- */
 
-/* Rows point into the reply message, as in list. */
-typedef struct ImageEntry {
-        const char *name;
-        const char *description;
-} ImageEntry;
-
-static int compare_images(const void *a, const void *b) {
-        return strcmp(((const ImageEntry *)a)->name, ((const ImageEntry *)b)->name);
-}
-
 static int verb_images(int argc, char *argv[]) {
+        static const ListColumn columns[] = {
+                {"NAME", "name", false},
+                {"DESCRIPTION", "description", false},
+        };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ ImageEntry *images = NULL;
-        size_t n = 0, allocated = 0;
-        ImageEntry e;
+        _cleanup_(list_freep) List *l = NULL;
+        const char *name, *description;
         sd_bus *bus;
         int r;
 
@@ -778,48 +710,19 @@ static int verb_images(int argc, char *argv[]) {
         if (r != CTL_EXIT_OK)
                 return r;
 
+        l = list_new(columns, ELEMENTSOF(columns));
+        if (!l)
+                return oom();
         r = sd_bus_message_enter_container(reply, 'a', "(ss)");
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        while ((r = sd_bus_message_read(reply, "(ss)", &e.name, &e.description)) > 0) {
-                if (grow((void **)&images, &allocated, n, sizeof(ImageEntry)) < 0)
+        while ((r = sd_bus_message_read(reply, "(ss)", &name, &description)) > 0)
+                if (list_add(l, (const char *const[]){name, description}) < 0)
                         return oom();
-                images[n++] = e;
-        }
         if (r < 0)
                 return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
-        if (n > 1)
-                qsort(images, n, sizeof(ImageEntry), compare_images);
-
-        pager_open();
-        if (want_json()) {
-                JsonWriter j;
-
-                json_init(&j, stdout, arg_json);
-                json_open(&j, '[');
-                for (size_t i = 0; i < n; i++) {
-                        json_open(&j, '{');
-                        json_key(&j, "name");
-                        json_string(&j, images[i].name);
-                        json_key(&j, "description");
-                        json_string(&j, images[i].description);
-                        json_close(&j, '}');
-                }
-                json_close(&j, ']');
-                json_finish(&j);
-                return CTL_EXIT_OK;
-        }
-
-        _cleanup_(table_freep) Table *t = table_new(2, (const char *const[]){"NAME", "DESCRIPTION"});
-        if (!t)
-                return oom();
-        for (size_t i = 0; i < n; i++)
-                if (table_add_row(t, (const char *const[]){images[i].name, images[i].description}) < 0)
-                        return oom();
-        if (n > 0)
-                table_print(t, stdout);
-        print_legend(n, "image", "No images. Import one with 'piemuctl import-image'.");
-        return CTL_EXIT_OK;
+        list_sort(l);
+        return list_print(l, "image", "No images. Import one with 'piemuctl import-image'.");
 }
 
 /* We open the files, with our own permissions, and pass descriptors: piemud never opens a path a client
