@@ -28,13 +28,27 @@
  * few bytes a streaming guest prints. The GPIO line is read at once (SetPin latency). */
 #define CONSOLE_BATCH_USEC 1000
 
-static const char *const state_names[_BOARD_STATE_MAX] = {
-        [BOARD_STOPPED] = "stopped",   [BOARD_STARTING] = "starting", [BOARD_RUNNING] = "running",
-        [BOARD_STOPPING] = "stopping", [BOARD_CRASHED] = "crashed",
-};
+/* Every verb starts here: board-fsm.c's table says whether it may run now (libvirtd reachable,
+ * no operation in flight, the right state), and which named error refuses it otherwise. */
+static int check_verb(Board *b, BoardVerb verb, sd_bus_error *error) {
+        BoardVerdict v = board_fsm_verb(verb, b->state, b->op, b->manager->conn != NULL);
+        const char *name = board_verdict_error_name(v);
 
-const char *board_state_to_string(BoardState s) {
-        return s >= 0 && s < _BOARD_STATE_MAX ? state_names[s] : "unknown";
+        switch (v) {
+        case BOARD_VERDICT_OK:
+                return 0;
+        case BOARD_VERDICT_UNAVAILABLE:
+                return sd_bus_error_setf(error, name,
+                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
+        case BOARD_VERDICT_ALREADY_RUNNING:
+                return sd_bus_error_setf(error, name, "Board %s is already %s.", b->config.name,
+                                         board_state_to_string(b->state));
+        case BOARD_VERDICT_NOT_RUNNING:
+                return sd_bus_error_setf(error, name, "Board %s is not running.", b->config.name);
+        default:
+                return sd_bus_error_setf(error, name, "Board %s is busy (%s).", b->config.name,
+                                         board_state_to_string(b->state));
+        }
 }
 
 /* Work handed to a worker thread: a self-contained copy, so the thread touches
@@ -592,16 +606,10 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         TlsCreds *creds = NULL;
         Job *j = NULL;
         int r;
-        if (!b->manager->conn)
-                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
-                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
-        if (b->op != BOARD_OP_NONE || b->state == BOARD_STOPPING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
-                                         board_state_to_string(b->state));
-        if (b->state == BOARD_RUNNING || b->state == BOARD_STARTING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_ALREADY_RUNNING, "Board %s is already %s.",
-                                         b->config.name, board_state_to_string(b->state));
+        r = check_verb(b, BOARD_VERB_START, error);
+        if (r < 0)
+                return r;
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
                 return manager_image_error(error, b->config.image, r);
@@ -699,16 +707,10 @@ static void stop_done(void *userdata) {
 int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
-        if (!b->manager->conn)
-                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
-                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
-        if (b->op != BOARD_OP_NONE)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
-                                         board_state_to_string(b->state));
-        if (b->state != BOARD_RUNNING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
-                                         b->config.name);
+        r = check_verb(b, BOARD_VERB_STOP, error);
+        if (r < 0)
+                return r;
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
@@ -749,13 +751,10 @@ static void delete_done(void *userdata) {
 int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
-        if (!b->manager->conn)
-                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
-                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
-        if (b->op != BOARD_OP_NONE || b->state == BOARD_STARTING || b->state == BOARD_STOPPING)
-                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY, "Board %s is busy (%s).", b->config.name,
-                                         board_state_to_string(b->state));
+        r = check_verb(b, BOARD_VERB_DELETE, error);
+        if (r < 0)
+                return r;
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
@@ -993,10 +992,10 @@ int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         _cleanup_(image_freep) Image *img = NULL;
         Job *j = NULL;
         int r;
-        if (!b->manager->conn)
-                return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
-                                         "libvirtd is not reachable; piemud is reconnecting. Try again.");
 
+        r = check_verb(b, BOARD_VERB_DEFINE, error);
+        if (r < 0)
+                return r;
         r = image_load(b->manager->images_dir, b->config.image, &img);
         if (r < 0)
                 return manager_image_error(error, b->config.image, r);
@@ -1106,33 +1105,27 @@ void board_domain_stopped(Board *b, bool crashed) {
 
         if (b->removed)
                 return;
-        if (b->op != BOARD_OP_NONE) {
-                /* Stop, Delete and cleanups end with the domain off anyway: their own event says
-                 * nothing new. During a Start (or a refresh) it does: applied when the operation
-                 * ends (job_done), after asking libvirt. */
-                if (b->op == BOARD_OP_START || b->op == BOARD_OP_REFRESH) {
-                        log_debug("board %s: lifecycle event during an operation, applied after it",
-                                  b->config.name);
-                        b->deferred_event = crashed ? BOARD_EVENT_CRASHED : BOARD_EVENT_STOPPED;
-                }
+        switch (board_fsm_event(b->state, b->op, b->waiting_for_lines)) {
+        case BOARD_EVENT_IGNORE:
                 return;
-        }
-
-        if (b->state == BOARD_STARTING && b->waiting_for_lines && b->op == BOARD_OP_NONE) {
-                /* QEMU went away while piemud waited for it to dial the lines. */
+        case BOARD_EVENT_DEFER:
+                log_debug("board %s: lifecycle event during an operation, applied after it", b->config.name);
+                b->deferred_event = crashed ? BOARD_EVENT_CRASHED : BOARD_EVENT_STOPPED;
+                return;
+        case BOARD_EVENT_START_FAILED:
                 b->waiting_for_lines = false;
                 start_failed(b, -ECHILD,
                              crashed ? "QEMU crashed before the guest ran"
                                      : "QEMU exited before the guest ran");
                 return;
+        case BOARD_EVENT_POWERED_OFF:
+                break;
         }
-        if (b->state != BOARD_RUNNING)
-                return; /* our own Stop/Delete/failed start, handled where it was started */
         log_info("board %s: the guest %s", b->config.name, crashed ? "crashed" : "powered off");
         if (crashed)
                 board_set_last_error(b, "The board's QEMU ended unexpectedly (it crashed or was killed).");
         board_disconnect(b);
-        set_state(b, crashed ? BOARD_CRASHED : BOARD_STOPPED);
+        set_state(b, board_fsm_state_after_power_off(crashed));
         if (!b->config.persistent && b->op == BOARD_OP_NONE && job_new(b, &j) >= 0) {
                 j->delete_volume = true;
                 if (submit(b, BOARD_OP_CLEANUP, j, cleanup_work, volume_cleanup_done) < 0)

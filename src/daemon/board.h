@@ -7,38 +7,14 @@
 #include <systemd/sd-bus.h>
 
 #include "board-config.h"
+#include "board-fsm.h"
 #include "gpio-proto.h"
 #include "macro.h"
 #include "manager.h"
 #include "serial.h"
 #include "watchers.h"
 
-typedef enum BoardState {
-        BOARD_STOPPED,
-        BOARD_STARTING,
-        BOARD_RUNNING,
-        BOARD_STOPPING,
-        BOARD_CRASHED,
-        _BOARD_STATE_MAX,
-} BoardState;
-
 #define BOARD_RECENT_MAX 8192
-
-typedef enum BoardOp {
-        BOARD_OP_NONE,
-        BOARD_OP_DEFINE,
-        BOARD_OP_START,
-        BOARD_OP_STOP,
-        BOARD_OP_DELETE,
-        BOARD_OP_CLEANUP,
-        BOARD_OP_REFRESH, /* asking libvirt how the domain is, after an event during an operation */
-} BoardOp;
-
-typedef enum BoardEvent {
-        BOARD_EVENT_NONE,
-        BOARD_EVENT_STOPPED,
-        BOARD_EVENT_CRASHED,
-} BoardEvent;
 
 struct Board {
         unsigned n_ref; /* the manager's, and one per job in flight */
@@ -95,7 +71,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Board *, board_unref);
 /* Leaving: lines, console clients and timers are dropped so that nothing calls into the board any
  * more. The manager does this before it drops the board from its list. */
 void board_shut(Board *b);
-const char *board_state_to_string(BoardState s);
 
 /* Asynchronous operations. They take a ref on `reply_to` (may be NULL) and answer
  * it when done. Errors that are known at once are returned with `error` set. */
