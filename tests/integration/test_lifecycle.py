@@ -50,7 +50,7 @@ def test_boot_console_and_stop(bus, board_factory, base_image_hash):
     b.wait_prompt()
     # Single-threaded TCG through piemu's wrapper (piemud's default): the domain names it, and the
     # QEMU that runs got the rewritten -accel.
-    assert "<emulator>/usr/libexec/piemu/qemu-system-aarch64</emulator>" in pb.virsh(
+    assert "<emulator>/usr/bin/piemu-qemu-system-aarch64</emulator>" in pb.virsh(
         "dumpxml", f"piemu-{b.name}").stdout
     with open(f"/run/libvirt/qemu/piemu-{b.name}.pid") as f:
         qemu_pid = int(f.read())

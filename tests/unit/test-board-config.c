@@ -102,8 +102,8 @@ static void test_domain_xml(void) {
         CHECK(domain_xml_build(&c, &img, "e0ed8b30'/><evil", NULL, &xml) == -EINVAL);
 
         /* The emulator is the first device, escaped; only absolute paths. */
-        CHECK(domain_xml_build(&c, &img, NULL, "/usr/libexec/piemu/qemu-system-aarch64", &xml) == 0);
-        CHECK_CONTAINS(xml, "  <devices>\n    <emulator>/usr/libexec/piemu/qemu-system-aarch64</emulator>\n"
+        CHECK(domain_xml_build(&c, &img, NULL, "/usr/bin/piemu-qemu-system-aarch64", &xml) == 0);
+        CHECK_CONTAINS(xml, "  <devices>\n    <emulator>/usr/bin/piemu-qemu-system-aarch64</emulator>\n"
                             "    <disk ");
         free(xml);
         xml = NULL;
