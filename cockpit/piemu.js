@@ -254,23 +254,19 @@
             .catch(err => showError(err, boardContext(board)));
     }
 
-    // QEMU's Raspberry Pi machines, as piemud's model table (src/shared/pi-models.c) has them.
-    const MODELS = [
-        ["raspi3b", "Raspberry Pi 3 Model B"],
-        ["raspi3ap", "Raspberry Pi 3 Model A+"],
-        ["raspi4b", "Raspberry Pi 4 Model B"],
-        ["raspi2b", "Raspberry Pi 2 Model B"],
-        ["raspi1ap", "Raspberry Pi 1 Model A+"],
-        ["raspi0", "Raspberry Pi Zero"],
-    ];
-
+    // The models piemud offers, from its Models property (the one table, src/shared/pi-models.c):
+    // the default first, each as name (description). The page keeps no list of its own.
     function fillModelChoice() {
-        $("create-model").replaceChildren(...MODELS.map(([value, label]) => {
-            const o = document.createElement("option");
-            o.value = value;
-            o.textContent = value + " (" + label + ")";
-            return o;
-        }));
+        return client.call(MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get", [MANAGER_IFACE, "Models"],
+                           { type: "ss" })
+            .then(([models]) => {
+                $("create-model").replaceChildren(...models.v.map(([name, description]) => {
+                    const o = document.createElement("option");
+                    o.value = name;
+                    o.textContent = name + " (" + description + ")";
+                    return o;
+                }));
+            });
     }
 
     function createBoard(ev) {
@@ -350,7 +346,6 @@
 
     function init() {
         images = new window.PiemuImagesView(client, showError, fillImageChoice);
-        fillModelChoice();
         $("create-form").addEventListener("submit", createBoard);
         $("detail-close").addEventListener("click", closeView);
         $("alert-close").addEventListener("click", clearError);
@@ -378,6 +373,7 @@
                     client.call(MANAGER_PATH, MANAGER_IFACE, "ListBoards", [])
                         .then(([list]) => list.forEach(([name, state, owner, path]) => addBoard(name, path, owner))),
                     images.refresh(),
+                    fillModelChoice(),
                 ]);
             })
             .catch(err => showError(err))

@@ -13,7 +13,7 @@ _piemuctl() {
         local cur prev words cword split
         _init_completion -s || return
 
-        local verbs='list status create delete start stop restart images import-image remove-image
+        local verbs='list status create delete start stop restart models images import-image remove-image
                      send set-pin get-pin pins watch console wait trace set-sensor
                      wire unwire wires help'
         local global_opts='-h --help --version --no-pager --no-legend -j --json= --no-ask-password
@@ -22,7 +22,7 @@ _piemuctl() {
                 [status]='-n --lines='
                 [create]='--image= --persistent --cmdline= --model= --i2c='
                 [trace]='--vcd= --pins= --duration='
-                [import-image]='--kernel= --dtb= --sd= --initrd= --description= --cmdline='
+                [import-image]='--kernel= --dtb= --sd= --initrd= --description= --cmdline= --model='
                 [send]='--no-newline'
                 [wait]='--state= --ready --serial= --pin= --since-now'
         )
@@ -30,6 +30,10 @@ _piemuctl() {
         case $prev in
         --image)
                 mapfile -t COMPREPLY < <(compgen -W "$(__piemuctl_names images)" -- "$cur")
+                return ;;
+        --model)
+                # The models piemud offers (its Models property): no list is kept here.
+                mapfile -t COMPREPLY < <(compgen -W "$(__piemuctl_names models)" -- "$cur")
                 return ;;
         --kernel | --dtb | --sd | --initrd | --vcd)
                 _filedir
@@ -47,7 +51,7 @@ _piemuctl() {
         --state)
                 mapfile -t COMPREPLY < <(compgen -W 'stopped starting running stopping crashed' -- "$cur")
                 return ;;
-        --timeout | --cmdline | --model | --description | --lines | -n | --serial | --pin | --pins | \
+        --timeout | --cmdline | --description | --lines | -n | --serial | --pin | --pins | \
                 --duration)
                 return ;;
         esac

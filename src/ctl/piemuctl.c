@@ -725,6 +725,64 @@ static int verb_images(int argc, char *argv[]) {
         return list_print(l, "image", "No images. Import one with 'piemuctl import-image'.");
 }
 
+/* ---- models ---- */
+
+/* The models come from piemud (its Models property), which is what decides which ones it accepts:
+ * piemuctl keeps no list of its own. Listed in piemud's order, the default model first. */
+static int verb_models(int argc, char *argv[]) {
+        static const ListColumn columns[] = {
+                {"NAME", "name", false},
+                {"DESCRIPTION", "description", false},
+                {"IMAGE", "default_image", false},
+                {"REVISION", "revision", false},
+                {"RAM", NULL, false},
+                {NULL, "memory_mib", true},
+                {"CPUS", "cpus", true},
+        };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(list_freep) List *l = NULL;
+        const char *name, *description, *image;
+        uint32_t revision, memory, cpus;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_bus(&bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_call(bus, PIEMU_MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get", ctl_call_timeout(0),
+                     false, &reply, "list the models", NULL, NULL, "ss", PIEMU_MANAGER_IFACE, "Models");
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        l = list_new(columns, ELEMENTSOF(columns));
+        if (!l)
+                return oom();
+        r = sd_bus_message_enter_container(reply, 'v', "a(sssuuu)");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(sssuuu)");
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        while ((r = sd_bus_message_read(reply, "(sssuuu)", &name, &description, &image, &revision, &memory,
+                                        &cpus)) > 0) {
+                char rev[16], ram[24], mib[16], n[16];
+
+                /* Revision codes are written in hex, as /proc/cpuinfo shows them. */
+                snprintf(rev, sizeof(rev), "%06" PRIx32, revision);
+                if (memory >= 1024 && memory % 1024 == 0)
+                        snprintf(ram, sizeof(ram), "%" PRIu32 " GiB", memory / 1024);
+                else
+                        snprintf(ram, sizeof(ram), "%" PRIu32 " MiB", memory);
+                snprintf(mib, sizeof(mib), "%" PRIu32, memory);
+                snprintf(n, sizeof(n), "%" PRIu32, cpus);
+                if (list_add(l, (const char *const[]){name, description, image, rev, ram, mib, n}) < 0)
+                        return oom();
+        }
+        if (r < 0)
+                return ctl_error(NULL, r, "parse piemud's reply", NULL, NULL);
+        return list_print(l, "model", "No models.");
+}
+
 /* We open the files, with our own permissions, and pass descriptors: piemud never opens a path a client
  * names. Returns an exit status. */
 static int open_image_file(const char *what, const char *path, int *ret_fd) {
@@ -1431,7 +1489,7 @@ static void print_exit_codes(void) {
 
 static int help(void) {
         printf("piemuctl [OPTIONS...] COMMAND ...\n\n"
-               "Create, run and wire up emulated Raspberry Pi 3B boards managed by piemud.\n\n"
+               "Create, run and wire up emulated Raspberry Pi boards managed by piemud.\n\n"
                "Boards:\n"
                "  list                     List boards (the default command)\n"
                "  status NAME              Show a board's properties and recent console output\n"
@@ -1441,6 +1499,7 @@ static int help(void) {
                "  start NAME...            Power boards on\n"
                "  stop NAME...             Power boards off (like pulling the cable)\n"
                "  restart NAME...          Stop and start boards\n"
+               "  models                   List the Raspberry Pi models boards can be\n"
                "\nConsole and GPIO:\n"
                "  console NAME             Attach to the serial console (leave with ^]^]^])\n"
                "  send NAME TEXT...        Type TEXT and Enter on the serial console\n"
@@ -1528,9 +1587,9 @@ static const Verb verbs[] = {
          "                          default image)\n"
          "     --persistent         Keep the board's disk changes across stop and start\n"
          "     --cmdline=ARGS       Append ARGS to the kernel command line\n"
-         "     --model=MODEL        QEMU machine: raspi3b (default), raspi3ap or raspi4b (image\n"
-         "                          'default'), raspi2b ('default-armhf'), raspi0 or raspi1ap\n"
-         "                          ('default-armel'); an image that does not boot on the model\n"
+         "     --model=MODEL        The Raspberry Pi model, one of 'piemuctl models' (default:\n"
+         "                          the first listed there), which also names each model's\n"
+         "                          default image; an image that does not boot on the model\n"
          "                          is refused with the models it boots on\n"
          "     --i2c=DEVICE@ADDRESS Put a QEMU I2C device on the header's bus (the guest's i2c-1);\n"
          "                          repeat for more. Devices: tmp105, tmp421 (temperature\n"
@@ -1547,6 +1606,11 @@ static const Verb verbs[] = {
          "Stop boards (if running) and start them again.\n"},
         {"images", 1, 1, verb_images, 0, "images",
          "List the images boards can boot. --json prints an array of {\"name\", \"description\"}.\n"},
+        {"models", 1, 1, verb_models, 0, "models",
+         "List the Raspberry Pi models piemud can emulate (create --model), the default first, with\n"
+         "the image a board of that model boots when create is given no --image, the board's\n"
+         "revision code, RAM and CPUs. --json prints an array of {\"name\", \"description\",\n"
+         "\"default_image\", \"revision\" (hex, as a string), \"memory_mib\", \"cpus\"}.\n"},
         {"import-image", 2, 3, verb_import_image,
          OPT_KERNEL | OPT_DTB | OPT_SD | OPT_INITRD | OPT_DESCRIPTION | OPT_CMDLINE | OPT_MODEL,
          "import-image NAME FILE.img[.xz]|- [--description=TEXT]\n"

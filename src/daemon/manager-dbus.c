@@ -780,9 +780,29 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PIEMU_VERSION);
 }
 
+/* The one model table (src/shared/pi-models.c), in its order (the default model first): name,
+ * description, default image, board revision, RAM in MiB, CPUs. piemuctl models, its completion and
+ * the Cockpit page read it here rather than keeping lists of their own. */
+static int property_get_models(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        size_t n;
+        const PiModel *models = pi_models(&n);
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sssuuu)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(sssuuu)", models[i].name, models[i].title,
+                                          models[i].default_image, models[i].revision, models[i].memory_mib,
+                                          models[i].vcpus);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Models", "a(sssuuu)", property_get_models, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("CreateBoard", SD_BUS_ARGS("s", name, "s", image, "a{sv}", options),
                                 SD_BUS_RESULT("o", board), method_create_board, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DeleteBoard", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_delete_board,

@@ -320,6 +320,55 @@ def test_images(daemon):
     assert "NAME" not in ok("images", "--no-legend").stdout
 
 
+def test_models(daemon, bus):
+    """models prints piemud's Models property, the one table of models (the default first), as a
+    table and as JSON."""
+    models = pb.get_prop(bus, pb.MANAGER_PATH, pb.MANAGER_IFACE, "Models")
+    assert sorted(m[0] for m in models) == ["raspi0", "raspi1ap", "raspi2b", "raspi3ap", "raspi3b", "raspi4b"]
+    assert models[0][0] == "raspi3b" and models[0][2] == "default"
+
+    r = ok("models")
+    assert re.search(r"^NAME +DESCRIPTION +IMAGE +REVISION +RAM +CPUS$", r.stdout, re.M), r.stdout
+    rows = [line.split()[0] for line in r.stdout.splitlines()[1:len(models) + 1]]
+    assert rows == [m[0] for m in models], r.stdout
+    for name, description, image, revision, mib, cpus in models:
+        ram = f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
+        assert re.search(rf"^{name} +{re.escape(description)} +{re.escape(image)} +{revision:06x} +{ram} +{cpus}$",
+                         r.stdout, re.M), r.stdout
+    assert re.search(rf"^{len(models)} models listed\.$", r.stdout, re.M)
+    assert "NAME" not in ok("models", "--no-legend").stdout
+
+    assert json.loads(ok("models", "--json=short").stdout) == [
+        {"name": n, "description": d, "default_image": i, "revision": f"{rev:06x}", "memory_mib": mib, "cpus": c}
+        for n, d, i, rev, mib, c in models]
+
+
+def complete(piemuctl_bin, words, cword):
+    """Runs the bash completion in the repository for COMP_WORDS=words at index cword and returns
+    COMPREPLY; piemuctl (the one under test) is what it asks for names."""
+    bash_completion = "/usr/share/bash-completion/bash_completion"
+    if not os.path.exists(bash_completion):
+        _require("bash-completion is not installed")
+    # As bash has it: "--model=x" is the three words "--model", "=", "x" with no blanks between.
+    line = " ".join(words).replace(" = ", "=")
+    script = (f"source {bash_completion}\nsource {pb.REPO}/completion/piemuctl.bash\n"
+              'COMP_WORDS=("$@"); COMP_CWORD=$CWORD; COMP_LINE="$LINE"; COMP_POINT=${#COMP_LINE}\n'
+              "_piemuctl\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    env = dict(os.environ, CWORD=str(cword), LINE=line,
+               PATH=os.path.dirname(piemuctl_bin) + ":" + os.environ.get("PATH", ""))
+    r = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [w for w in r.stdout.splitlines() if w]
+
+
+def test_completion_asks_piemud_for_models(daemon, bus, piemuctl_bin):
+    names = [m[0] for m in pb.get_prop(bus, pb.MANAGER_PATH, pb.MANAGER_IFACE, "Models")]
+    assert complete(piemuctl_bin, ["piemuctl", "create", "b", "--model", ""], 4) == names
+    assert complete(piemuctl_bin, ["piemuctl", "create", "b", "--model", "=", "raspi3"], 5) == [
+        n for n in names if n.startswith("raspi3")]
+    assert complete(piemuctl_bin, ["piemuctl", "mode"], 1) == ["models"]
+
+
 def test_status(running_board):
     r = ok("status", running_board)
     assert r.stdout.startswith(running_board + "\n")
