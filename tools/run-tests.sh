@@ -54,3 +54,15 @@ step "End-to-end suite against the installed piemud"
 echo "(screenshots of the Cockpit page, and of any failure there, go to $PIEMU_ARTIFACTS_DIR)"
 tools/piemud-service.sh start
 "$PY" -m pytest -p no:cacheprovider -v tests/integration --ignore=tests/integration/test_polkit_probe.py
+
+# The packaged product on the hosts its users run, each after the host suite (never beside it: the
+# container shares this host's loopback). Both build the packages with tools/build-debs.sh (cached
+# by a hash of the tree) and cache their Debian roots under /var/cache/piemu.
+step "Debian packages: build and lintian"
+tools/build-debs.sh build/debs
+
+step "The systemd path: the packages on a Debian 12 systemd container (systemd-nspawn)"
+tests/system/systemd-host.sh --debs build/debs
+
+step "AppArmor: the packages on a Debian 12 VM with AppArmor (TCG)"
+tests/system/apparmor-vm.sh
