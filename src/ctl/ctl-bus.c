@@ -269,8 +269,20 @@ static void print_not_running(void) {
                                 "then try again.\n");
 }
 
+/* One line of the error table's text on stderr. The templates are checked by test-error-table, so
+ * a failure here is memory. */
+static void print_error_line(const char *template, const PiemuErrorArgs *args) {
+        _cleanup_free_ char *line = NULL;
+
+        if (piemu_error_expand(template, args, &line) < 0)
+                fprintf(stderr, "Out of memory.\n");
+        else
+                fprintf(stderr, "%s\n", line);
+}
+
 int ctl_error(const sd_bus_error *error, int r, const char *action, const char *board, const char *image) {
         _cleanup_free_ char *escaped = NULL;
+        const PiemuError *e;
         const char *raw, *msg;
         char span[32];
 
@@ -355,71 +367,30 @@ int ctl_error(const sd_bus_error *error, int r, const char *action, const char *
                                 "(org.piemu.* actions); try sudo or ask an administrator.\n");
                 return CTL_EXIT_ACCESS;
         }
-        if (error_is(error, "org.piemu.Error.NoSuchBoard") ||
-            (!isempty(board) && error_is(error, "org.freedesktop.DBus.Error.UnknownObject"))) {
-                fprintf(stderr, "No board named \"%s\"%s.\n", board, ctl_on_host());
-                fprintf(stderr, "'piemuctl list' shows the boards; 'piemuctl create %s' makes a new one.\n",
-                        isempty(board) ? "NAME" : board);
-                return CTL_EXIT_NOT_FOUND;
-        }
-        if (error_is(error, "org.piemu.Error.NoSuchImage")) {
-                fprintf(stderr, "No image named \"%s\"%s (%s).\n", isempty(image) ? "?" : image,
-                        ctl_on_host(), msg);
-                fprintf(stderr, "'piemuctl images' shows the images; 'piemuctl import-image' adds one.\n");
-                return CTL_EXIT_NOT_FOUND;
-        }
-        if (error_is(error, "org.piemu.Error.BoardExists")) {
-                fprintf(stderr, "A board named \"%s\" already exists.\n", board);
-                fprintf(stderr, "Pick another name, or remove it first with 'piemuctl delete %s'.\n", board);
-                return CTL_EXIT_STATE;
-        }
-        if (error_is(error, "org.piemu.Error.NotRunning")) {
-                fprintf(stderr, "Board \"%s\" is not running.\n", board);
-                fprintf(stderr, "Start it with 'piemuctl start %s'.\n", board);
-                return CTL_EXIT_STATE;
-        }
-        if (error_is(error, "org.piemu.Error.AlreadyRunning")) {
-                fprintf(stderr, "Board \"%s\" is already running.\n", board);
-                fprintf(stderr, "Use 'piemuctl restart %s' to reboot it.\n", board);
-                return CTL_EXIT_STATE;
-        }
-        if (error_is(error, "org.piemu.Error.Busy")) {
-                fprintf(stderr, "Cannot %s right now: %s\n", action, msg);
-                fprintf(stderr, "Another operation is in progress; try again in a moment.\n");
-                return CTL_EXIT_STATE;
-        }
-        if (error_is(error, "org.piemu.Error.NoSuchWire") ||
-            error_is(error, "org.piemu.Error.NoSuchSensor")) {
-                fprintf(stderr, "Cannot %s: %s\n", action, msg);
-                return CTL_EXIT_NOT_FOUND;
-        }
-        if (error_is(error, "org.piemu.Error.WireExists") || error_is(error, "org.piemu.Error.PinDriven") ||
-            error_is(error, "org.piemu.Error.WireCycle")) {
-                fprintf(stderr, "Cannot %s: %s\n", action, msg);
-                fprintf(stderr, "'piemuctl wires' shows the wires there are.\n");
-                return CTL_EXIT_STATE;
-        }
-        if (error_is(error, "org.piemu.Error.InvalidName") ||
-            error_is(error, "org.piemu.Error.InvalidPin") ||
-            error_is(error, "org.piemu.Error.InvalidOption")) {
-                fprintf(stderr, "Cannot %s: %s\n", action, msg);
-                return CTL_EXIT_USAGE;
-        }
-        if (error_is(error, "org.freedesktop.DBus.Error.UnknownMethod") ||
-            error_is(error, "org.freedesktop.DBus.Error.UnknownInterface") ||
-            error_is(error, "org.freedesktop.DBus.Error.UnknownProperty") ||
-            error_is(error, "org.freedesktop.DBus.Error.UnknownObject")) {
-                fprintf(stderr, "piemud does not understand the request to %s: %s\n", action, msg);
-                fprintf(stderr, "piemuctl " PIEMU_VERSION " and the running piemud are probably different "
-                                "versions.\n");
-                return CTL_EXIT_FAILURE;
+
+        /* Everything else is worded by the error table (src/shared/error-table.c). A board piemud
+         * has no object for is a board that does not exist. */
+        e = piemu_error_find(!isempty(board) && error_is(error, "org.freedesktop.DBus.Error.UnknownObject")
+                                     ? PIEMU_ERROR_NO_SUCH_BOARD
+                             : error ? error->name
+                                     : NULL);
+        if (e && e->ctl_text) {
+                const PiemuErrorArgs args = {
+                        .action = action,
+                        .board = board,
+                        .image = image,
+                        .message = msg,
+                        .on_host = ctl_on_host(),
+                        .version = PIEMU_VERSION,
+                };
+
+                print_error_line(e->ctl_text, &args);
+                if (e->ctl_hint)
+                        print_error_line(e->ctl_hint, &args);
+                return e->exit_code;
         }
 
         fprintf(stderr, "Failed to %s: %s\n", action, msg);
-        /* Only when piemud says libvirtd is away; any other libvirt error speaks for itself. */
-        if (error_is(error, "org.piemu.Error.Unavailable"))
-                fprintf(stderr, "piemud cannot reach libvirtd right now and keeps trying. Is libvirtd (or "
-                                "virtqemud) running? ('systemctl start libvirtd')\n");
         return CTL_EXIT_FAILURE;
 }
 

@@ -11,20 +11,11 @@
 
 #include <systemd/sd-bus.h>
 
+#include "error-table.h"
 #include "macro.h"
 
-/* Exit codes. They are part of the interface (documented in --help and piemuctl(1)): scripts branch on
- * them, so never renumber. Verb functions return one of these; helpers return negative errno. */
-enum {
-        CTL_EXIT_OK = 0,
-        CTL_EXIT_FAILURE = 1,   /* anything not listed below, e.g. libvirt failed */
-        CTL_EXIT_USAGE = 2,     /* bad command line, invalid name/pin/option, unreadable file */
-        CTL_EXIT_NOT_FOUND = 3, /* no such board or image */
-        CTL_EXIT_STATE = 4,     /* wrong state: not running, already running, busy, already exists */
-        CTL_EXIT_ACCESS = 5,    /* access denied / authorization required */
-        CTL_EXIT_TIMEOUT = 6,   /* wait timed out, or piemud did not answer in time */
-        CTL_EXIT_NO_DAEMON = 7, /* piemud (or the bus) is not reachable */
-};
+/* Exit codes (CTL_EXIT_*) come with the error table they are part of: error-table.h. Verb functions
+ * return one of them; helpers return negative errno. */
 
 #define USEC_PER_SEC  UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
