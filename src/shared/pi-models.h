@@ -26,7 +26,7 @@ const PiModel *pi_model_find(const char *name);
 /* All six, in the order a person picks from: the default model (raspi3b) first. This table is the
  * one list of models; the Manager's Models property publishes it. */
 const PiModel *pi_models(size_t *ret_n);
-/* Every name, sorted and ", "-separated ("raspi0, raspi1ap, ..., raspi4b"), derived from the table.
+/* Every name, sorted and ", "-separated, derived from the table.
  * Static storage, built on the first call (not thread-safe before that: piemud calls it from the
  * bus thread only). */
 const char *pi_model_names(void);
