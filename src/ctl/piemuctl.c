@@ -1733,135 +1733,227 @@ static const Verb *find_verb(const char *name) {
 
 /* ---- command line ---- */
 
-static const struct {
+/* The verb options: each has a bit (a verb lists the ones it takes) and, for the plain ones, where
+ * its value goes (a string, or true in a flag); the others are read by parse_verb_option(). */
+typedef struct VerbOption {
         unsigned bit;
-        const char *name;
-} option_names[] = {
-        {OPT_IMAGE, "--image"},
-        {OPT_PERSISTENT, "--persistent"},
-        {OPT_CMDLINE, "--cmdline"},
-        {OPT_MODEL, "--model"},
-        {OPT_KERNEL, "--kernel"},
-        {OPT_DTB, "--dtb"},
-        {OPT_SD, "--sd"},
-        {OPT_INITRD, "--initrd"},
-        {OPT_DESCRIPTION, "--description"},
-        {OPT_LINES, "--lines"},
-        {OPT_NO_NEWLINE, "--no-newline"},
-        {OPT_STATE, "--state"},
-        {OPT_READY, "--ready"},
-        {OPT_SERIAL, "--serial"},
-        {OPT_PIN, "--pin"},
-        {OPT_SINCE_NOW, "--since-now"},
-        {OPT_I2C, "--i2c"},
-        {OPT_VCD, "--vcd"},
-        {OPT_PINS, "--pins"},
-        {OPT_DURATION, "--duration"},
+        const char *name; /* without the leading "--" */
+        int has_arg;
+        const char **string;
+        bool *flag;
+} VerbOption;
+
+static const VerbOption verb_options[] = {
+        {OPT_IMAGE, "image", required_argument, &arg_image, NULL},
+        {OPT_PERSISTENT, "persistent", no_argument, NULL, &arg_persistent},
+        {OPT_CMDLINE, "cmdline", required_argument, &arg_cmdline, NULL},
+        {OPT_MODEL, "model", required_argument, &arg_model, NULL},
+        {OPT_KERNEL, "kernel", required_argument, &arg_kernel, NULL},
+        {OPT_DTB, "dtb", required_argument, &arg_dtb, NULL},
+        {OPT_SD, "sd", required_argument, &arg_sd, NULL},
+        {OPT_INITRD, "initrd", required_argument, &arg_initrd, NULL},
+        {OPT_DESCRIPTION, "description", required_argument, &arg_description, NULL},
+        {OPT_LINES, "lines", required_argument, NULL, NULL},
+        {OPT_NO_NEWLINE, "no-newline", no_argument, NULL, &arg_no_newline},
+        {OPT_STATE, "state", required_argument, &arg_wait_state, NULL},
+        {OPT_READY, "ready", no_argument, NULL, &arg_wait_ready},
+        {OPT_SERIAL, "serial", required_argument, &arg_wait_serial, NULL},
+        {OPT_PIN, "pin", required_argument, NULL, NULL},
+        {OPT_SINCE_NOW, "since-now", no_argument, NULL, &arg_since_now},
+        {OPT_I2C, "i2c", required_argument, NULL, NULL},
+        {OPT_VCD, "vcd", required_argument, &arg_vcd, NULL},
+        {OPT_PINS, "pins", required_argument, &arg_trace_pins, NULL},
+        {OPT_DURATION, "duration", required_argument, NULL, NULL},
 };
 
-/* Returns 1 to run a verb, 0 to exit successfully (--version), < 0 to exit with that status negated. */
-static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_NO_PAGER,
-                ARG_NO_LEGEND,
-                ARG_JSON,
-                ARG_NO_ASK_PASSWORD,
-                ARG_TIMEOUT,
-                ARG_USER,
-                ARG_HOST,
-                ARG_IMAGE,
-                ARG_PERSISTENT,
-                ARG_CMDLINE,
-                ARG_MODEL,
-                ARG_KERNEL,
-                ARG_DTB,
-                ARG_SD,
-                ARG_INITRD,
-                ARG_DESCRIPTION,
-                ARG_NO_NEWLINE,
-                ARG_STATE,
-                ARG_READY,
-                ARG_SERIAL,
-                ARG_PIN,
-                ARG_SINCE_NOW,
-                ARG_I2C,
-                ARG_VCD,
-                ARG_PINS,
-                ARG_DURATION,
+/* getopt's value for verb_options[i]. */
+#define ARG_VERB_OPTION 0x200
+
+static int parse_lines(const char *s) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || end == s || *end || s[0] == '-' || v > 100000) {
+                fprintf(stderr, "Invalid --lines \"%s\": use a number of lines.\n", s);
+                return -CTL_EXIT_USAGE;
+        }
+        arg_lines = (unsigned)v;
+        return 0;
+}
+
+static int parse_wait_pin(const char *s) {
+        _cleanup_free_ char *pin = NULL;
+        const char *eq = strchr(s, '=');
+        uint32_t p;
+        bool v;
+        int r;
+
+        if (!eq) {
+                fprintf(stderr, "Invalid --pin \"%s\": use PIN=0 or PIN=1, e.g. --pin=17=1.\n", s);
+                return -CTL_EXIT_USAGE;
+        }
+        pin = strndup(s, (size_t)(eq - s));
+        if (!pin)
+                return -oom();
+        r = ctl_parse_pin(pin, &p);
+        if (r == CTL_EXIT_OK)
+                r = parse_level(eq + 1, &v);
+        if (r != CTL_EXIT_OK)
+                return -r;
+        arg_wait_pin = (int)p;
+        arg_wait_pin_value = v;
+        return 0;
+}
+
+static int add_i2c(char *s) {
+        size_t n = 0;
+        char **l;
+
+        while (arg_i2c && arg_i2c[n])
+                n++;
+        l = reallocarray(arg_i2c, n + 2, sizeof(char *));
+        if (!l)
+                return -oom();
+        l[n] = s; /* points into argv: strv_free would be wrong, free(l) only */
+        l[n + 1] = NULL;
+        arg_i2c = l;
+        return 0;
+}
+
+static int parse_duration(const char *s) {
+        int r = parse_timeout(s, &arg_duration_usec);
+
+        if (r < 0 || arg_duration_usec == 0) {
+                fprintf(stderr,
+                        "Invalid --duration \"%s\": use seconds (e.g. 10 or 2.5), a unit (500ms, 2min) or "
+                        "infinity.\n",
+                        s);
+                return -CTL_EXIT_USAGE;
+        }
+        return 0;
+}
+
+/* Returns 0, or an exit status negated. */
+static int parse_verb_option(const VerbOption *o, char *value) {
+        int r = 0;
+
+        if (o->string)
+                *o->string = value;
+        else if (o->flag)
+                *o->flag = true;
+        else if (o->bit == OPT_LINES)
+                r = parse_lines(value);
+        else if (o->bit == OPT_PIN)
+                r = parse_wait_pin(value);
+        else if (o->bit == OPT_I2C)
+                r = add_i2c(value);
+        else if (o->bit == OPT_DURATION)
+                r = parse_duration(value);
+        else
+                assert(!"verb option without a parser");
+        if (r == 0)
+                arg_seen |= o->bit;
+        return r;
+}
+
+static int parse_json_mode(const char *s) {
+        if (!s)
+                arg_json = isatty(STDOUT_FILENO) ? JSON_PRETTY : JSON_SHORT;
+        else if (streq(s, "short"))
+                arg_json = JSON_SHORT;
+        else if (streq(s, "pretty"))
+                arg_json = JSON_PRETTY;
+        else if (streq(s, "off"))
+                arg_json = JSON_OFF;
+        else {
+                fprintf(stderr, "Invalid --json mode \"%s\": use short, pretty or off.\n", s);
+                return -CTL_EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int parse_host(const char *s) {
+        _cleanup_(remote_host_done) RemoteHost h = {};
+        int r;
+
+        r = remote_host_parse(s, &h);
+        if (r == -ENOMEM)
+                return -oom();
+        if (r < 0) {
+                _cleanup_free_ char *e = escape_for_terminal(s, strlen(s), false);
+                fprintf(stderr,
+                        "Invalid host \"%s\": use [USER@]HOST[:PORT], e.g. pi@lab1 or lab1:2222, with an "
+                        "IPv6 "
+                        "address in brackets ([fd00::1]:2222).\n",
+                        e ?: "?");
+                return -CTL_EXIT_USAGE;
+        }
+        arg_host = s;
+        return 0;
+}
+
+/* The global options and after them every verb option, for getopt_long. */
+static const struct option *long_options(void) {
+        static const struct option global[] = {
+                {"help", no_argument, NULL, 'h'},       {"version", no_argument, NULL, 'V'},
+                {"no-pager", no_argument, NULL, 'P'},   {"no-legend", no_argument, NULL, 'L'},
+                {"json", optional_argument, NULL, 'j'}, {"no-ask-password", no_argument, NULL, 'A'},
+                {"quiet", no_argument, NULL, 'q'},      {"timeout", required_argument, NULL, 'T'},
+                {"user", no_argument, NULL, 'U'},       {"host", required_argument, NULL, 'H'},
         };
-        static const struct option options[] = {{"help", no_argument, NULL, 'h'},
-                                                {"version", no_argument, NULL, ARG_VERSION},
-                                                {"no-pager", no_argument, NULL, ARG_NO_PAGER},
-                                                {"no-legend", no_argument, NULL, ARG_NO_LEGEND},
-                                                {"json", optional_argument, NULL, ARG_JSON},
-                                                {"no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD},
-                                                {"quiet", no_argument, NULL, 'q'},
-                                                {"timeout", required_argument, NULL, ARG_TIMEOUT},
-                                                {"user", no_argument, NULL, ARG_USER},
-                                                {"host", required_argument, NULL, 'H'},
-                                                {"image", required_argument, NULL, ARG_IMAGE},
-                                                {"persistent", no_argument, NULL, ARG_PERSISTENT},
-                                                {"cmdline", required_argument, NULL, ARG_CMDLINE},
-                                                {"model", required_argument, NULL, ARG_MODEL},
-                                                {"kernel", required_argument, NULL, ARG_KERNEL},
-                                                {"dtb", required_argument, NULL, ARG_DTB},
-                                                {"sd", required_argument, NULL, ARG_SD},
-                                                {"initrd", required_argument, NULL, ARG_INITRD},
-                                                {"description", required_argument, NULL, ARG_DESCRIPTION},
-                                                {"lines", required_argument, NULL, 'n'},
-                                                {"no-newline", no_argument, NULL, ARG_NO_NEWLINE},
-                                                {"state", required_argument, NULL, ARG_STATE},
-                                                {"ready", no_argument, NULL, ARG_READY},
-                                                {"serial", required_argument, NULL, ARG_SERIAL},
-                                                {"pin", required_argument, NULL, ARG_PIN},
-                                                {"since-now", no_argument, NULL, ARG_SINCE_NOW},
-                                                {"i2c", required_argument, NULL, ARG_I2C},
-                                                {"vcd", required_argument, NULL, ARG_VCD},
-                                                {"pins", required_argument, NULL, ARG_PINS},
-                                                {"duration", required_argument, NULL, ARG_DURATION},
-                                                {}};
+        static struct option all[ELEMENTSOF(global) + ELEMENTSOF(verb_options) + 1];
+
+        if (all[0].name)
+                return all;
+        memcpy(all, global, sizeof(global));
+        for (size_t i = 0; i < ELEMENTSOF(verb_options); i++)
+                all[ELEMENTSOF(global) + i] = (struct option){verb_options[i].name, verb_options[i].has_arg,
+                                                              NULL, ARG_VERB_OPTION + (int)i};
+        return all;
+}
+
+/* Returns 1 to run a verb, 0 to exit successfully (--version), < 0 to exit with that status negated.
+ * The long-only global options have values outside the short options' string: getopt never hands
+ * out 'V', 'P', 'L', 'A', 'T' or 'U' for "-V" and the like, which are unknown options. */
+static int parse_argv(int argc, char *argv[]) {
         int c, r;
 
         /* Usage errors are reported by us, with a pointer to --help. */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":hjqn:H:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":hjqn:H:", long_options(), NULL)) >= 0) {
+                if (c >= ARG_VERB_OPTION) {
+                        r = parse_verb_option(&verb_options[c - ARG_VERB_OPTION], optarg);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 switch (c) {
                 case 'h':
                         arg_help = true;
                         break;
-                case ARG_VERSION:
+                case 'V':
                         printf("piemuctl %s\n", PIEMU_VERSION);
                         return 0;
-                case ARG_NO_PAGER:
+                case 'P':
                         arg_no_pager = true;
                         break;
-                case ARG_NO_LEGEND:
+                case 'L':
                         arg_legend = false;
                         break;
                 case 'j':
-                case ARG_JSON:
-                        if (!optarg)
-                                arg_json = isatty(STDOUT_FILENO) ? JSON_PRETTY : JSON_SHORT;
-                        else if (streq(optarg, "short"))
-                                arg_json = JSON_SHORT;
-                        else if (streq(optarg, "pretty"))
-                                arg_json = JSON_PRETTY;
-                        else if (streq(optarg, "off"))
-                                arg_json = JSON_OFF;
-                        else {
-                                fprintf(stderr, "Invalid --json mode \"%s\": use short, pretty or off.\n",
-                                        optarg);
-                                return -CTL_EXIT_USAGE;
-                        }
+                        r = parse_json_mode(optarg);
+                        if (r < 0)
+                                return r;
                         break;
-                case ARG_NO_ASK_PASSWORD:
+                case 'A':
                         arg_ask_password = false;
                         break;
                 case 'q':
                         arg_quiet = true;
                         break;
-                case ARG_TIMEOUT:
+                case 'T':
                         r = parse_timeout(optarg, &arg_timeout_usec);
                         if (r < 0 || arg_timeout_usec == 0) {
                                 fprintf(stderr,
@@ -1871,154 +1963,21 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -CTL_EXIT_USAGE;
                         }
                         break;
-                case ARG_USER:
+                case 'U':
                         arg_user = true;
                         break;
-                case 'H': {
-                        _cleanup_(remote_host_done) RemoteHost h = {};
-
-                        r = remote_host_parse(optarg, &h);
-                        if (r == -ENOMEM)
-                                return -oom();
-                        if (r < 0) {
-                                _cleanup_free_ char *e = escape_for_terminal(optarg, strlen(optarg), false);
-                                fprintf(stderr,
-                                        "Invalid host \"%s\": use [USER@]HOST[:PORT], e.g. pi@lab1 or "
-                                        "lab1:2222, with an IPv6 address in brackets ([fd00::1]:2222).\n",
-                                        e ?: "?");
-                                return -CTL_EXIT_USAGE;
-                        }
-                        arg_host = optarg;
+                case 'H':
+                        r = parse_host(optarg);
+                        if (r < 0)
+                                return r;
                         break;
-                }
-                case ARG_IMAGE:
-                        arg_image = optarg;
-                        arg_seen |= OPT_IMAGE;
-                        break;
-                case ARG_PERSISTENT:
-                        arg_persistent = true;
-                        arg_seen |= OPT_PERSISTENT;
-                        break;
-                case ARG_CMDLINE:
-                        arg_cmdline = optarg;
-                        arg_seen |= OPT_CMDLINE;
-                        break;
-                case ARG_MODEL:
-                        arg_model = optarg;
-                        arg_seen |= OPT_MODEL;
-                        break;
-                case ARG_KERNEL:
-                        arg_kernel = optarg;
-                        arg_seen |= OPT_KERNEL;
-                        break;
-                case ARG_DTB:
-                        arg_dtb = optarg;
-                        arg_seen |= OPT_DTB;
-                        break;
-                case ARG_SD:
-                        arg_sd = optarg;
-                        arg_seen |= OPT_SD;
-                        break;
-                case ARG_INITRD:
-                        arg_initrd = optarg;
-                        arg_seen |= OPT_INITRD;
-                        break;
-                case ARG_DESCRIPTION:
-                        arg_description = optarg;
-                        arg_seen |= OPT_DESCRIPTION;
-                        break;
-                case 'n': {
-                        char *end;
-                        unsigned long v;
-
-                        errno = 0;
-                        v = strtoul(optarg, &end, 10);
-                        if (errno != 0 || end == optarg || *end || optarg[0] == '-' || v > 100000) {
-                                fprintf(stderr, "Invalid --lines \"%s\": use a number of lines.\n", optarg);
-                                return -CTL_EXIT_USAGE;
-                        }
-                        arg_lines = (unsigned)v;
-                        arg_seen |= OPT_LINES;
-                        break;
-                }
-                case ARG_NO_NEWLINE:
-                        arg_no_newline = true;
-                        arg_seen |= OPT_NO_NEWLINE;
-                        break;
-                case ARG_STATE:
-                        arg_wait_state = optarg;
-                        arg_seen |= OPT_STATE;
-                        break;
-                case ARG_READY:
-                        arg_wait_ready = true;
-                        arg_seen |= OPT_READY;
-                        break;
-                case ARG_SERIAL:
-                        arg_wait_serial = optarg;
-                        arg_seen |= OPT_SERIAL;
-                        break;
-                case ARG_PIN: {
-                        _cleanup_free_ char *pin = NULL;
-                        const char *eq = strchr(optarg, '=');
-                        uint32_t p;
-                        bool v;
-
-                        if (!eq) {
-                                fprintf(stderr,
-                                        "Invalid --pin \"%s\": use PIN=0 or PIN=1, e.g. --pin=17=1.\n",
-                                        optarg);
-                                return -CTL_EXIT_USAGE;
-                        }
-                        pin = strndup(optarg, (size_t)(eq - optarg));
-                        if (!pin)
-                                return -oom();
-                        r = ctl_parse_pin(pin, &p);
-                        if (r == CTL_EXIT_OK)
-                                r = parse_level(eq + 1, &v);
-                        if (r != CTL_EXIT_OK)
-                                return -r;
-                        arg_wait_pin = (int)p;
-                        arg_wait_pin_value = v;
-                        arg_seen |= OPT_PIN;
-                        break;
-                }
-                case ARG_SINCE_NOW:
-                        arg_since_now = true;
-                        arg_seen |= OPT_SINCE_NOW;
-                        break;
-                case ARG_I2C: {
-                        size_t n = 0;
-                        char **l;
-
-                        while (arg_i2c && arg_i2c[n])
-                                n++;
-                        l = reallocarray(arg_i2c, n + 2, sizeof(char *));
-                        if (!l)
-                                return -oom();
-                        l[n] = optarg; /* points into argv: strv_free would be wrong, free(l) only */
-                        l[n + 1] = NULL;
-                        arg_i2c = l;
-                        arg_seen |= OPT_I2C;
-                        break;
-                }
-                case ARG_VCD:
-                        arg_vcd = optarg;
-                        arg_seen |= OPT_VCD;
-                        break;
-                case ARG_PINS:
-                        arg_trace_pins = optarg;
-                        arg_seen |= OPT_PINS;
-                        break;
-                case ARG_DURATION:
-                        r = parse_timeout(optarg, &arg_duration_usec);
-                        if (r < 0 || arg_duration_usec == 0) {
-                                fprintf(stderr,
-                                        "Invalid --duration \"%s\": use seconds (e.g. 10 or 2.5), a unit "
-                                        "(500ms, 2min) or infinity.\n",
-                                        optarg);
-                                return -CTL_EXIT_USAGE;
-                        }
-                        arg_seen |= OPT_DURATION;
+                case 'n':
+                        for (size_t i = 0; i < ELEMENTSOF(verb_options); i++)
+                                if (verb_options[i].bit == OPT_LINES) {
+                                        r = parse_verb_option(&verb_options[i], optarg);
+                                        if (r < 0)
+                                                return r;
+                                }
                         break;
                 case ':':
                         fprintf(stderr, "Option %s needs an argument. See 'piemuctl --help'.\n",
@@ -2070,10 +2029,10 @@ int main(int argc, char *argv[]) {
         if (arg_help)
                 return optind < argc ? help_verb(v) : help();
 
-        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
-                if ((arg_seen & option_names[i].bit) && !(v->options & option_names[i].bit)) {
-                        fprintf(stderr, "Option %s does not apply to '%s'. See 'piemuctl %s --help'.\n",
-                                option_names[i].name, v->name, v->name);
+        for (size_t i = 0; i < ELEMENTSOF(verb_options); i++)
+                if ((arg_seen & verb_options[i].bit) && !(v->options & verb_options[i].bit)) {
+                        fprintf(stderr, "Option --%s does not apply to '%s'. See 'piemuctl %s --help'.\n",
+                                verb_options[i].name, v->name, v->name);
                         return CTL_EXIT_USAGE;
                 }
 
