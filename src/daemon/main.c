@@ -31,8 +31,9 @@ static const char *arg_qtest_dir = QTEST_DIR_DEFAULT;
 static void help(void) {
         printf("Usage: piemud [OPTIONS...]\n"
                "\n"
-               "The piemu system service: runs emulated Raspberry Pi 3B boards through libvirt\n"
-               "and QEMU, and exposes them on the D-Bus system bus as org.piemu.\n"
+               "The piemu system service: runs emulated Raspberry Pi boards (QEMU's six models;\n"
+               "piemuctl models lists them) through libvirt and QEMU, and exposes them on the\n"
+               "D-Bus system bus as org.piemu.\n"
                "\n"
                "piemud is normally started by systemd (piemud.service) or by D-Bus activation.\n"
                "It keeps no database of its own: every board is a libvirt domain named\n"
