@@ -3,6 +3,7 @@
 # Builds the Debian packages piemu and cockpit-piemu from the current tree and puts them in OUTDIR:
 #   piemu_VERSION_ARCH.deb  cockpit-piemu_VERSION_all.deb
 #   piemu_VERSION_ARCH.changes  piemu_VERSION_ARCH.buildinfo
+#   piemu-dbgsym_VERSION_ARCH.deb  (debug symbols)
 #   lintian.txt  (lintian's verdict on the .changes)  build.log  (dpkg-buildpackage's output)
 # and prints the paths of the two .deb files, one a line, last (other tests read them from there).
 #
@@ -172,13 +173,15 @@ set -e
 grep -v 'running with root privileges' "$work/lintian.txt" >&2 || true
 [ "$lrc" = 0 ] || { cp "$work/lintian.txt" "$outdir/lintian.txt"; die "lintian reports errors (see $outdir/lintian.txt)"; }
 
-rm -f "$outdir"/piemu_*.deb "$outdir"/cockpit-piemu_*.deb "$outdir"/piemu_*.changes \
-    "$outdir"/piemu_*.buildinfo "$stamp"
+rm -f "$outdir"/piemu_*.deb "$outdir"/cockpit-piemu_*.deb "$outdir"/piemu-dbgsym_*.deb \
+    "$outdir"/piemu_*.changes "$outdir"/piemu_*.buildinfo "$stamp"
 cp "$work/$deb" "$work/$cdeb" "$work/$changes" "$work/$buildinfo" "$work/lintian.txt" "$outdir/"
+# The debug symbols, which the .changes lists too (debhelper makes them; nothing installs them).
+cp "$work"/piemu-dbgsym_*.deb "$outdir/" 2>/dev/null || true
 echo "$stamp_hash" >"$stamp"
 say "packages in $outdir: $deb $cdeb $changes $buildinfo (lintian: $outdir/lintian.txt)"
 printf '%s\n' "$outdir/$deb" "$outdir/$cdeb"
 }
 
-main "$@"
-exit
+# One line: bash has read it whole before main runs, whatever the file becomes meanwhile.
+main "$@"; exit $?

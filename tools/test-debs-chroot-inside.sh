@@ -113,14 +113,17 @@ mkdir -p /run/dbus
 dbus-daemon --system --fork
 wait_for 100 dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.GetId ||
     fail "dbus-daemon"
+# piemud exits when libvirtd cannot be reached at start-up (with systemd, libvirtd is socket
+# activated): libvirtd first.
+start_libvirtd || fail "libvirtd did not answer"
+ok "libvirtd answers"
 activate_piemud
 pid1=$(piemud_pid)
 check "piemud activated by the bus (pid $pid1)" [ "$(readlink /proc/"$pid1"/exe)" = /usr/sbin/piemud ]
 check "piemud runs as piemu" [ "$(stat -c %U /proc/"$pid1")" = piemu ]
-start_libvirtd || fail "libvirtd did not answer"
-ok "libvirtd answers"
-$V pool-define-as piemu dir --target /var/lib/piemu/overlays >/dev/null
-$V pool-start piemu >/dev/null
+# piemud makes its overlay pool when it connects.
+wait_for 100 $V pool-info piemu || fail "piemud did not define the storage pool piemu"
+ok "piemud defined the storage pool piemu"
 # Two board domains (one running) and somebody else's domain, which piemu must never touch.
 for d in piemu-kept piemu-running other-domain; do
     cat >/tmp/$d.xml <<XML
