@@ -176,13 +176,17 @@ fi
 cd /debs/v1
 
 step "purge with piemu-setup-tls --remove-qemu-conf first"
+pid=$(cat /run/libvirtd.pid)
 piemu-setup-tls --remove-qemu-conf
 check "qemu.conf as libvirt shipped it again" conffile_pristine /etc/libvirt/qemu.conf
+# Without systemd it stops libvirtd (by its pidfile) for whoever started it to start it again.
+wait_for 300 bash -c "! [ -d /proc/$pid ]" || fail "libvirtd did not stop"
+start_libvirtd || fail "libvirtd did not start again"
 apt_get purge piemu cockpit-piemu >/tmp/purge.log 2>&1 || { tail -n 30 /tmp/purge.log; fail "purge"; }
 grep '^piemu:' /tmp/purge.log | sed 's/^/    said: /' || true
-check "board domains undefined" bash -c "! $V dominfo piemu-kept >/dev/null 2>&1 && ! $V dominfo piemu-running >/dev/null 2>&1"
+check "board domains undefined (libvirtd answering)" bash -c "doms=\$($V list --all --name) && ! grep -q '^piemu-' <<<\"\$doms\""
 check "somebody else's domain untouched" bash -c "$V dominfo other-domain >/dev/null"
-check "pool piemu undefined" bash -c "! $V pool-info piemu >/dev/null 2>&1"
+check "pool piemu undefined (libvirtd answering)" bash -c "pools=\$($V pool-list --all --name) && ! grep -qx piemu <<<\"\$pools\""
 check "/var/lib/piemu, /etc/piemu, /etc/pki/piemu-qemu, /run/piemu gone" bash -c '! [ -e /var/lib/piemu ] && ! [ -e /etc/piemu ] && ! [ -e /etc/pki/piemu-qemu ] && ! [ -e /run/piemu ]'
 check "AppArmor conffiles gone" bash -c '! ls /etc/apparmor.d/abstractions/libvirt-qemu.d/piemu* >/dev/null 2>&1'
 check "/var/cache/piemu's image caches gone" bash -c '! [ -e /var/cache/piemu/debs ] && ! [ -e /var/cache/piemu/apt-armel ]'
