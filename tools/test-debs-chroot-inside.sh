@@ -195,7 +195,10 @@ check "libvirt still works" bash -c "$V version >/dev/null"
 
 step "install again, purge with the qemu.conf line in place and libvirtd away"
 apt_get install ./piemu_*.deb ./cockpit-piemu_*.deb >/tmp/install2.log 2>&1 || { tail -n 30 /tmp/install2.log; fail "install again"; }
+pid=$(cat /run/libvirtd.pid)
 piemu-setup-tls >/dev/null
+wait_for 300 bash -c "! [ -d /proc/$pid ]" || fail "libvirtd did not stop"
+start_libvirtd || fail "libvirtd did not start again"
 $V define /tmp/piemu-kept.xml >/dev/null
 stop_libvirtd || fail "libvirtd did not stop"
 apt_get purge piemu cockpit-piemu >/tmp/purge2.log 2>&1 || { tail -n 30 /tmp/purge2.log; fail "purge without libvirtd"; }
