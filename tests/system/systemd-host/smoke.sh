@@ -261,8 +261,38 @@ ok=0
 [ "$s" = running ] && [ "$v" = 42 ] && ok=1
 result "the board's console after that restart" $ok "smoke1 $s; echo \$((6*7)) answered '$v'"
 
+echo "== upgrading the package with a board running"
+# The same .deb again runs the package's upgrade path (prerm upgrade, the unit restarted after
+# the upgrade, postinst configure) exactly as a newer version would.
+mp0=$(mainpid)
+qpid0=$(cat /run/libvirt/qemu/piemu-smoke1.pid 2>/dev/null)
+out=$(cd /root/debs && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall ./piemu_*.deb 2>&1) && arc=0 || arc=$?
+until_ok 15 piemuctl get-pin smoke1 17 || true
+s=$(prop smoke1 State)
+qpid1=$(cat /run/libvirt/qemu/piemu-smoke1.pid 2>/dev/null)
+mp1=$(mainpid)
+ok=0
+[ "$arc" = 0 ] && [ "$s" = running ] && [ -n "$qpid0" ] && [ "$qpid1" = "$qpid0" ] && [ "$mp1" != 0 ] && ok=1
+result "a package upgrade keeps a running board running" $ok \
+    "apt-get exit $arc; smoke1 $s; its QEMU pid $qpid0 -> $qpid1; piemud MainPID $mp0 -> $mp1$([ "$arc" = 0 ] || echo "; $(tail -n 5 <<<"$out")")"
+gpio_both_ways smoke1 "after the package upgrade"
+
 out=$(piemuctl delete smoke1 2>&1) && ok=1 || ok=0
 result "delete" $ok "${out:-done}"
+
+echo "== apt-get remove piemu"
+piemuctl create smoke5 >/dev/null 2>&1 && piemuctl start smoke5 >/dev/null 2>&1
+s=$(prop smoke5 State)
+out=$(DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cockpit-piemu piemu 2>&1) && arc=0 || arc=$?
+act=$(systemctl is-active piemud 2>/dev/null || true)
+dom=$(virsh -q -c qemu:///system domstate piemu-smoke5 2>&1 | head -n 1)
+owner=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.piemu 2>&1)
+ok=0
+[ "$s" = running ] && [ "$arc" = 0 ] && [ "$act" != active ] && [ "$act" != activating ] &&
+    [ "$dom" = "shut off" ] && [ "$owner" = "b false" ] && ok=1
+result "apt-get remove stops piemud and the running boards, keeps them defined" $ok \
+    "smoke5 was $s; apt-get exit $arc; piemud $act; org.piemu owned: $owner; domain piemu-smoke5: $dom; $(grep -m1 'stopped .* running board' <<<"$out" || echo 'no word from prerm')"
+virsh -q -c qemu:///system undefine piemu-smoke5 >/dev/null 2>&1 || true
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
