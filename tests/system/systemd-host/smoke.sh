@@ -261,6 +261,16 @@ ok=0
 [ "$s" = running ] && [ "$v" = 42 ] && ok=1
 result "the board's console after that restart" $ok "smoke1 $s; echo \$((6*7)) answered '$v'"
 
+echo "== a raspi0 board on the image piemu-build-images made here"
+# The README's install block built default-armel in this container with the installed builder.
+meta=$(cat /var/lib/piemu/images/default-armel/meta 2>/dev/null | tr '\n' ' ')
+out=$(piemuctl create zero1 --model=raspi0 2>&1 && piemuctl start zero1 2>&1 &&
+    piemuctl wait zero1 --serial='piemu:.*# ' --timeout=4min 2>&1) && ok=1 || ok=0
+v=$(guest_eval zero1 '$((6*7))')
+[ "$v" = 42 ] || ok=0
+result "piemu-build-images' armel image boots raspi0 to a shell" $ok "meta: ${meta:-none}; echo \$((6*7)) answered '$v' ${out:+($(tail -n 2 <<<"$out" | tr '\n' ' '))}"
+piemuctl delete zero1 >/dev/null 2>&1 || true
+
 echo "== upgrading the package with a board running"
 # The same .deb again runs the package's upgrade path (prerm upgrade, the unit restarted after
 # the upgrade, postinst configure) exactly as a newer version would.
