@@ -26,6 +26,12 @@ ninja -C build
 
 step "Installing piemu"
 meson install -C build --quiet
+if [ -d /run/systemd/system ]; then
+    # At shutdown it powers the boards off before libvirt-guests would wait minutes for each of them
+    # (an emulated Pi has no power button); the package enables it the same way.
+    systemctl daemon-reload
+    systemctl enable --now piemu-boards-poweroff.service
+fi
 
 step "Starting system services (dbus, polkitd, virtlogd, libvirtd)"
 tools/start-services.sh

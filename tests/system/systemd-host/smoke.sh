@@ -302,7 +302,16 @@ ok=0
     [ "$dom" = "shut off" ] && [ "$owner" = "b false" ] && ok=1
 result "apt-get remove stops piemud and the running boards, keeps them defined" $ok \
     "smoke5 was $s; apt-get exit $arc; piemud $act; org.piemu owned: $owner; domain piemu-smoke5: $dom; $(grep -m1 'stopped .* running board' <<<"$out" || echo 'no word from prerm')"
-virsh -q -c qemu:///system undefine piemu-smoke5 >/dev/null 2>&1 || true
+
+echo "== reinstalling piemu finds its boards again"
+out=$(cd /root/debs && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./piemu_*.deb ./cockpit-piemu_*.deb 2>&1) && arc=0 || arc=$?
+s=$(prop smoke5 State)
+out2=$(piemuctl start smoke5 2>&1) && src=0 || src=$?
+s2=$(prop smoke5 State)
+ok=0
+[ "$arc" = 0 ] && [ "$s" = stopped ] && [ "$src" = 0 ] && [ "$s2" = running ] && ok=1
+result "reinstalling finds the board again, and it starts" $ok "apt-get exit $arc; smoke5 $s, after Start $s2 ${out2:+($out2)}"
+# smoke5 stays running: the host powers the container off with it (piemu-boards-poweroff.service).
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
