@@ -8,16 +8,8 @@
 #include <string.h>
 
 #include "board-fsm.h"
+#include "tests.h"
 #include "piemu-errors.h"
-
-#define CHECK(expr)                                                                                         \
-        do {                                                                                                \
-                if (!(expr)) {                                                                              \
-                        fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__, __func__,      \
-                                #expr);                                                                     \
-                        abort();                                                                            \
-                }                                                                                           \
-        } while (0)
 
 /* The documented rules, one verb at a time. */
 static BoardVerdict expected(BoardVerb verb, BoardState s, BoardOp op, bool libvirt_up) {

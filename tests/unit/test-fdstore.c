@@ -17,15 +17,7 @@
 #include <unistd.h>
 
 #include "fdstore.h"
-
-#define CHECK(expr)                                                                                         \
-        do {                                                                                                \
-                if (!(expr)) {                                                                              \
-                        fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__, __func__,      \
-                                #expr);                                                                     \
-                        abort();                                                                            \
-                }                                                                                           \
-        } while (0)
+#include "tests.h"
 
 static void test_parse_name(void) {
         uint16_t port = 0;
