@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+/* The image methods in org.piemu.Manager's vtable (manager-dbus.c); userdata is the Manager. */
+int method_list_images(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_import_image(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_import_image_file(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error *error);
