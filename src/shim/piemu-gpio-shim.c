@@ -150,10 +150,14 @@ static int cmd_set(const char *pin_arg, const char *value_arg) {
         }
         if (open_regs(&regs) < 0)
                 return EXIT_FAILURE;
-        /* Level first, then the function: a real pin then starts driving the wanted level
-         * instead of glitching through the previous one. */
-        gpio_regs_write_level(&regs, pin, value_arg[0] == '1');
+        /* The function first, then the level. On real hardware the other order avoids a glitch
+         * through the previous level, but this shim runs only in piemu's emulated boards, where the
+         * other order is invisible: QEMU's model signals an output pin's change only for a
+         * GPSET/GPCLR written while the pin is already an output, so piemud (which is told of
+         * changes through those signals) would see the first level only at its next read of
+         * GPLEV, up to half a second later, and a pulse shorter than that not at all. */
         gpio_regs_set_function(&regs, pin, GPIO_FSEL_OUTPUT);
+        gpio_regs_write_level(&regs, pin, value_arg[0] == '1');
         gpio_regs_close(&regs);
         return EXIT_SUCCESS;
 }
