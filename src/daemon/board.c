@@ -981,9 +981,7 @@ static void define_done(void *userdata) {
         b->announced = true;
         log_info("board %s: created (image %s, owner %u%s)", b->config.name, b->config.image,
                  (unsigned)b->config.owner, b->config.persistent ? ", persistent" : "");
-        (void)sd_bus_emit_object_added(b->manager->bus, b->path);
-        (void)sd_bus_emit_signal(b->manager->bus, "/org/piemu", "org.piemu.Manager", "BoardAdded", "so",
-                                 b->config.name, b->path);
+        manager_emit_board_added(b->manager, b);
         if (m)
                 (void)sd_bus_reply_method_return(m, "o", b->path);
 }

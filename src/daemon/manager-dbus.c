@@ -288,6 +288,23 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+void manager_emit_board_added(Manager *m, Board *b) {
+        if (!m->bus)
+                return;
+        (void)sd_bus_emit_object_added(m->bus, b->path);
+        (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardAdded", "so",
+                                 b->config.name, b->path);
+}
+
+void manager_emit_board_removed(Manager *m, Board *b) {
+        if (!m->bus)
+                return;
+        /* Sent while the object still answers: InterfacesRemoved lists its interfaces. */
+        (void)sd_bus_emit_object_removed(m->bus, b->path);
+        (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardRemoved", "so",
+                                 b->config.name, b->path);
+}
+
 static void on_peer_gone(const char *name, void *userdata) {
         Manager *m = userdata;
 

@@ -147,9 +147,7 @@ void manager_remove_board(Manager *m, Board *b) {
         manager_wires_board_gone(m, b);
         /* Announced while the object still answers: InterfacesRemoved lists its interfaces. */
         if (announced && m->bus && !m->exiting) {
-                (void)sd_bus_emit_object_removed(m->bus, b->path);
-                (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardRemoved", "so",
-                                         b->config.name, b->path);
+                manager_emit_board_removed(m, b);
         }
         board_shut(b);
         for (size_t i = 0; i < m->n_boards; i++)
@@ -474,9 +472,7 @@ static int add_found_board(Manager *m, const VmDomainInfo *d) {
         }
         b->announced = true;
         if (m->loaded) {
-                (void)sd_bus_emit_object_added(m->bus, b->path);
-                (void)sd_bus_emit_signal(m->bus, "/org/piemu", "org.piemu.Manager", "BoardAdded", "so",
-                                         b->config.name, b->path);
+                manager_emit_board_added(m, b);
         }
         if (d->active) {
                 log_info("board %s: found %s, taking over its lines", b->config.name,

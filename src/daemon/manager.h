@@ -72,6 +72,10 @@ int manager_set_qtest_dir(Manager *m, const char *dir);
 /* The bus error for image_load()'s failure r: NoSuchImage when it is not there, Failed saying what
  * is wrong when it is there but broken. */
 int manager_image_error(sd_bus_error *error, const char *image, int r);
+/* The manager's signals, sent from its bus face (manager-dbus.c) only: ObjectManager's
+ * InterfacesAdded/Removed for the board's object, then BoardAdded/BoardRemoved. */
+void manager_emit_board_added(Manager *m, Board *b);
+void manager_emit_board_removed(Manager *m, Board *b);
 /* Asks polkit whether the caller may do `verb` (action `action`) on board or image `name`: 1 allowed,
  * 0 polkit is being asked (the call comes back), < 0 refused (error set). */
 int manager_verify(Manager *m, sd_bus_message *msg, const char *action, const char *name, const char *verb,
