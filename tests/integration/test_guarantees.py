@@ -156,7 +156,7 @@ def props_of(users, short, path):
 
 
 def test_strangers_see_names_and_states_not_cmdline_or_errors(bus, users, broken_image):
-    """The README's security model: a board's name, owner, image, model and state are public;
+    """The security model (docs/security.md): a board's name, owner, image, model and state are public;
     its Cmdline and LastError are the owner's (and root's), in Get, GetAll and GetManagedObjects
     alike, and no signal carries them to anyone."""
     name, secret = pb.unique_name("priv"), pb.unique_name("token")

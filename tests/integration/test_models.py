@@ -5,7 +5,7 @@ kernel) and raspi0 and raspi1ap "default-armel" (the rpi kernel), each with the 
 tree. Checked per model: the device-tree model, the board revision QEMU reports, the RAM, the CPU
 architecture, the SD card, and GPIO both ways (qtest on the model's GPIO block, the shim finding
 that block from the device tree). Images that do not boot on a model get named errors. Prints each
-model's boot time (README's table)."""
+model's boot time (docs/models.md's table)."""
 
 import re
 import time

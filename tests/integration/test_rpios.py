@@ -185,7 +185,7 @@ def test_host_pin_seen_by_every_guest_library(guest):
 
 def test_edge_callbacks_are_not_available(guest):
     """QEMU's GPIO model has no edge detection (GPREN/GPFEN): gpiozero's Button, which needs it,
-    fails on this kernel; polling a level works. The README says so; this keeps it true."""
+    fails on this kernel; polling a level works. docs/raspberry-pi-os.md says so; this keeps it true."""
     out = guest.py("from gpiozero import Button\n"
                    "try:\n"
                    "    Button(27)\n"
