@@ -487,6 +487,19 @@ int ctl_board_path(sd_bus *bus, const char *name, char **ret_path) {
         return CTL_EXIT_OK;
 }
 
+/* Connects and resolves the board named in argv[1]. Returns an exit status. */
+int ctl_open_board(char *argv[], sd_bus **ret_bus, char **ret_path) {
+        int r;
+
+        r = ctl_check_name("board", argv[1]);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = ctl_bus(ret_bus);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return ctl_board_path(*ret_bus, argv[1], ret_path);
+}
+
 /* The unique name currently owning org.piemu. Signals are matched on it, so that nobody else on the
  * bus can inject fake serial output or pin changes into what we print. Returns an exit status. */
 int ctl_daemon_owner(sd_bus *bus, char **ret_unique) {

@@ -9,13 +9,16 @@
  * A connection that cannot carry file descriptors (-H: ssh and systemd-stdio-bridge) gets no socket.
  * There the session goes over the bus itself: Watch() for the SerialOutput signals, SendSerial() for
  * the keys, one call in flight at a time so that keys arrive in order and a slow board holds us back.
- * Same terminal handling, same escape, same ways out. */
+ * Same terminal handling, same escape, same ways out.
+ *
+ * "piemuctl send" is here too: one line typed on the same console, through SendSerial(). */
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -601,7 +604,7 @@ static void unwatch(Console *c) {
                                  NULL);
 }
 
-int run_console(sd_bus *bus, const char *name, const char *path) {
+static int run_console(sd_bus *bus, const char *name, const char *path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int sock = -EBADF, signal_fd = -EBADF;
         _cleanup_(console_freep) Console *c = NULL;
@@ -708,4 +711,53 @@ int run_console(sd_bus *bus, const char *name, const char *path) {
                 return CTL_EXIT_FAILURE;
         }
         }
+}
+
+int verb_send(int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 0;
+        sd_bus *bus;
+        int r;
+
+        /* Like echo: the words joined by spaces, then Enter. */
+        for (int i = 2; i < argc; i++)
+                len += strlen(argv[i]) + 1;
+        text = malloc(len + 1);
+        if (!text)
+                return ctl_oom();
+        len = 0;
+        for (int i = 2; i < argc; i++) {
+                size_t k = strlen(argv[i]);
+
+                if (i > 2)
+                        text[len++] = ' ';
+                memcpy(text + len, argv[i], k);
+                len += k;
+        }
+        if (!arg_no_newline)
+                text[len++] = '\n';
+
+        r = ctl_open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        r = ctl_new_call(bus, &m, path, PIEMU_BOARD_IFACE, "SendSerial");
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', text, len);
+        if (r < 0)
+                return ctl_error(NULL, r, "send to the serial console", argv[1], NULL);
+        return ctl_call_message(bus, m, ctl_call_timeout(0), true, NULL, "send to the serial console",
+                                argv[1], NULL);
+}
+
+int verb_console(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_console(bus, argv[1], path);
 }

@@ -493,3 +493,10 @@ void pager_close(void) {
                 ;
         pager_pid = 0;
 }
+
+/* ---- Messages ---- */
+
+int ctl_oom(void) {
+        fprintf(stderr, "Out of memory.\n");
+        return CTL_EXIT_FAILURE;
+}

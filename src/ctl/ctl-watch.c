@@ -4,7 +4,8 @@
  * "piemuctl wait" (block until a condition holds, for scripts). Both subscribe to the same signals: the
  * board's PropertiesChanged (public, broadcast), and after Watch() the SerialOutput and GpioChanged
  * signals piemud sends only to its watchers. Everything runs on one sd-event loop together with
- * SIGINT/SIGTERM/SIGHUP, the wait timeout, and the flush timer for partial serial lines. */
+ * SIGINT/SIGTERM/SIGHUP, the wait timeout, and the flush timer for partial serial lines. run_trace()
+ * records GpioChanged the same way for "piemuctl trace" (ctl-pins.c). */
 
 #include <errno.h>
 #include <regex.h>
@@ -626,7 +627,7 @@ static int run_loop(Watcher *w) {
         return r;
 }
 
-int run_watch(sd_bus *bus, const char *name, const char *path) {
+static int run_watch(sd_bus *bus, const char *name, const char *path) {
         Watcher w = {.bus = bus, .name = name, .path = path};
         int r;
 
@@ -641,7 +642,7 @@ int run_watch(sd_bus *bus, const char *name, const char *path) {
         return r;
 }
 
-int run_wait(sd_bus *bus, const char *name, const char *path) {
+static int run_wait(sd_bus *bus, const char *name, const char *path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Watcher w = {.bus = bus, .name = name, .path = path, .waiting = true};
         /* --timeout counts from now, not from the end of the set-up calls: it is the caller's budget. */
@@ -819,4 +820,62 @@ int run_trace(sd_bus *bus, const char *name, const char *path, FILE *out, const 
 finish:
         watcher_done(&w);
         return r;
+}
+
+int verb_watch(int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_watch(bus, argv[1], path);
+}
+
+int verb_wait(int argc, char *argv[]) {
+        static const char *const states[] = {"stopped", "starting", "running", "stopping", "crashed"};
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        bool ok = false;
+        int r;
+
+        if (!arg_wait_state && !arg_wait_ready && !arg_wait_serial && arg_wait_pin < 0) {
+                fprintf(stderr, "wait needs a condition: --state=STATE, --ready, --serial=REGEX or "
+                                "--pin=PIN=0|1.\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_wait_state) {
+                for (size_t i = 0; i < ELEMENTSOF(states); i++)
+                        ok = ok || streq(arg_wait_state, states[i]);
+                if (!ok) {
+                        fprintf(stderr,
+                                "Invalid state \"%s\": use stopped, starting, running, stopping or "
+                                "crashed.\n",
+                                arg_wait_state);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+
+        if (arg_wait_serial) {
+                /* Check the expression before bothering piemud; run_wait() compiles it again. */
+                regex_t re;
+                char buf[256];
+
+                r = regcomp(&re, arg_wait_serial, REG_EXTENDED | REG_NEWLINE | REG_NOSUB);
+                if (r != 0) {
+                        _cleanup_free_ char *e =
+                                escape_for_terminal(arg_wait_serial, strlen(arg_wait_serial), false);
+
+                        regerror(r, &re, buf, sizeof(buf));
+                        fprintf(stderr, "Invalid regular expression \"%s\": %s\n", e ?: "?", buf);
+                        return CTL_EXIT_USAGE;
+                }
+                regfree(&re);
+        }
+
+        r = ctl_open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run_wait(bus, argv[1], path);
 }

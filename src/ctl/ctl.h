@@ -33,7 +33,8 @@ typedef enum JsonMode {
         JSON_PRETTY,
 } JsonMode;
 
-/* Global options. */
+/* The options, set by ctl-options.c. Global options: */
+extern bool arg_help;
 extern JsonMode arg_json;
 extern bool arg_no_pager;
 extern bool arg_legend;
@@ -51,7 +52,56 @@ extern int arg_wait_pin; /* -1 = not given */
 extern bool arg_wait_pin_value;
 extern bool arg_since_now;
 
+/* Verb-specific options, as bits: a verb lists the ones it accepts (piemuctl.c's verb table), so that
+ * "start b --persistent" is an error instead of being silently ignored. */
+enum {
+        OPT_IMAGE = 1u << 0,
+        OPT_PERSISTENT = 1u << 1,
+        OPT_CMDLINE = 1u << 2,
+        OPT_MODEL = 1u << 3,
+        OPT_KERNEL = 1u << 4,
+        OPT_DTB = 1u << 5,
+        OPT_SD = 1u << 6,
+        OPT_INITRD = 1u << 7,
+        OPT_DESCRIPTION = 1u << 8,
+        OPT_LINES = 1u << 9,
+        OPT_NO_NEWLINE = 1u << 10,
+        OPT_STATE = 1u << 11,
+        OPT_READY = 1u << 12,
+        OPT_SERIAL = 1u << 13,
+        OPT_PIN = 1u << 14,
+        OPT_SINCE_NOW = 1u << 15,
+        OPT_I2C = 1u << 16,
+        OPT_VCD = 1u << 17,
+        OPT_PINS = 1u << 18,
+        OPT_DURATION = 1u << 19,
+};
+extern unsigned arg_seen; /* the OPT_* bits given */
+
+extern const char *arg_image;
+extern bool arg_persistent;
+extern const char *arg_cmdline;
+extern const char *arg_model;
+extern const char *arg_kernel;
+extern const char *arg_dtb;
+extern const char *arg_sd;
+extern const char *arg_initrd;
+extern const char *arg_description;
+extern unsigned arg_lines;
+extern bool arg_no_newline;
+extern char **arg_i2c;             /* create --i2c=DEVICE@ADDRESS, repeatable */
+extern const char *arg_vcd;        /* trace --vcd=FILE */
+extern const char *arg_trace_pins; /* trace --pins=LIST */
+extern uint64_t arg_duration_usec; /* trace --duration=TIME; 0: until Ctrl-C */
+
+/* ctl-options.c */
+/* Returns 1 to run a verb, 0 to exit successfully (--version), < 0 to exit with that status negated. */
+int ctl_parse_argv(int argc, char *argv[]);
+/* Refuses verb options the verb does not take. Returns an exit status. */
+int ctl_check_verb_options(const char *verb, unsigned accepted);
+
 /* ctl-output.c */
+int ctl_oom(void); /* says so; returns CTL_EXIT_FAILURE */
 char *escape_for_terminal(const void *data, size_t size, bool keep_newline);
 size_t utf8_display_width(const char *s);
 void format_timestamp(char *buf, size_t size, uint64_t usec);
@@ -127,6 +177,7 @@ int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *membe
              bool interactive, sd_bus_message **ret_reply, const char *action, const char *board,
              const char *image, const char *types, ...);
 int ctl_board_path(sd_bus *bus, const char *name, char **ret_path);
+int ctl_open_board(char *argv[], sd_bus **ret_bus, char **ret_path);
 int ctl_check_name(const char *kind, const char *name);
 int ctl_daemon_owner(sd_bus *bus, char **ret_unique);
 uint64_t ctl_call_timeout(uint64_t verb_default);
@@ -134,22 +185,53 @@ void ctl_note_call_timeout(uint64_t timeout_usec);
 void polkit_agent_open_if_enabled(void);
 void polkit_agent_close(void);
 
+/* The verbs, by family. Each takes its arguments from the verb's name on and returns an exit status. */
+
+/* ctl-boards.c */
+const char *ctl_owner_name(uint32_t uid, char *buf, size_t size);
+int verb_list(int argc, char *argv[]);
+int verb_create(int argc, char *argv[]);
+int verb_start(int argc, char *argv[]);
+int verb_stop(int argc, char *argv[]);
+int verb_restart(int argc, char *argv[]);
+int verb_delete(int argc, char *argv[]);
+int verb_models(int argc, char *argv[]);
+
+/* ctl-status.c */
+int verb_status(int argc, char *argv[]);
+
+/* ctl-images.c */
+int ctl_open_image_file(const char *what, const char *path, int *ret_fd);
+int verb_images(int argc, char *argv[]);
+int verb_import_image(int argc, char *argv[]);
+int verb_remove_image(int argc, char *argv[]);
+
+/* ctl-import.c */
+int ctl_spool_stdin(int *ret_fd);
+int ctl_import_over_ssh(const char *name, const char *file);
+
 /* ctl-console.c */
-int run_console(sd_bus *bus, const char *name, const char *path);
+int verb_console(int argc, char *argv[]);
+int verb_send(int argc, char *argv[]);
 
 /* ctl-watch.c */
-int run_watch(sd_bus *bus, const char *name, const char *path);
-int run_wait(sd_bus *bus, const char *name, const char *path);
+int verb_watch(int argc, char *argv[]);
+int verb_wait(int argc, char *argv[]);
 /* pins: mask of BCM pins to record; duration_usec 0 or USEC_INFINITY: until Ctrl-C or the board
  * stops. */
 int run_trace(sd_bus *bus, const char *name, const char *path, FILE *out, const char *out_name,
               uint64_t pins, uint64_t duration_usec);
+
+/* ctl-pins.c */
+int ctl_parse_pin(const char *s, uint32_t *ret);
+int ctl_parse_level(const char *s, bool *ret); /* 0, 1, low, high */
+int verb_set_pin(int argc, char *argv[]);
+int verb_get_pin(int argc, char *argv[]);
+int verb_pins(int argc, char *argv[]);
+int verb_trace(int argc, char *argv[]);
 
 /* ctl-wires.c */
 int verb_wire(int argc, char *argv[]);
 int verb_unwire(int argc, char *argv[]);
 int verb_wires(int argc, char *argv[]);
 int verb_set_sensor(int argc, char *argv[]);
-
-/* piemuctl.c */
-int ctl_parse_pin(const char *s, uint32_t *ret);
