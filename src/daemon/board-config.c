@@ -433,26 +433,43 @@ int qtest_chardev_arg(const char *socket_path, char **ret) {
         return 0;
 }
 
-int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
-                     char **ret) {
-        _cleanup_free_ char *domain = NULL, *meta = NULL, *cmdline = NULL, *vol = NULL, *e_emulator = NULL;
-        _cleanup_free_ char *qtest = NULL, *e_qtest = NULL, *e_overlay = NULL, *e_sd = NULL;
-        _cleanup_free_ char *e_kernel = NULL, *e_dtb = NULL, *e_initrd = NULL, *e_cmdline = NULL;
-        Builder b;
+/* What a domain's XML takes from outside the model table, each checked and escaped for XML. */
+typedef struct DomainStrings {
+        char *domain;  /* the libvirt domain's name */
+        char *meta;    /* piemu's metadata element, XML already */
+        char *overlay; /* the SD card's overlay: a file in piemu's pool */
+        char *sd;      /* the image's SD card, the overlay's backing file */
+        char *kernel;
+        char *dtb;
+        char *initrd;   /* or NULL */
+        char *cmdline;  /* the whole kernel command line */
+        char *emulator; /* or NULL: libvirt's default */
+        char *qtest;    /* QEMU's -qtest argument, or NULL */
+} DomainStrings;
+
+static void domain_strings_done(DomainStrings *s) {
+        free(s->domain);
+        free(s->meta);
+        free(s->overlay);
+        free(s->sd);
+        free(s->kernel);
+        free(s->dtb);
+        free(s->initrd);
+        free(s->cmdline);
+        free(s->emulator);
+        free(s->qtest);
+}
+
+static int domain_strings_prepare(const BoardConfig *c, const ImagePaths *img, const PiModel *model,
+                                  const char *emulator, DomainStrings *s) {
+        _cleanup_free_ char *vol = NULL, *overlay = NULL, *cmdline = NULL, *qtest = NULL;
+        char earlycon[64];
         int r;
 
-        const PiModel *model = pi_model_find(c ? c->model ?: PIEMU_DEFAULT_MODEL : NULL);
-        char earlycon[64];
-
-        if (!c || !img || !img->kernel || !img->dtb || !img->sd ||
-            !(streq_ptr(img->sd_format, "raw") || streq_ptr(img->sd_format, "qcow2")))
-                return -EINVAL;
-        if (!model)
-                return -EOPNOTSUPP;
         /* The PL011 (ttyAMA0, QEMU's serial0) at the model's address. */
         snprintf(earlycon, sizeof earlycon, "earlycon=pl011,mmio32,0x%" PRIx64,
                  model->periph_base + PI_MODEL_PL011_OFFSET);
-        r = board_domain_name(c->name, &domain);
+        r = board_domain_name(c->name, &s->domain);
         if (r < 0)
                 return r;
         r = board_volume_name(c->name, &vol);
@@ -460,45 +477,43 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 return r;
         /* The overlay is a volume of piemu's pool (created and deleted through the pool), and the
          * pool is a directory: the volume's file is PIEMU_POOL_DIR/<volume>. */
-        {
-                _cleanup_free_ char *overlay = NULL;
-                if (asprintf(&overlay, "%s/%s", PIEMU_POOL_DIR, vol) < 0)
-                        return -ENOMEM;
-                if ((r = xml_escape(overlay, &e_overlay)) < 0 || (r = xml_escape(img->sd, &e_sd)) < 0)
-                        return r;
-        }
-        r = metadata_xml_build(c, &meta);
+        if (asprintf(&overlay, "%s/%s", PIEMU_POOL_DIR, vol) < 0)
+                return -ENOMEM;
+        if ((r = xml_escape(overlay, &s->overlay)) < 0 || (r = xml_escape(img->sd, &s->sd)) < 0)
+                return r;
+        r = metadata_xml_build(c, &s->meta);
         if (r < 0)
                 return r;
         r = kernel_cmdline_build(img->cmdline, earlycon, c->cmdline, &cmdline);
         if (r < 0)
                 return r;
-        if ((r = xml_escape(img->kernel, &e_kernel)) < 0 || (r = xml_escape(img->dtb, &e_dtb)) < 0 ||
-            (r = xml_escape(cmdline, &e_cmdline)) < 0)
+        if ((r = xml_escape(img->kernel, &s->kernel)) < 0 || (r = xml_escape(img->dtb, &s->dtb)) < 0 ||
+            (r = xml_escape(cmdline, &s->cmdline)) < 0)
                 return r;
-        if (img->initrd && (r = xml_escape(img->initrd, &e_initrd)) < 0)
+        if (img->initrd && (r = xml_escape(img->initrd, &s->initrd)) < 0)
                 return r;
-        if (emulator && (emulator[0] != '/' || (r = xml_escape(emulator, &e_emulator)) < 0))
+        if (emulator && (emulator[0] != '/' || (r = xml_escape(emulator, &s->emulator)) < 0))
                 return r < 0 ? r : -EINVAL;
 
         if (img->qtest_socket && ((r = qtest_chardev_arg(img->qtest_socket, &qtest)) < 0 ||
-                                  (r = xml_escape(qtest, &e_qtest)) < 0))
+                                  (r = xml_escape(qtest, &s->qtest)) < 0))
                 return r;
+        return 0;
+}
 
-        if (uuid && (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdef-") != 36))
-                return -EINVAL;
-        r = builder_open(&b);
-        if (r < 0)
-                return r;
-        if (e_qtest || c->n_i2c > 0)
-                fprintf(b.f, "<domain type='qemu' xmlns:qemu='%s'>\n", QEMU_XML_NS);
+/* From <domain> to the opening of <devices>: identity, metadata, the model's fixed hardware, and how
+ * the kernel boots. */
+static void domain_xml_write_head(Builder *b, const BoardConfig *c, const PiModel *model, const char *uuid,
+                                  const DomainStrings *s) {
+        if (s->qtest || c->n_i2c > 0)
+                fprintf(b->f, "<domain type='qemu' xmlns:qemu='%s'>\n", QEMU_XML_NS);
         else
-                fprintf(b.f, "<domain type='qemu'>\n");
+                fprintf(b->f, "<domain type='qemu'>\n");
         if (uuid)
-                fprintf(b.f, "  <uuid>%s</uuid>\n", uuid);
+                fprintf(b->f, "  <uuid>%s</uuid>\n", uuid);
         /* Fixed hardware: QEMU accepts only the model's own RAM size and CPU count. Every model runs
          * under qemu-system-aarch64, which has the 32-bit machines too. */
-        fprintf(b.f,
+        fprintf(b->f,
                 "  <name>%s</name>\n"
                 "  <title>piemu board %s</title>\n"
                 "  <metadata>\n"
@@ -509,11 +524,11 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "  <os>\n"
                 "    <type arch='aarch64' machine='%s'>hvm</type>\n"
                 "    <kernel>%s</kernel>\n",
-                domain, c->name, PIEMU_METADATA_PREFIX, PIEMU_METADATA_PREFIX, PIEMU_METADATA_URI, meta,
-                PIEMU_METADATA_PREFIX, model->memory_mib, model->vcpus, model->name, e_kernel);
-        if (e_initrd)
-                fprintf(b.f, "    <initrd>%s</initrd>\n", e_initrd);
-        fprintf(b.f,
+                s->domain, c->name, PIEMU_METADATA_PREFIX, PIEMU_METADATA_PREFIX, PIEMU_METADATA_URI,
+                s->meta, PIEMU_METADATA_PREFIX, model->memory_mib, model->vcpus, model->name, s->kernel);
+        if (s->initrd)
+                fprintf(b->f, "    <initrd>%s</initrd>\n", s->initrd);
+        fprintf(b->f,
                 "    <dtb>%s</dtb>\n"
                 "    <cmdline>%s</cmdline>\n"
                 "  </os>\n"
@@ -521,15 +536,21 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "  <on_reboot>restart</on_reboot>\n"
                 "  <on_crash>destroy</on_crash>\n"
                 "  <devices>\n",
-                e_dtb, e_cmdline);
-        if (e_emulator)
-                fprintf(b.f, "    <emulator>%s</emulator>\n", e_emulator);
+                s->dtb, s->cmdline);
+}
+
+/* The devices libvirt has XML for, through </devices>: the emulator, the SD card and the two serial
+ * lines. */
+static void domain_xml_write_devices(Builder *b, const BoardConfig *c, const ImagePaths *img,
+                                     const DomainStrings *s) {
+        if (s->emulator)
+                fprintf(b->f, "    <emulator>%s</emulator>\n", s->emulator);
         /* The SD card as a file with its whole backing chain spelled out, not as <source pool=
          * volume=>: libvirt's AppArmor helper (virt-aa-helper) puts a disk's files into the domain's
          * profile only for local file disks it can name from the XML alone; a pool volume gets no
          * rule, and QEMU is then denied its own overlay. This way each board's profile allows
          * exactly its overlay (rwk) and its image (rk), and libvirt probes no chain itself. */
-        fprintf(b.f,
+        fprintf(b->f,
                 "    <disk type='file' device='disk'>\n"
                 "      <driver name='qemu' type='qcow2'/>\n"
                 "      <source file='%s'/>\n"
@@ -558,14 +579,22 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 "    </serial>\n"
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n",
-                e_overlay, img->sd_format, e_sd, (unsigned)c->serial_port, (unsigned)c->gpio_port);
-        /* libvirt has no XML for qtest. It marks the domain tainted (custom-argv) for this, which
-         * only says that libvirt did not vet the argument: QEMU dials piemud's socket, in a
-         * directory only piemud and QEMU can reach (see README). */
-        if (e_qtest || c->n_i2c > 0)
-                fprintf(b.f, "  <qemu:commandline>\n");
+                s->overlay, img->sd_format, s->sd, (unsigned)c->serial_port, (unsigned)c->gpio_port);
+}
+
+/* QEMU arguments libvirt has no XML for, if the board needs any: qtest and the I2C devices. Records
+ * a failure in b->r. */
+static void domain_xml_write_qemu_args(Builder *b, const BoardConfig *c, const char *e_qtest) {
+        int r;
+
+        if (!e_qtest && c->n_i2c == 0)
+                return;
+        /* libvirt marks the domain tainted (custom-argv) for these, which only says that libvirt did
+         * not vet the arguments: QEMU dials piemud's socket, in a directory only piemud and QEMU can
+         * reach (see README). */
+        fprintf(b->f, "  <qemu:commandline>\n");
         if (e_qtest)
-                fprintf(b.f,
+                fprintf(b->f,
                         "    <qemu:arg value='-qtest'/>\n"
                         "    <qemu:arg value='%s'/>\n"
                         /* Else QEMU logs every command, reply and IRQ to stderr, which is the
@@ -573,20 +602,46 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                         "    <qemu:arg value='-qtest-log'/>\n"
                         "    <qemu:arg value='none'/>\n",
                         e_qtest);
-        /* libvirt has no XML for QEMU's I2C device models either; their arguments are built here from
-         * the table in i2c-devices.c only (model names and addresses, nothing a user typed). */
-        for (size_t i = 0; i < c->n_i2c && b.r >= 0; i++) {
+        /* The I2C devices' arguments are built from the table in i2c-devices.c only (model names and
+         * addresses, nothing a user typed). */
+        for (size_t i = 0; i < c->n_i2c && b->r >= 0; i++) {
                 _cleanup_free_ char *arg = NULL;
                 const I2cModel *m = i2c_model_find(c->i2c[i].model);
                 r = m ? i2c_device_arg(m, c->i2c[i].address, &arg) : -EINVAL;
                 if (r < 0) {
-                        b.r = r;
+                        b->r = r;
                         break;
                 }
-                fprintf(b.f, "    <qemu:arg value='-device'/>\n    <qemu:arg value='%s'/>\n", arg);
+                fprintf(b->f, "    <qemu:arg value='-device'/>\n    <qemu:arg value='%s'/>\n", arg);
         }
-        if (e_qtest || c->n_i2c > 0)
-                fprintf(b.f, "  </qemu:commandline>\n");
+        fprintf(b->f, "  </qemu:commandline>\n");
+}
+
+int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uuid, const char *emulator,
+                     char **ret) {
+        _cleanup_(domain_strings_done) DomainStrings s = {};
+        Builder b;
+        int r;
+
+        const PiModel *model = pi_model_find(c ? c->model ?: PIEMU_DEFAULT_MODEL : NULL);
+
+        if (!c || !img || !img->kernel || !img->dtb || !img->sd ||
+            !(streq_ptr(img->sd_format, "raw") || streq_ptr(img->sd_format, "qcow2")))
+                return -EINVAL;
+        if (!model)
+                return -EOPNOTSUPP;
+        r = domain_strings_prepare(c, img, model, emulator, &s);
+        if (r < 0)
+                return r;
+        if (uuid && (strlen(uuid) != 36 || strspn(uuid, "0123456789abcdef-") != 36))
+                return -EINVAL;
+
+        r = builder_open(&b);
+        if (r < 0)
+                return r;
+        domain_xml_write_head(&b, c, model, uuid, &s);
+        domain_xml_write_devices(&b, c, img, &s);
+        domain_xml_write_qemu_args(&b, c, s.qtest);
         fprintf(b.f, "</domain>\n");
         return builder_finish(&b, ret);
 }
