@@ -4,12 +4,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "board.h"
+#include "board-dbus.h"
 #include "i2c-devices.h"
+#include "image-dbus.h"
 #include "list.h"
 #include "peers.h"
 #include "log.h"
 #include "macro.h"
+#include "manager.h"
 #include "names.h"
 #include "piemu-errors.h"
 #include "polkit.h"
@@ -22,12 +24,17 @@ int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *er
         uid_t uid;
         int r;
 
-        r = polkit_registry_sender_uid_async(b->manager->polkit, m, &uid);
+        r = polkit_registry_sender_uid_async(board_manager(b)->polkit, m, &uid);
         if (r <= 0)
                 return r; /* 0: the bus is asked, the call comes back */
         return polkit_verify_async(
                 m, uid == b->config.owner ? "org.piemu.manage-own-board" : "org.piemu.manage-boards",
-                details, b->manager->polkit, error);
+                details, board_manager(b)->polkit, error);
+}
+
+void board_emit_property(sd_bus *bus, Board *b, const char *property) {
+        if (bus)
+                (void)sd_bus_emit_properties_changed(bus, b->path, "org.piemu.Board", property, NULL);
 }
 
 #define VERIFY_OR_RETURN(b, m, verb, error)                                                                 \
@@ -40,11 +47,18 @@ int board_verify(Board *b, sd_bus_message *m, const char *verb, sd_bus_error *er
         } while (0)
 
 static int method_start(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_freep) Image *img = NULL;
         Board *b = userdata;
         int r;
 
         VERIFY_OR_RETURN(b, m, "start", error);
-        r = board_start(b, m, error);
+        r = board_check_verb(b, BOARD_VERB_START, error);
+        if (r < 0)
+                return r;
+        r = image_load(board_manager(b)->images_dir, b->config.image, &img);
+        if (r < 0)
+                return image_bus_error(error, b->config.image, r);
+        r = board_start(b, img, m, error);
         return r < 0 ? r : 1;
 }
 
@@ -289,7 +303,7 @@ static int answer_levels_or_wait(Board *b, sd_bus_message *m, int pin) {
 
         if (board_levels_known(b))
                 return reply_levels(b, m, pin);
-        r = sd_event_now(b->manager->event, CLOCK_MONOTONIC, &now);
+        r = sd_event_now(b->host->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return r;
         w = calloc(1, sizeof *w);
@@ -298,7 +312,7 @@ static int answer_levels_or_wait(Board *b, sd_bus_message *m, int pin) {
         *w = (LevelWait){
                 .board = b, .call = sd_bus_message_ref(m), .pin = pin, .deadline = now + LEVELS_WAIT_USEC};
         LIST_PREPEND(b->level_waits, w);
-        r = sd_event_add_time_relative(b->manager->event, &w->timer, CLOCK_MONOTONIC, LEVELS_POLL_USEC, 1000,
+        r = sd_event_add_time_relative(b->host->event, &w->timer, CLOCK_MONOTONIC, LEVELS_POLL_USEC, 1000,
                                        on_level_wait_timer, w);
         if (r < 0) {
                 level_wait_free(w);
@@ -347,9 +361,9 @@ static int reply_levels(Board *b, sd_bus_message *m, int pin) {
         int r;
 
         if (pin >= 0)
-                return sd_bus_reply_method_return(m, "b", (int)!!(b->levels & (UINT64_C(1) << pin)));
+                return sd_bus_reply_method_return(m, "b", (int)!!(b->pins.levels & (UINT64_C(1) << pin)));
         for (unsigned i = 0; i < GPIO_PROTO_NPINS; i++)
-                values[i] = !!(b->levels & (UINT64_C(1) << i));
+                values[i] = !!(b->pins.levels & (UINT64_C(1) << i));
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
@@ -408,7 +422,7 @@ static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         /* If the caller left while polkit was being asked, its departure went by before it was a
          * watcher: ask the bus once, so that it is not remembered for ever. */
         if (r > 0)
-                (void)peers_check(b->manager->peers, sd_bus_message_get_sender(m));
+                (void)peers_check(board_manager(b)->peers, sd_bus_message_get_sender(m));
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -441,7 +455,7 @@ static bool caller_sees_private(Board *b, sd_bus *bus) {
               (streq(member, "Get") || streq(member, "GetAll"))) &&
             !(streq(iface, "org.freedesktop.DBus.ObjectManager") && streq(member, "GetManagedObjects")))
                 return false; /* e.g. the InterfacesAdded a CreateBoard call emits: a broadcast */
-        if (polkit_registry_peek_uid(b->manager->polkit, m, &uid) <= 0)
+        if (polkit_registry_peek_uid(board_manager(b)->polkit, m, &uid) <= 0)
                 return false;
         return uid == 0 || uid == b->config.owner;
 }
@@ -496,13 +510,13 @@ static int property_get_port(sd_bus *bus, const char *path, const char *interfac
 static int property_get_gpio_path(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Board *b = userdata;
-        return sd_bus_message_append(reply, "s", b->gpio_qtest ? "qtest" : "shim");
+        return sd_bus_message_append(reply, "s", b->pins.backend->name);
 }
 
 static int property_get_dropped(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Board *b = userdata;
-        return sd_bus_message_append(reply, "t", b->dropped_lines);
+        return sd_bus_message_append(reply, "t", b->shim.dropped_lines);
 }
 
 const sd_bus_vtable board_vtable[] = {

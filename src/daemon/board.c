@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "board-internal.h"
+#include "board.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -13,12 +13,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "board-job.h"
 #include "config.h"
 #include "i2c-devices.h"
-#include "image.h"
 #include "log.h"
 #include "macro.h"
-#include "manager-wires.h"
 #include "piemu-errors.h"
 #include "vm.h"
 #include "xml-util.h"
@@ -30,8 +29,8 @@
 
 /* Every verb starts here: board-fsm.c's table says whether it may run now (libvirtd reachable,
  * no operation in flight, the right state), and which named error refuses it otherwise. */
-static int check_verb(Board *b, BoardVerb verb, sd_bus_error *error) {
-        BoardVerdict v = board_fsm_verb(verb, b->state, b->op, b->manager->conn != NULL);
+int board_check_verb(Board *b, BoardVerb verb, sd_bus_error *error) {
+        BoardVerdict v = board_fsm_verb(verb, b->state, b->op, b->host->conn != NULL);
         const char *name = board_verdict_error_name(v);
 
         switch (v) {
@@ -51,69 +50,9 @@ static int check_verb(Board *b, BoardVerb verb, sd_bus_error *error) {
         }
 }
 
-/* Work handed to a worker thread: a self-contained copy, so the thread touches
- * nothing the loop owns. */
-typedef struct Job {
-        Board *board;
-        virConnectPtr conn;
-        char *domain;
-        char *volume;
-        char *domain_xml;
-        char *volume_xml;
-        bool fresh_volume;
-        bool delete_volume;
-        bool undefine;
-        worker_done_t done;
-        bool destroyed; /* cleanup_work cut the power (the domain is not running any more) */
-        bool inactive;  /* refresh_work: libvirt says the domain is not running */
-        bool inject_failure;
-        char *metadata;       /* save_work: piemu's metadata element; sensor_work: the QMP command */
-        char *qmp_reply;      /* sensor_work: QEMU's answer */
-        sd_bus_message *call; /* sensor_done: answered when QEMU is */
-        SaveWaiter *waiters;  /* save_done: who waits for this save */
-        int r;
-        char *error;
-        char uuid[VIR_UUID_STRING_BUFLEN];
-} Job;
-
-static Job *job_free(Job *j) {
-        if (!j)
-                return NULL;
-        board_unref(j->board);
-        if (j->conn)
-                virConnectClose(j->conn); /* drops the job's reference */
-        free(j->domain);
-        free(j->volume);
-        free(j->domain_xml);
-        free(j->volume_xml);
-        free(j->metadata);
-        free(j->qmp_reply);
-        sd_bus_message_unref(j->call);
-        free(j->error);
-        free(j);
-        return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(Job *, job_free);
-
-static int job_new(Board *b, Job **ret) {
-        Job *j = calloc(1, sizeof *j);
-        if (!j)
-                return -ENOMEM;
-        /* The job owns a reference on the board (its memory stays valid whatever happens to the
-         * board meanwhile) and on the libvirt connection (piemud may replace it after a libvirtd
-         * restart while the job runs). */
-        j->board = board_ref(b);
-        j->conn = b->manager->conn;
-        if (j->conn && virConnectRef(j->conn) < 0)
-                j->conn = NULL;
-        j->domain = strdup(b->domain);
-        j->volume = strdup(b->volume);
-        if (!j->domain || !j->volume) {
-                job_free(j);
-                return -ENOMEM;
-        }
-        *ret = j;
-        return 0;
+static void property_changed(Board *b, const char *property) {
+        if (b->host->hooks->property_changed)
+                b->host->hooks->property_changed(b, property, b->host->userdata);
 }
 
 void board_set_last_error(Board *b, const char *msg) {
@@ -122,7 +61,7 @@ void board_set_last_error(Board *b, const char *msg) {
                 return;
         free(b->last_error);
         b->last_error = n;
-        (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "LastError", NULL);
+        property_changed(b, "LastError");
 }
 
 static void set_state(Board *b, BoardState s) {
@@ -131,20 +70,15 @@ static void set_state(Board *b, BoardState s) {
         log_info("board %s: %s -> %s", b->config.name, board_state_to_string(b->state),
                  board_state_to_string(s));
         b->state = s;
-        if (b->manager->bus)
-                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "State",
-                                                     NULL);
-        if (s == BOARD_RUNNING)
-                manager_wires_board_up(b->manager, b);
+        if (b->host->hooks->state_changed)
+                b->host->hooks->state_changed(b, b->host->userdata);
 }
 
 void board_set_guest_ready(Board *b, bool ready) {
         if (b->guest_ready == ready)
                 return;
         b->guest_ready = ready;
-        if (b->manager->bus)
-                (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board",
-                                                     "GuestReady", NULL);
+        property_changed(b, "GuestReady");
 }
 
 static void reply_pending(Board *b, int r, const char *name, const char *msg) {
@@ -157,18 +91,24 @@ static void reply_pending(Board *b, int r, const char *name, const char *msg) {
                 (void)sd_bus_reply_method_errorf(m, name ?: PIEMU_ERROR_FAILED, "%s", msg ?: strerror(-r));
 }
 
-int board_new(Manager *m, const BoardConfig *c, Board **ret) {
+int board_new(BoardHost *host, const BoardConfig *c, Board **ret) {
         Board *b = calloc(1, sizeof *b);
         int r;
 
         if (!b)
                 return -ENOMEM;
         b->n_ref = 1;
-        b->manager = m;
-        gpio_parser_init(&b->parser);
+        b->host = host;
+        b->pins.backend = &pins_shim_backend; /* until a Start or a take-over says which */
+        pins_shim_reset(b);
+        board_console_init(&b->console, &b->lines.console);
         r = board_config_copy(c, &b->config);
         if (r < 0)
                 goto fail;
+        /* CreateBoard checked the model; raspi3b for a board made before models. */
+        b->model =
+                pi_model_find(b->config.model ?: PIEMU_DEFAULT_MODEL) ?: pi_model_find(PIEMU_DEFAULT_MODEL);
+        assert(b->model);
         r = board_domain_name(c->name, &b->domain);
         if (r < 0)
                 goto fail;
@@ -188,8 +128,6 @@ fail:
 
 static Board *board_free(Board *b);
 static void board_disconnect(Board *b);
-static void waiters_notify(Board *b, SaveWaiter *l, int r, const char *error);
-static void save_maybe(Board *b);
 
 Board *board_ref(Board *b) {
         if (b)
@@ -210,27 +148,19 @@ void board_shut(Board *b) {
         /* Nothing of the board may call back into it from now on: lines, clients, timers. Changes
          * waiting to be saved never will be: their callers hear so now. */
         b->removed = true;
-        waiters_notify(b, TAKE_PTR(b->save_waiters), -ESTALE, "the board is gone");
-        board_level_waits_cancel(b);
+        board_saver_cancel(b);
         b->waiting_for_lines = false;
         b->lines_timer = sd_event_source_disable_unref(b->lines_timer);
         board_disconnect(b);
 }
 
 static void board_disconnect(Board *b) {
-        board_console_clients_drop(b);
-        if (b->manager->exiting) {
-                /* piemud exits, the board runs on: systemd's store keeps its ports (fdstore.h). */
-                b->console = serial_free(b->console);
-                b->gpio = serial_free(b->gpio);
-        } else {
-                b->console = serial_close(b->console);
-                b->gpio = serial_close(b->gpio);
-        }
-        b->console_up = b->gpio_up = false;
-        board_qtest_close(b);
+        board_console_drop_clients(&b->console);
+        /* piemud exits, the board runs on: systemd's store keeps its ports (fdstore.h). */
+        board_lines_close(&b->lines, b->host->exiting);
+        b->pins.backend->close(b);
         watchers_detach(&b->watchers);
-        gpio_parser_init(&b->parser);
+        pins_shim_reset(b);
         board_set_guest_ready(b, false);
 }
 
@@ -258,31 +188,21 @@ static void resume_guest(Board *b);
 
 static void on_serial_state(Serial *s, int error, void *userdata) {
         Board *b = userdata;
-        bool is_console = s == b->console;
-        char line[GPIO_PROTO_LINE_MAX + 1];
+        bool is_console = board_lines_set_up(&b->lines, s, error == 0);
 
         if (error == 0) {
-                if (is_console)
-                        b->console_up = true;
-                else {
-                        b->gpio_up = true;
-                        /* After piemud or the line restarted, a running shim does not say HELLO again: ask
-                         * it for the levels; its answer also tells that it is there. (Not while starting:
-                         * the guest's tty would only echo it.) */
-                        if (b->state == BOARD_RUNNING)
-                                board_gpio_send(b, line, gpio_proto_format_sync(line, sizeof line));
-                }
+                /* After piemud or the line restarted, a running shim does not say HELLO again: ask it for
+                 * the levels; its answer also tells that it is there. (Not while starting: the guest's
+                 * tty would only echo it.) */
+                if (!is_console && b->state == BOARD_RUNNING)
+                        pins_shim_sync(b);
                 if (b->state == BOARD_RUNNING)
                         log_info("board %s: %s line up", b->config.name, is_console ? "serial" : "GPIO");
                 board_lines_maybe_ready(b);
                 return;
         }
-        if (is_console)
-                b->console_up = false;
-        else {
-                b->gpio_up = false;
-                gpio_parser_init(&b->parser);
-        }
+        if (!is_console)
+                pins_shim_reset(b);
         if (serial_is_tls(s)) {
                 /* QEMU dials again (<reconnect>): nothing to do but wait. */
                 if (b->state == BOARD_RUNNING)
@@ -291,16 +211,21 @@ static void on_serial_state(Serial *s, int error, void *userdata) {
                 return;
         }
         /* A plain line of a board from before TLS lines: the socket is gone for good. */
-        if (is_console) {
+        if (is_console)
                 watchers_detach(&b->watchers);
-                b->console = serial_free(b->console);
-        } else {
-                b->gpio = serial_free(b->gpio);
+        else
                 board_set_guest_ready(b, false);
-        }
+        board_lines_drop(&b->lines, s);
         if (b->state == BOARD_RUNNING)
                 log_info("board %s: %s line closed (%s)", b->config.name, is_console ? "serial" : "GPIO",
                          strerror(-error));
+}
+
+static void on_console_data(Serial *s, const uint8_t *data, size_t n, void *userdata) {
+        Board *b = userdata;
+
+        board_console_feed(&b->console, data, n);
+        watchers_push_output(&b->watchers, data, n);
 }
 
 static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned suppressed, void *userdata) {
@@ -317,62 +242,54 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
                 snprintf(extra, sizeof extra,
                          " (%u more such connection(s) before this one were not logged)", suppressed);
         if (asprintf(&m, "%s reached the %s line of board %s (port %u): %s; it got nothing%s", who,
-                     s == b->console ? "serial" : "GPIO", b->config.name, serial_port(s), what, extra) < 0)
+                     s == b->lines.console ? "serial" : "GPIO", b->config.name, serial_port(s), what,
+                     extra) < 0)
                 m = NULL;
         log_warning("%s", m ?: "A stranger connected to a line");
         board_set_last_error(b, m);
 }
 
-/* Opens both lines: TLS listeners QEMU dials (`fixed`: on the ports in the board's config, for a
- * domain that runs already), or plain clients of QEMU's ports for a board from before TLS lines. */
+/* Opens both lines and the GPIO back end's channel: TLS listeners QEMU dials (`fixed`: on the ports in
+ * the board's config, for a domain that runs already), or plain clients of QEMU's ports for a board
+ * from before TLS lines. */
 static int open_lines(Board *b, bool fixed, bool plain) {
         const SerialCallbacks console_cb = {
-                .on_data = board_console_on_data,
+                .on_data = on_console_data,
                 .on_state = on_serial_state,
                 .on_intruder = on_serial_intruder,
                 .userdata = b,
         };
         const SerialCallbacks gpio_cb = {
-                .on_data = board_gpio_on_data,
+                .on_data = pins_shim_on_data,
                 .on_state = on_serial_state,
                 .on_intruder = on_serial_intruder,
                 .userdata = b,
         };
-        sd_event *e = b->manager->event;
         TlsCreds *creds = NULL;
         int r;
 
         board_disconnect(b);
-        if (plain) {
-                r = serial_connect(e, b->config.serial_port, &console_cb, &b->console);
-                if (r >= 0)
-                        r = serial_connect(e, b->config.gpio_port, &gpio_cb, &b->gpio);
-        } else {
-                r = manager_tls(b->manager, &creds, NULL);
-                if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.serial_port : 0, creds, b->manager->qemu_uid,
-                                          &console_cb, &b->console);
-                if (r >= 0)
-                        r = serial_listen(e, fixed ? b->config.gpio_port : 0, creds, b->manager->qemu_uid,
-                                          &gpio_cb, &b->gpio);
+        if (!plain) {
+                r = board_host_tls(b->host, &creds, NULL);
+                if (r < 0)
+                        return r;
         }
+        r = board_lines_open(&b->lines, b->host->event, creds, b->host->qemu_uid,
+                             fixed || plain ? b->config.serial_port : 0,
+                             fixed || plain ? b->config.gpio_port : 0, &console_cb, &gpio_cb);
+        if (r < 0)
+                return r;
+        r = b->pins.backend->open(b);
         if (r < 0) {
+                log_error_errno(r, "board %s: cannot listen for QEMU's %s channel: %m", b->config.name,
+                                b->pins.backend->name);
                 board_disconnect(b);
                 return r;
         }
-        if (b->gpio_qtest) {
-                r = board_qtest_listen(b);
-                if (r < 0) {
-                        log_error_errno(r, "board %s: cannot listen for QEMU's qtest channel: %m",
-                                        b->config.name);
-                        board_disconnect(b);
-                        return r;
-                }
-        }
-        b->config.serial_port = serial_port(b->console);
-        b->config.gpio_port = serial_port(b->gpio);
-        watchers_attach(&b->watchers, b->console);
-        serial_set_batch_usec(b->console, CONSOLE_BATCH_USEC);
+        b->config.serial_port = serial_port(b->lines.console);
+        b->config.gpio_port = serial_port(b->lines.gpio);
+        watchers_attach(&b->watchers, b->lines.console);
+        serial_set_batch_usec(b->lines.console, CONSOLE_BATCH_USEC);
         return 0;
 }
 
@@ -380,16 +297,12 @@ static int open_lines(Board *b, bool fixed, bool plain) {
 
 static void refresh_after_event(Board *b);
 
-/* Every operation's end passes here: the done callback, then what the operation kept waiting
- * (a lifecycle event that arrived meanwhile). */
-static void job_done(void *userdata) {
-        Job *j = userdata;
-        _cleanup_(board_unrefp) Board *b = board_ref(j->board);
-
-        j->done(j); /* frees j */
+/* Every job's end passes here, after its done callback: what the operation kept waiting (a
+ * lifecycle event that arrived meanwhile), then the settings changed meanwhile. */
+void board_job_finished(Board *b) {
         if (!b->removed && b->op == BOARD_OP_NONE && b->deferred_event)
                 refresh_after_event(b);
-        save_maybe(b);
+        board_saver_maybe(b);
 }
 
 static int submit(Board *b, BoardOp op, Job *j, worker_work_t work, worker_done_t done) {
@@ -399,8 +312,7 @@ static int submit(Board *b, BoardOp op, Job *j, worker_work_t work, worker_done_
         assert(!b->removed);
         if (!j->conn)
                 return -ENOTCONN; /* libvirtd is away: the caller answers Unavailable */
-        j->done = done;
-        r = worker_submit(b->manager->workers, work, job_done, j);
+        r = job_submit(j, work, done);
         if (r < 0)
                 return r;
         b->op = op;
@@ -519,15 +431,16 @@ static int on_lines_timeout(sd_event_source *src, uint64_t usec, void *userdata)
         if (b->state != BOARD_STARTING || !b->waiting_for_lines)
                 return 0;
         b->waiting_for_lines = false;
-        start_failed(b, -ETIMEDOUT,
-                     !b->console_up ? "QEMU did not connect its serial line (is TLS set up? see piemud(8))"
-                     : !b->gpio_up  ? "QEMU did not connect its GPIO line (is TLS set up? see piemud(8))"
+        start_failed(
+                b, -ETIMEDOUT,
+                !b->lines.console_up ? "QEMU did not connect its serial line (is TLS set up? see piemud(8))"
+                : !b->lines.gpio_up  ? "QEMU did not connect its GPIO line (is TLS set up? see piemud(8))"
                                     : "QEMU did not connect its qtest channel (see piemud(8), --qtest-dir)");
         return 0;
 }
 
 static bool lines_ready(Board *b) {
-        return b->console_up && b->gpio_up && (!b->gpio_qtest || board_qtest_connected(b));
+        return board_lines_all_up(&b->lines) && b->pins.backend->connected(b);
 }
 
 void board_lines_maybe_ready(Board *b) {
@@ -545,7 +458,7 @@ static void wait_for_lines(Board *b) {
                 resume_guest(b);
                 return;
         }
-        r = sd_event_add_time_relative(b->manager->event, &b->lines_timer, CLOCK_MONOTONIC, LINES_WAIT_USEC,
+        r = sd_event_add_time_relative(b->host->event, &b->lines_timer, CLOCK_MONOTONIC, LINES_WAIT_USEC,
                                        100 * 1000, on_lines_timeout, b);
         if (r < 0) {
                 b->waiting_for_lines = false;
@@ -594,26 +507,22 @@ static int board_domain_xml(Board *b, const Image *img, char **ret) {
                 .sd = img->sd,
                 .sd_format = img->sd_format,
                 .cmdline = img->cmdline,
-                .qtest_socket = b->gpio_qtest ? b->qtest_socket : NULL,
+                .qtest_socket = b->qtest.socket, /* NULL unless the qtest back end listens */
         };
-        return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, b->manager->emulator,
+        return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, b->host->emulator,
                                 ret);
 }
 
-int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
-        _cleanup_(image_freep) Image *img = NULL;
+int board_start(Board *b, const Image *img, sd_bus_message *reply_to, sd_bus_error *error) {
         _cleanup_free_ char *problem = NULL;
         TlsCreds *creds = NULL;
         Job *j = NULL;
         int r;
 
-        r = check_verb(b, BOARD_VERB_START, error);
+        r = board_check_verb(b, BOARD_VERB_START, error);
         if (r < 0)
                 return r;
-        r = image_load(b->manager->images_dir, b->config.image, &img);
-        if (r < 0)
-                return manager_image_error(error, b->config.image, r);
-        r = manager_tls(b->manager, &creds, &problem);
+        r = board_host_tls(b->host, &creds, &problem);
         if (r < 0)
                 return sd_bus_error_setf(
                         error, PIEMU_ERROR_FAILED,
@@ -622,7 +531,7 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                         b->config.name, strempty(problem));
         /* piemud listens before QEMU exists: the ports are ours from the first moment, and nobody can
          * be in QEMU's way, because QEMU is the one who dials. */
-        b->gpio_qtest = b->manager->qtest_dir != NULL;
+        b->pins.backend = b->host->qtest_dir ? &pins_qtest_backend : &pins_shim_backend;
         r = open_lines(b, false, false);
         if (r >= 0)
                 r = job_new(b, &j);
@@ -642,16 +551,17 @@ int board_start(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
                                          b->config.name, strerror(-r));
         }
         b->pending = sd_bus_message_ref(reply_to);
-        b->levels = 0;
-        b->dropped_lines = 0;
-        (void)sd_bus_emit_properties_changed(b->manager->bus, b->path, "org.piemu.Board", "GpioPath", NULL);
+        b->pins.levels = 0;
+        b->shim.dropped_lines = 0;
+        property_changed(b, "GpioPath");
         set_state(b, BOARD_STARTING);
         return 0;
 }
 
-int board_attach(Board *b, bool paused, bool plain_lines) {
+int board_attach(Board *b, bool paused, bool plain_lines, bool qtest) {
         int r;
 
+        b->pins.backend = qtest && b->host->qtest_dir ? &pins_qtest_backend : &pins_shim_backend;
         r = open_lines(b, true, plain_lines);
         if (r < 0) {
                 log_error_errno(r, "board %s: cannot open its lines on ports %u/%u: %m", b->config.name,
@@ -676,7 +586,7 @@ int board_attach(Board *b, bool paused, bool plain_lines) {
         /* A guest that runs is running, from the first moment anyone can see the board (at start-up
          * it is not on the bus yet: no transition to announce). QEMU dials its lines again within a
          * second. */
-        if (b->manager->loaded)
+        if (b->host->loaded)
                 set_state(b, BOARD_RUNNING);
         else
                 b->state = BOARD_RUNNING;
@@ -708,14 +618,14 @@ int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
 
-        r = check_verb(b, BOARD_VERB_STOP, error);
+        r = board_check_verb(b, BOARD_VERB_STOP, error);
         if (r < 0)
                 return r;
         r = job_new(b, &j);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
         j->delete_volume = !b->config.persistent;
-        j->inject_failure = b->manager->inject_stop_failure;
+        j->inject_failure = b->host->inject_stop_failure;
         r = submit(b, BOARD_OP_STOP, j, cleanup_work, stop_done);
         if (r < 0) {
                 job_free(j);
@@ -729,7 +639,6 @@ int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
 static void delete_done(void *userdata) {
         _cleanup_(job_freep) Job *j = userdata;
         Board *b = j->board;
-        Manager *m = b->manager;
 
         b->op = BOARD_OP_NONE;
         if (j->r < 0) {
@@ -745,14 +654,14 @@ static void delete_done(void *userdata) {
         }
         log_info("board %s: deleted", b->config.name);
         reply_pending(b, 0, NULL, NULL);
-        manager_remove_board(m, b);
+        b->host->hooks->gone(b, b->host->userdata);
 }
 
 int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
 
-        r = check_verb(b, BOARD_VERB_DELETE, error);
+        r = board_check_verb(b, BOARD_VERB_DELETE, error);
         if (r < 0)
                 return r;
         r = job_new(b, &j);
@@ -770,136 +679,6 @@ int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
         if (b->state == BOARD_RUNNING)
                 set_state(b, BOARD_STOPPING);
         return 0;
-}
-
-/* ---- saving the config (libvirt's metadata) ----
- *
- * Not one of the board's operations (b->op): a wire added while the board starts or stops need not
- * wait for that. One save per board at a time, so that an older copy never lands after a newer one,
- * and none beside a Start or a define, which write the whole definition from the config as it was
- * when they began. Changes made meanwhile are saved right after (config_dirty). */
-
-struct SaveWaiter {
-        board_saved_t done;
-        void *userdata;
-        SaveWaiter *next;
-};
-
-static void waiters_notify(Board *b, SaveWaiter *l, int r, const char *error) {
-        while (l) {
-                SaveWaiter *next = l->next;
-                l->done(b, r, error, l->userdata);
-                free(l);
-                l = next;
-        }
-}
-
-static void save_work(void *userdata) {
-        Job *j = userdata;
-        j->r = vm_set_metadata(j->conn, j->domain, j->metadata, &j->error);
-}
-
-static void save_done(void *userdata) {
-        _cleanup_(job_freep) Job *j = userdata;
-        Board *b = j->board;
-
-        b->saving = false;
-        if (j->r < 0)
-                log_error("board %s: cannot save its settings: %s", b->config.name, strempty(j->error));
-        else
-                log_debug("board %s: settings saved", b->config.name);
-        waiters_notify(b, TAKE_PTR(j->waiters), j->r, j->error);
-        /* job_done() starts the next save if the config changed meanwhile. */
-}
-
-static bool can_save_now(Board *b) {
-        return !b->removed && !b->saving && b->manager->conn && b->op != BOARD_OP_DEFINE &&
-               b->op != BOARD_OP_START;
-}
-
-/* Starts a save of the config as it is now, for everybody waiting. On failure nothing changed. */
-static int save_start(Board *b) {
-        _cleanup_free_ char *meta = NULL;
-        Job *j = NULL;
-        int r;
-
-        assert(can_save_now(b));
-        r = metadata_xml_build(&b->config, &meta);
-        if (r < 0)
-                return r;
-        r = job_new(b, &j);
-        if (r < 0)
-                return r;
-        if (asprintf(&j->metadata, "<board>%s</board>", meta) < 0) {
-                j->metadata = NULL;
-                job_free(j);
-                return -ENOMEM;
-        }
-        j->done = save_done;
-        r = worker_submit(b->manager->workers, save_work, job_done, j);
-        if (r < 0) {
-                job_free(j);
-                return r;
-        }
-        /* This write carries every change made so far, and answers everybody who waits for one. */
-        j->waiters = TAKE_PTR(b->save_waiters);
-        b->saving = true;
-        b->config_dirty = false;
-        return 0;
-}
-
-/* From the loop's own paths (an operation ended, libvirtd is back): a failure to even start fails
- * the waiters, who would otherwise wait for ever. */
-static void save_maybe(Board *b) {
-        int r;
-
-        if (!b->config_dirty || !can_save_now(b))
-                return;
-        r = save_start(b);
-        if (r < 0) {
-                log_error_errno(r, "board %s: cannot save its settings: %m", b->config.name);
-                waiters_notify(b, TAKE_PTR(b->save_waiters), r, strerror(-r));
-        }
-}
-
-int board_save_config(Board *b, board_saved_t done, void *userdata) {
-        SaveWaiter *w = NULL, **tail;
-        int r;
-
-        if (b->removed)
-                return -ESTALE;
-        if (done) {
-                w = calloc(1, sizeof *w);
-                if (!w)
-                        return -ENOMEM;
-                *w = (SaveWaiter){.done = done, .userdata = userdata};
-                for (tail = &b->save_waiters; *tail; tail = &(*tail)->next)
-                        ;
-                *tail = w;
-        }
-        b->config_dirty = true;
-        if (!can_save_now(b)) {
-                if (!b->manager->conn)
-                        log_warning(
-                                "board %s: libvirtd is away; its changed settings are saved when it is back",
-                                b->config.name);
-                return 0; /* after the save or operation in flight, or the reconnect */
-        }
-        r = save_start(b);
-        if (r < 0 && w) {
-                /* Not started: the caller answers at once, so its waiter goes. */
-                for (tail = &b->save_waiters; *tail != w; tail = &(*tail)->next)
-                        ;
-                *tail = NULL;
-                free(w);
-        }
-        return r;
-}
-
-void board_save_config_later(Board *b) {
-        int r = board_save_config(b, NULL, NULL);
-        if (r < 0)
-                log_error_errno(r, "board %s: cannot save its settings: %m", b->config.name);
 }
 
 static void sensor_work(void *userdata) {
@@ -937,7 +716,8 @@ int board_set_sensor(Board *b, uint8_t address, const char *property, int64_t va
         Job *j = NULL;
         int r;
 
-        if (!b->manager->conn)
+        /* QEMU's monitor, through libvirtd: whatever the board's operation, libvirtd must answer. */
+        if (!b->host->conn)
                 return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
                                          "libvirtd is not reachable; piemud is reconnecting. Try again.");
         r = job_new(b, &j);
@@ -946,10 +726,9 @@ int board_set_sensor(Board *b, uint8_t address, const char *property, int64_t va
         r = i2c_qom_set_command(address, property, value, &j->metadata);
         if (r >= 0) {
                 j->call = sd_bus_message_ref(call);
-                j->done = sensor_done;
                 /* Not one of the board's operations (b->op): QEMU's monitor takes it while the board
                  * runs, whatever else libvirt does for it; a board that stops meanwhile gets an error. */
-                r = worker_submit(b->manager->workers, sensor_work, job_done, j);
+                r = job_submit(j, sensor_work, sensor_done);
         }
         if (r < 0) {
                 job_free(j);
@@ -974,29 +753,25 @@ static void define_done(void *userdata) {
                 if (m)
                         (void)sd_bus_reply_method_errorf(m, PIEMU_ERROR_FAILED, "Cannot create board %s: %s",
                                                          b->config.name, strempty(j->error));
-                manager_remove_board(b->manager, b);
+                b->host->hooks->gone(b, b->host->userdata);
                 return;
         }
         memcpy(b->uuid, j->uuid, sizeof b->uuid);
         b->announced = true;
         log_info("board %s: created (image %s, owner %u%s)", b->config.name, b->config.image,
                  (unsigned)b->config.owner, b->config.persistent ? ", persistent" : "");
-        manager_emit_board_added(b->manager, b);
+        b->host->hooks->defined(b, b->host->userdata);
         if (m)
                 (void)sd_bus_reply_method_return(m, "o", b->path);
 }
 
-int board_define(Board *b, sd_bus_message *reply_to, sd_bus_error *error) {
-        _cleanup_(image_freep) Image *img = NULL;
+int board_define(Board *b, const Image *img, sd_bus_message *reply_to, sd_bus_error *error) {
         Job *j = NULL;
         int r;
 
-        r = check_verb(b, BOARD_VERB_DEFINE, error);
+        r = board_check_verb(b, BOARD_VERB_DEFINE, error);
         if (r < 0)
                 return r;
-        r = image_load(b->manager->images_dir, b->config.image, &img);
-        if (r < 0)
-                return manager_image_error(error, b->config.image, r);
         if (!image_models_include(img->models, b->config.model))
                 return sd_bus_error_setf(error, PIEMU_ERROR_IMAGE_MODEL,
                                          "Image %s does not boot on %s; it boots on: %s.", b->config.image,
@@ -1049,8 +824,7 @@ static void reconcile_state(Board *b, bool active, bool paused, bool crashed, bo
                 if (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED) {
                         log_info("board %s: started while piemud could not see it; taking over its lines",
                                  b->config.name);
-                        b->gpio_qtest = qtest;
-                        (void)board_attach(b, paused, !tls_lines);
+                        (void)board_attach(b, paused, !tls_lines, qtest);
                 }
                 return;
         }
@@ -1064,7 +838,7 @@ void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_
         assert(b->op == BOARD_OP_NONE);
         reconcile_state(b, active, paused, crashed, tls_lines, qtest);
         /* Settings changed while libvirtd was away: saved now, or after what reconcile_state started. */
-        save_maybe(b);
+        board_saver_maybe(b);
 }
 
 static void refresh_work(void *userdata) {
@@ -1135,8 +909,42 @@ void board_guest_rebooted(Board *b) {
         /* The shim comes back with a HELLO, and then gets its driven levels again. On the qtest path,
          * QEMU reset the GPIO block: drive them again now. */
         log_info("board %s: the guest rebooted", b->config.name);
-        gpio_parser_init(&b->parser);
+        pins_shim_reset(b);
         board_set_guest_ready(b, false);
-        if (b->gpio_qtest)
-                board_qtest_apply_driven(b);
+        b->pins.backend->guest_rebooted(b);
+}
+
+int board_open_console(Board *b, int *ret_fd) {
+        return board_console_open_client(&b->console, b->host->event, ret_fd);
+}
+
+size_t board_recent_serial(Board *b, uint8_t *buf, size_t size) {
+        return board_console_recent(&b->console, buf, size);
+}
+
+int board_send_serial(Board *b, const void *data, size_t n, sd_bus_error *error) {
+        int r;
+
+        if (b->state != BOARD_RUNNING)
+                return sd_bus_error_setf(error, PIEMU_ERROR_NOT_RUNNING, "Board %s is not running.",
+                                         b->config.name);
+        if (!b->lines.console)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "The serial line of board %s is not open; try again.",
+                                         b->config.name);
+        if (n > SERIAL_WRITE_MAX)
+                /* It would never fit, however long the caller waited. */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "SendSerial takes at most %u bytes at a time (got %zu); send it in "
+                                         "parts.",
+                                         SERIAL_WRITE_MAX, n);
+        r = serial_write(b->lines.console, data, n);
+        if (r == -ENOBUFS)
+                return sd_bus_error_setf(error, PIEMU_ERROR_BUSY,
+                                         "The console of board %s is not reading; try again later.",
+                                         b->config.name);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot write to the console of %s: %m",
+                                               b->config.name);
+        return 0;
 }

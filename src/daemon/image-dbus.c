@@ -194,7 +194,7 @@ int method_remove_image(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-int manager_image_error(sd_bus_error *error, const char *image, int r) {
+int image_bus_error(sd_bus_error *error, const char *image, int r) {
         if (r == -ENOENT || r == -ENOTDIR)
                 return sd_bus_error_setf(error, PIEMU_ERROR_NO_SUCH_IMAGE, "No such image: %s", image);
         if (r == -ENOMEM)

@@ -226,22 +226,22 @@ static int run(int argc, char *argv[]) {
                                           "Cannot run %s (%m); boards use libvirt's default QEMU with "
                                           "multi-threaded TCG and boot slower.",
                                           PIEMU_QEMU_WRAPPER);
-                else if (!(m->emulator = strdup(PIEMU_QEMU_WRAPPER)))
+                else if (!(m->host.emulator = strdup(PIEMU_QEMU_WRAPPER)))
                         r = log_oom();
         }
         if (r >= 0 && streq_ptr(getenv("PIEMUD_INJECT_FAULT"), "stop")) {
                 /* For the test suite: the failed-Stop path (the domain keeps running) on demand. */
-                m->inject_stop_failure = true;
+                m->host.inject_stop_failure = true;
                 log_warning("Fault injection is on (PIEMUD_INJECT_FAULT=stop): every Stop fails and leaves "
                             "the board running. For tests only.");
         }
-        if (r >= 0 && arg_tls_dir && !(free(m->tls_dir), m->tls_dir = strdup(arg_tls_dir)))
+        if (r >= 0 && arg_tls_dir && !(free(m->host.tls_dir), m->host.tls_dir = strdup(arg_tls_dir)))
                 r = log_oom();
         if (r >= 0 && !isempty(arg_qemu_user)) {
                 /* Start-up, nobody served yet: a blocking NSS lookup is fine here. */
                 struct passwd *pw = getpwnam(arg_qemu_user);
                 if (pw)
-                        m->qemu_uid = pw->pw_uid;
+                        m->host.qemu_uid = pw->pw_uid;
                 else
                         log_warning("No user %s: a line's peer is checked by its certificate only "
                                     "(see --qemu-user)",
@@ -253,7 +253,7 @@ static int run(int argc, char *argv[]) {
                 _cleanup_free_ char *problem = NULL;
                 TlsCreds *creds;
                 /* One clear line now; Start says it again, and loads them once they are there. */
-                if (manager_tls(m, &creds, &problem) < 0)
+                if (board_host_tls(&m->host, &creds, &problem) < 0)
                         log_error("Boards cannot start: no TLS credentials for their serial lines (%s). "
                                   "Run tools/setup-tls.sh as root, or see piemud(8) for using your own CA.",
                                   strempty(problem));
@@ -270,8 +270,8 @@ static int run(int argc, char *argv[]) {
         if (r >= 0) {
                 log_info("piemud %s ready on the %s bus as org.piemu (QEMU: %s)", PIEMU_VERSION,
                          arg_user_bus ? "user" : "system",
-                         m->emulator ? "single-threaded TCG via " PIEMU_QEMU_WRAPPER
-                                     : "libvirt's default, multi-threaded TCG");
+                         m->host.emulator ? "single-threaded TCG via " PIEMU_QEMU_WRAPPER
+                                          : "libvirt's default, multi-threaded TCG");
                 sd_notify(0, "READY=1\nSTATUS=Serving org.piemu");
                 r = sd_event_loop(e);
                 if (r < 0)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "board-dbus.h"
 #include "board.h"
 #include "bus-util.h"
 #include "config.h"
@@ -66,6 +67,7 @@ static int read_i2c_option(char **l, BoardConfig *c, sd_bus_error *error) {
 }
 
 static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(image_freep) Image *img = NULL;
         Manager *m = userdata;
         const char *name, *image;
         BoardConfig c = {};
@@ -141,7 +143,7 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                 .i2c = i2c_config.i2c, /* copied by board_new */
                 .n_i2c = i2c_config.n_i2c,
         };
-        r = board_new(m, &c, &b);
+        r = board_new(&m->host, &c, &b);
         if (r < 0)
                 return r;
         r = manager_add_board(m, b);
@@ -150,7 +152,14 @@ static int method_create_board(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         }
         /* Hidden from the bus (and from BoardAdded) until libvirt has the domain: not `announced`. */
-        r = board_define(b, msg, error);
+        r = board_check_verb(b, BOARD_VERB_DEFINE, error);
+        if (r >= 0) {
+                r = image_load(m->images_dir, b->config.image, &img);
+                if (r < 0)
+                        r = image_bus_error(error, b->config.image, r);
+        }
+        if (r >= 0)
+                r = board_define(b, img, msg, error);
         if (r < 0) {
                 manager_remove_board(m, b);
                 return r;
@@ -318,7 +327,7 @@ static int on_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error
         /* Off the bus piemud can do nothing for anyone, and D-Bus activation may already be starting
          * another one: leave at once. Boards keep running; the next piemud adopts them. */
         log_error("Lost the connection to the bus; exiting. Running boards keep running.");
-        (void)sd_event_exit(m->event, -ECONNRESET);
+        (void)sd_event_exit(m->host.event, -ECONNRESET);
         return 0;
 }
 
@@ -367,7 +376,7 @@ int manager_connect_bus(Manager *m, bool user_bus) {
         r = sd_bus_add_object_manager(m->bus, NULL, "/org/piemu");
         if (r < 0)
                 return log_error_errno(r, "Cannot register the object manager: %m");
-        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        r = sd_bus_attach_event(m->bus, m->host.event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
         /* A local match: sd-bus synthesizes it when the connection goes, nothing is asked of the bus. */

@@ -13,7 +13,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "board-dbus.h"
 #include "board.h"
+#include "manager.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -86,7 +88,8 @@ void manager_wires_board_up(Manager *m, Board *b) {
                         const BoardWire *w = &b->config.wires[i];
                         Board *to = manager_find_board(m, w->to_board);
                         if (to && !to->removed)
-                                board_drive_pin(to, w->to_pin, b->levels & (UINT64_C(1) << w->from_pin));
+                                board_drive_pin(to, w->to_pin,
+                                                board_levels(b) & (UINT64_C(1) << w->from_pin));
                 }
         /* Into b: the levels of the pins wired to it, from boards whose levels are known. */
         for (size_t i = 0; i < m->n_boards; i++) {
@@ -96,7 +99,8 @@ void manager_wires_board_up(Manager *m, Board *b) {
                 for (size_t k = 0; k < from->config.n_wires; k++) {
                         const BoardWire *w = &from->config.wires[k];
                         if (streq(w->to_board, b->config.name))
-                                board_drive_pin(b, w->to_pin, from->levels & (UINT64_C(1) << w->from_pin));
+                                board_drive_pin(b, w->to_pin,
+                                                board_levels(from) & (UINT64_C(1) << w->from_pin));
                 }
         }
 }
@@ -115,7 +119,7 @@ static bool drop_wires_to(Board *from, const char *to) {
 }
 
 void manager_wires_board_gone(Manager *m, Board *b) {
-        if (m->exiting)
+        if (m->host.exiting)
                 return; /* piemud stops; the boards stay, and so do their wires */
         for (size_t i = 0; i < m->n_boards; i++) {
                 Board *o = m->boards[i];
@@ -199,7 +203,7 @@ static int check_pin(const char *board, uint32_t pin, sd_bus_error *error) {
 
 /* A wire is answered once libvirt has it: not while piemud cannot reach libvirtd. */
 static int check_connected(Manager *m, sd_bus_error *error) {
-        if (!m->conn)
+        if (!m->host.conn)
                 return sd_bus_error_setf(error, PIEMU_ERROR_UNAVAILABLE,
                                          "libvirtd is not reachable; piemud is reconnecting. Try again.");
         return 0;
@@ -243,10 +247,10 @@ static void wire_saved(Board *from, int r, const char *error, void *userdata) {
         }
         log_info("wire %s: %s", c->id, c->add ? "added" : "removed");
         if (c->add) {
-                Board *to = manager_find_board(from->manager, c->to_board);
+                Board *to = manager_find_board(board_manager(from), c->to_board);
                 /* The far end follows from now on, starting with the level there is. */
                 if (to && !to->removed && board_levels_known(from))
-                        board_drive_pin(to, c->to_pin, from->levels & (UINT64_C(1) << c->from_pin));
+                        board_drive_pin(to, c->to_pin, board_levels(from) & (UINT64_C(1) << c->from_pin));
                 (void)sd_bus_reply_method_return(c->call, "s", c->id);
         } else
                 (void)sd_bus_reply_method_return(c->call, NULL);

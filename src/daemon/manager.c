@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "board-dbus.h"
 #include "board.h"
 #include "config.h"
 #include "log.h"
@@ -29,21 +30,64 @@
 static void on_libvirt_closed(virConnectPtr conn, int reason, void *opaque);
 static int on_gc(sd_event_source *s, void *userdata);
 
+/* ---- what boards report (BoardHooks): the manager sends the signals and drives the wires ---- */
+
+static void hook_state_changed(Board *b, void *userdata) {
+        Manager *m = userdata;
+
+        board_emit_property(m->bus, b, "State");
+        if (b->state == BOARD_RUNNING)
+                manager_wires_board_up(m, b);
+}
+
+static void hook_property_changed(Board *b, const char *property, void *userdata) {
+        Manager *m = userdata;
+        board_emit_property(m->bus, b, property);
+}
+
+static void hook_pins_up(Board *b, void *userdata) {
+        manager_wires_board_up(userdata, b);
+}
+
+static void hook_pin_changed(Board *b, unsigned pin, bool value, uint64_t seen_usec, void *userdata) {
+        if (b->config.n_wires > 0)
+                manager_wires_propagate(userdata, b, pin, value, seen_usec);
+}
+
+static void hook_defined(Board *b, void *userdata) {
+        manager_emit_board_added(userdata, b);
+}
+
+static void hook_gone(Board *b, void *userdata) {
+        manager_remove_board(userdata, b);
+}
+
+static const BoardHooks board_hooks = {
+        .state_changed = hook_state_changed,
+        .property_changed = hook_property_changed,
+        .pins_up = hook_pins_up,
+        .pin_changed = hook_pin_changed,
+        .defined = hook_defined,
+        .gone = hook_gone,
+};
+
 int manager_new(sd_event *e, Manager **ret) {
         Manager *m = calloc(1, sizeof *m);
         int r;
 
         if (!m)
                 return -ENOMEM;
-        m->event = sd_event_ref(e);
+        m->host.event = sd_event_ref(e);
+        m->host.hooks = &board_hooks;
+        m->host.userdata = m;
         m->lifecycle_cb = m->reboot_cb = -1;
         m->libvirt_efd = -EBADF;
         m->libvirt_uri = strdup(PIEMU_LIBVIRT_URI);
         m->images_dir = strdup(PIEMU_IMAGES_DIR);
-        m->tls_dir = strdup(TLS_DIR_DEFAULT);
-        m->qemu_uid = (uid_t)-1;
+        m->host.tls_dir = strdup(TLS_DIR_DEFAULT);
+        m->host.qemu_uid = (uid_t)-1;
         m->pool_dir = strdup(PIEMU_POOL_DIR);
-        if (!m->libvirt_uri || !m->images_dir || !m->pool_dir || !m->tls_dir) {
+        if (!m->libvirt_uri || !m->images_dir || !m->pool_dir || !m->host.tls_dir) {
                 manager_free(m);
                 return -ENOMEM;
         }
@@ -53,7 +97,7 @@ int manager_new(sd_event *e, Manager **ret) {
                 r = sd_event_source_set_enabled(m->gc_source, SD_EVENT_OFF);
         }
         if (r >= 0)
-                r = worker_pool_new(e, WORKER_THREADS, &m->workers);
+                r = worker_pool_new(e, WORKER_THREADS, &m->host.workers);
         if (r >= 0)
                 r = worker_pool_new(e, IMPORT_THREADS, &m->import_workers);
         if (r >= 0)
@@ -71,11 +115,12 @@ int manager_new(sd_event *e, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
-        m->exiting = true;
+        m->host.exiting = true;
         /* Finish libvirt work first: its done callbacks still reference boards. */
-        m->workers = worker_pool_free(m->workers);
+        m->host.workers = worker_pool_free(m->host.workers);
         m->import_workers = worker_pool_free(m->import_workers);
         for (size_t i = 0; i < m->n_boards; i++) {
+                board_level_waits_cancel(m->boards[i]);
                 board_shut(m->boards[i]);
                 board_unref(m->boards[i]);
         }
@@ -85,14 +130,14 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->gc_source);
         m->polkit = polkit_registry_free(m->polkit);
         m->peers = peers_free(m->peers);
-        if (m->conn) {
-                (void)virConnectUnregisterCloseCallback(m->conn, on_libvirt_closed);
+        if (m->host.conn) {
+                (void)virConnectUnregisterCloseCallback(m->host.conn, on_libvirt_closed);
                 virResetLastError();
                 if (m->lifecycle_cb >= 0)
-                        virConnectDomainEventDeregisterAny(m->conn, m->lifecycle_cb);
+                        virConnectDomainEventDeregisterAny(m->host.conn, m->lifecycle_cb);
                 if (m->reboot_cb >= 0)
-                        virConnectDomainEventDeregisterAny(m->conn, m->reboot_cb);
-                virConnectClose(m->conn);
+                        virConnectDomainEventDeregisterAny(m->host.conn, m->reboot_cb);
+                virConnectClose(m->host.conn);
         }
         sd_event_source_disable_unref(m->reconnect_timer);
         sd_event_source_disable_unref(m->libvirt_efd_source);
@@ -101,11 +146,11 @@ Manager *manager_free(Manager *m) {
         free(m->libvirt_uri);
         free(m->images_dir);
         free(m->pool_dir);
-        free(m->emulator);
-        free(m->tls_dir);
-        free(m->qtest_dir);
-        tls_creds_unref(m->tls);
-        sd_event_unref(m->event);
+        free(m->host.emulator);
+        free(m->host.tls_dir);
+        free(m->host.qtest_dir);
+        tls_creds_unref(m->host.tls);
+        sd_event_unref(m->host.event);
         free(m);
         return NULL;
 }
@@ -146,9 +191,9 @@ void manager_remove_board(Manager *m, Board *b) {
                 return;
         manager_wires_board_gone(m, b);
         /* Announced while the object still answers: InterfacesRemoved lists its interfaces. */
-        if (announced && m->bus && !m->exiting) {
+        if (announced && m->bus && !m->host.exiting)
                 manager_emit_board_removed(m, b);
-        }
+        board_level_waits_cancel(b);
         board_shut(b);
         for (size_t i = 0; i < m->n_boards; i++)
                 if (m->boards[i] == b) {
@@ -170,20 +215,6 @@ void manager_remove_board(Manager *m, Board *b) {
         (void)sd_event_source_set_enabled(m->gc_source, SD_EVENT_ONESHOT);
 }
 
-int manager_tls(Manager *m, TlsCreds **ret, char **ret_problem) {
-        int r;
-
-        if (!m->tls) {
-                /* A few small local files: read on the loop, like the image catalog's meta. */
-                r = tls_creds_load(m->tls_dir, &m->tls, ret_problem);
-                if (r < 0)
-                        return r;
-                log_info("TLS credentials for the serial lines loaded from %s", m->tls_dir);
-        }
-        *ret = m->tls;
-        return 0;
-}
-
 int manager_set_qtest_dir(Manager *m, const char *dir) {
         struct stat st;
         const char *problem = NULL;
@@ -201,7 +232,7 @@ int manager_set_qtest_dir(Manager *m, const char *dir) {
                 problem = "not owned by piemud's user";
         else if (st.st_mode & 0007)
                 problem = "open to other users";
-        else if (m->qemu_uid != (uid_t)-1 && m->qemu_uid != 0 && !(st.st_mode & S_ISGID))
+        else if (m->host.qemu_uid != (uid_t)-1 && m->host.qemu_uid != 0 && !(st.st_mode & S_ISGID))
                 problem = "not set-group-ID (QEMU could not connect to the sockets)";
         if (problem) {
                 log_warning(
@@ -212,8 +243,8 @@ int manager_set_qtest_dir(Manager *m, const char *dir) {
         copy = strdup(dir);
         if (!copy)
                 return log_oom();
-        free(m->qtest_dir);
-        m->qtest_dir = copy;
+        free(m->host.qtest_dir);
+        m->host.qtest_dir = copy;
         log_info("qtest channels for agentless GPIO in %s", dir);
         return 0;
 }
@@ -270,9 +301,9 @@ static void libvirt_lost(Manager *m) {
         virConnectPtr c;
 
         /* Exiting: manager_free() closes the connection. Not connected: already handled. */
-        if (!m->conn || m->exiting)
+        if (!m->host.conn || m->host.exiting)
                 return;
-        c = TAKE_PTR(m->conn);
+        c = TAKE_PTR(m->host.conn);
         log_error("Lost the connection to libvirtd (reason %d); reconnecting. Running boards keep running; "
                   "Start, Stop, CreateBoard and DeleteBoard answer org.piemu.Error.Unavailable meanwhile.",
                   __atomic_load_n(&m->libvirt_close_reason, __ATOMIC_RELAXED));
@@ -347,18 +378,18 @@ static void connect_done(void *userdata) {
         Manager *m = c->m;
 
         m->reconnecting = false;
-        if (c->r < 0 || m->exiting) {
+        if (c->r < 0 || m->host.exiting) {
                 if (c->conn) {
                         (void)virConnectUnregisterCloseCallback(c->conn, on_libvirt_closed);
                         virResetLastError();
                         virConnectClose(c->conn);
                 }
-                if (!m->exiting) {
+                if (!m->host.exiting) {
                         log_debug("Reconnecting to libvirtd failed: %s", strempty(c->error));
                         arm_reconnect(m);
                 }
         } else {
-                m->conn = c->conn;
+                m->host.conn = c->conn;
                 m->lifecycle_cb = c->lifecycle_cb;
                 m->reboot_cb = c->reboot_cb;
                 log_info("Connected to %s again; checking %zu board(s) against it", m->libvirt_uri,
@@ -376,7 +407,7 @@ static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata)
         Manager *m = userdata;
         Connect *c;
 
-        if (m->conn || m->reconnecting || m->exiting)
+        if (m->host.conn || m->reconnecting || m->host.exiting)
                 return 0;
         c = calloc(1, sizeof *c);
         if (!c || !(c->uri = strdup(m->libvirt_uri)) || !(c->pool_dir = strdup(m->pool_dir))) {
@@ -388,7 +419,7 @@ static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata)
         }
         c->m = m;
         c->lifecycle_cb = c->reboot_cb = -1;
-        if (worker_submit(m->workers, connect_work, connect_done, c) < 0) {
+        if (worker_submit(m->host.workers, connect_work, connect_done, c) < 0) {
                 free(c->uri);
                 free(c->pool_dir);
                 free(c);
@@ -405,7 +436,7 @@ static void arm_reconnect(Manager *m) {
                                     : (m->reconnect_usec * 2 > RECONNECT_MAX_USEC ? RECONNECT_MAX_USEC
                                                                                   : m->reconnect_usec * 2);
         if (!m->reconnect_timer) {
-                if (sd_event_add_time_relative(m->event, &m->reconnect_timer, CLOCK_MONOTONIC,
+                if (sd_event_add_time_relative(m->host.event, &m->reconnect_timer, CLOCK_MONOTONIC,
                                                m->reconnect_usec, 10 * 1000, on_reconnect_timer, m) < 0)
                         log_error("Cannot schedule reconnecting to libvirtd: piemud stays without it");
                 return;
@@ -426,22 +457,23 @@ int manager_connect_libvirt(Manager *m) {
         m->libvirt_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (m->libvirt_efd < 0)
                 return log_error_errno(negative_errno(), "Cannot create an eventfd: %m");
-        r = sd_event_add_io(m->event, &m->libvirt_efd_source, m->libvirt_efd, EPOLLIN, on_libvirt_efd, m);
+        r = sd_event_add_io(m->host.event, &m->libvirt_efd_source, m->libvirt_efd, EPOLLIN, on_libvirt_efd,
+                            m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the eventfd: %m");
-        r = virt_event_register(m->event);
+        r = virt_event_register(m->host.event);
         if (r < 0)
                 return log_error_errno(r, "Cannot hook libvirt into the event loop: %m");
         /* Start-up is the one place where blocking on libvirt is fine: nobody is served yet. */
-        r = vm_connect(m->libvirt_uri, &m->conn, &err);
+        r = vm_connect(m->libvirt_uri, &m->host.conn, &err);
         if (r < 0)
                 return log_error_errno(r, "%s (is libvirtd running? piemud needs %s)", strempty(err),
                                        m->libvirt_uri);
-        r = vm_ensure_pool(m->conn, PIEMU_POOL_NAME, m->pool_dir, &err);
+        r = vm_ensure_pool(m->host.conn, PIEMU_POOL_NAME, m->pool_dir, &err);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the overlay storage pool %s at %s: %s",
                                        PIEMU_POOL_NAME, m->pool_dir, strempty(err));
-        if (subscribe(m, m->conn, &m->lifecycle_cb, &m->reboot_cb) < 0)
+        if (subscribe(m, m->host.conn, &m->lifecycle_cb, &m->reboot_cb) < 0)
                 return log_error_errno(-EIO, "Cannot subscribe to libvirt domain events");
         log_info("Connected to %s", m->libvirt_uri);
         return 0;
@@ -462,7 +494,7 @@ static int add_found_board(Manager *m, const VmDomainInfo *d) {
                 board_config_done(&c);
                 return 0;
         }
-        r = board_new(m, &c, &b);
+        r = board_new(&m->host, &c, &b);
         board_config_done(&c);
         if (r >= 0)
                 memcpy(b->uuid, d->uuid, sizeof b->uuid);
@@ -471,14 +503,13 @@ static int add_found_board(Manager *m, const VmDomainInfo *d) {
                 return log_oom();
         }
         b->announced = true;
-        if (m->loaded) {
+        if (m->host.loaded) {
                 manager_emit_board_added(m, b);
         }
         if (d->active) {
                 log_info("board %s: found %s, taking over its lines", b->config.name,
                          d->paused ? "paused" : "running");
-                b->gpio_qtest = d->qtest && m->qtest_dir;
-                (void)board_attach(b, d->paused, !d->tls_lines);
+                (void)board_attach(b, d->paused, !d->tls_lines, d->qtest);
         } else
                 log_debug("board %s: found, stopped", b->config.name);
         return 0;
@@ -508,7 +539,8 @@ static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n) {
                         manager_remove_board(m, b); /* shifts the array: same i again */
                         continue;
                 }
-                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines, d->qtest && m->qtest_dir);
+                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines,
+                                d->qtest && m->host.qtest_dir);
                 i++;
         }
         for (size_t i = 0; i < n; i++)
@@ -523,7 +555,7 @@ int manager_load_boards(Manager *m) {
         size_t n = 0;
         int r;
 
-        r = vm_list_piemu_domains(m->conn, &l, &n, &err);
+        r = vm_list_piemu_domains(m->host.conn, &l, &n, &err);
         if (r < 0)
                 return log_error_errno(r, "Cannot list domains: %s", strempty(err));
         for (size_t i = 0; i < n; i++) {
@@ -536,6 +568,6 @@ int manager_load_boards(Manager *m) {
         log_info("Found %zu board(s) in libvirt", m->n_boards);
         vm_domain_info_free_many(l, n);
         manager_wires_prune(m);
-        m->loaded = true;
+        m->host.loaded = true;
         return 0;
 }

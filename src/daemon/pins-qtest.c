@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The agentless GPIO path: QEMU's qtest channel, next to normal TCG emulation.
  *
- * piemud listens on a Unix socket in a directory only it and QEMU can reach (manager_qtest_dir_check)
+ * piemud listens on a Unix socket in a directory only it and QEMU can reach (manager_set_qtest_dir)
  * and QEMU dials it (`-qtest unix:PATH,reconnect-ms=…`, board-config.c), like the TLS lines: nobody
  * else can be in QEMU's way, and QEMU dials again after piemud restarts. Through the channel:
  *   - QEMU pushes "IRQ raise|lower N" as the guest drives an output pin (irq_intercept_out);
@@ -24,26 +24,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "board-internal.h"
+#include "board.h"
 #include "log.h"
 #include "macro.h"
-#include "pi-models.h"
-#include "manager-wires.h"
 #include "qtest.h"
 
 /* The model's GPIO block (BCM2835 0x20200000, BCM2836/7 0x3f200000, BCM2711 0xfe200000). */
 static uint64_t gpio_base(const Board *b) {
-        const PiModel *m = pi_model_find(b->config.model ?: PIEMU_DEFAULT_MODEL);
-        /* The model was checked at CreateBoard; raspi3b's block for a board made before models. */
-        return (m ? m->periph_base : UINT64_C(0x3f000000)) + PI_MODEL_GPIO_OFFSET;
+        return b->model->periph_base + PI_MODEL_GPIO_OFFSET;
 }
 
-int board_qtest_socket_path(Board *b, char **ret) {
+int pins_qtest_socket_path(Board *b, char **ret) {
         char *s;
 
-        if (!b->manager->qtest_dir)
+        if (!b->host->qtest_dir)
                 return -EOPNOTSUPP;
-        if (asprintf(&s, "%s/%s.sock", b->manager->qtest_dir, b->config.name) < 0)
+        if (asprintf(&s, "%s/%s.sock", b->host->qtest_dir, b->config.name) < 0)
                 return -ENOMEM;
         if (strlen(s) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
                 free(s);
@@ -54,17 +50,18 @@ int board_qtest_socket_path(Board *b, char **ret) {
 }
 
 static void read_levels(Board *b);
+static void qtest_close(Board *b);
 
 /* Something happened on the pins: read GPLEV often for a while, starting within
  * QTEST_RECONCILE_USEC. */
 static void mark_busy(Board *b) {
         uint64_t now = now_usec(CLOCK_MONOTONIC), next = 0;
 
-        b->qtest_busy_until = now + QTEST_BUSY_USEC;
-        if (b->qtest_timer && sd_event_source_get_time(b->qtest_timer, &next) >= 0 &&
+        b->qtest.busy_until = now + QTEST_BUSY_USEC;
+        if (b->qtest.timer && sd_event_source_get_time(b->qtest.timer, &next) >= 0 &&
             next > now + QTEST_RECONCILE_USEC) {
-                (void)sd_event_source_set_time(b->qtest_timer, now + QTEST_RECONCILE_USEC);
-                (void)sd_event_source_set_enabled(b->qtest_timer, SD_EVENT_ONESHOT);
+                (void)sd_event_source_set_time(b->qtest.timer, now + QTEST_RECONCILE_USEC);
+                (void)sd_event_source_set_enabled(b->qtest.timer, SD_EVENT_ONESHOT);
         }
 }
 
@@ -72,35 +69,35 @@ static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
         Board *b = userdata;
         uint64_t ts = now_usec(CLOCK_REALTIME);
 
-        b->qtest_reading = false;
+        b->qtest.reading = false;
         if (r < 0)
                 return; /* cancelled with the connection, or the connection failed (on_closed says) */
-        if (b->qtest_reread) {
+        if (b->qtest.reread) {
                 /* A SetPin came after this read was sent: its level is not in it. */
-                b->qtest_reread = false;
+                b->qtest.reread = false;
                 read_levels(b);
         }
-        bool first = !b->qtest_levels_known;
-        b->qtest_levels_known = true;
-        if (((levels ^ b->levels) & QTEST_GPIO_MASK) != 0) {
+        bool first = !b->qtest.levels_known;
+        b->qtest.levels_known = true;
+        if (((levels ^ b->pins.levels) & QTEST_GPIO_MASK) != 0) {
                 mark_busy(b);
                 for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
-                        board_gpio_level_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
+                        board_pins_changed(b, pin, levels & (UINT64_C(1) << pin), ts);
         }
         /* The first read on this connection (QEMU dialed: a start, or piemud restarted): the wires
          * into and out of this board carry what the pins are now, changed or not. */
-        if (first)
-                manager_wires_board_up(b->manager, b);
+        if (first && b->host->hooks->pins_up)
+                b->host->hooks->pins_up(b, b->host->userdata);
 }
 
 static void read_levels(Board *b) {
         int r;
 
-        if (!b->qtest || b->qtest_reading)
+        if (!b->qtest.conn || b->qtest.reading)
                 return;
-        r = qtest_gpio_read_levels(b->qtest, gpio_base(b), on_levels, b);
+        r = qtest_gpio_read_levels(b->qtest.conn, gpio_base(b), on_levels, b);
         if (r >= 0)
-                b->qtest_reading = true;
+                b->qtest.reading = true;
 }
 
 static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -109,7 +106,7 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         read_levels(b);
         r = sd_event_source_set_time_relative(
-                s, now_usec(CLOCK_MONOTONIC) < b->qtest_busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
+                s, now_usec(CLOCK_MONOTONIC) < b->qtest.busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return r;
@@ -126,26 +123,26 @@ static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
          * such a pulse can fall between two GPLEV reads. Both changes are reported, in order. When the
          * missed one happened is not known, only that it was after the last read: it carries the
          * moment piemud learned of it. */
-        if (b->qtest_levels_known && line < GPIO_PROTO_NPINS &&
-            !!(b->levels & (UINT64_C(1) << line)) == level) {
+        if (b->qtest.levels_known && line < GPIO_PROTO_NPINS &&
+            !!(b->pins.levels & (UINT64_C(1) << line)) == level) {
                 log_debug("board %s: GPIO %u went %s without an IRQ (seen at the next one)", b->config.name,
                           line, level ? "low" : "high");
-                board_gpio_level_changed(b, line, !level, ts);
+                board_pins_changed(b, line, !level, ts);
         }
-        board_gpio_level_changed(b, line, level, ts);
+        board_pins_changed(b, line, level, ts);
         mark_busy(b);
 }
 
 static void on_closed(Qtest *q, int error, void *userdata) {
         Board *b = userdata;
 
-        assert(q == b->qtest);
+        assert(q == b->qtest.conn);
         if (b->state == BOARD_RUNNING)
                 log_info("board %s: qtest channel closed (%s); QEMU reconnects", b->config.name,
                          strerror(-error));
-        b->qtest = qtest_free(q);
-        b->qtest_reading = false;
-        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
+        b->qtest.conn = qtest_free(q);
+        b->qtest.reading = false;
+        b->qtest.timer = sd_event_source_disable_unref(b->qtest.timer);
 }
 
 static void on_intercepted(Qtest *q, int r, void *userdata) {
@@ -161,13 +158,13 @@ static void on_intercepted(Qtest *q, int r, void *userdata) {
 
 /* Levels the host drives are the board's, not the connection's: given again to every new
  * connection (piemud restarted) and after the guest rebooted (QEMU reset the GPIO block). */
-void board_qtest_apply_driven(Board *b) {
-        if (!b->qtest)
+static void qtest_apply_driven(Board *b) {
+        if (!b->qtest.conn)
                 return;
         for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
-                if (b->driven_mask & (UINT64_C(1) << pin))
-                        (void)qtest_gpio_set(b->qtest, gpio_base(b), pin,
-                                             b->driven_values & (UINT64_C(1) << pin), NULL, NULL);
+                if (b->pins.driven_mask & (UINT64_C(1) << pin))
+                        (void)qtest_gpio_set(b->qtest.conn, gpio_base(b), pin,
+                                             b->pins.driven_values & (UINT64_C(1) << pin), NULL, NULL);
         read_levels(b);
 }
 
@@ -177,28 +174,28 @@ static void take_connection(Board *b, int fd) {
         int r;
 
         /* One QEMU per board: a new connection means the old one is gone (QEMU dialed again). */
-        b->qtest = qtest_free(b->qtest);
-        b->qtest_reading = false;
-        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
-        b->qtest_levels_known = false;
-        b->qtest_busy_until = now_usec(CLOCK_MONOTONIC) + QTEST_BUSY_USEC;
+        b->qtest.conn = qtest_free(b->qtest.conn);
+        b->qtest.reading = false;
+        b->qtest.timer = sd_event_source_disable_unref(b->qtest.timer);
+        b->qtest.levels_known = false;
+        b->qtest.busy_until = now_usec(CLOCK_MONOTONIC) + QTEST_BUSY_USEC;
 
-        r = qtest_new(b->manager->event, owned, &cb, b, &b->qtest);
+        r = qtest_new(b->host->event, owned, &cb, b, &b->qtest.conn);
         if (r < 0) {
                 log_warning_errno(r, "board %s: cannot use the qtest connection: %m", b->config.name);
                 return;
         }
         TAKE_FD(owned);
-        r = qtest_intercept_gpio(b->qtest, QTEST_GPIO_QOM_PATH, on_intercepted, b);
+        r = qtest_intercept_gpio(b->qtest.conn, QTEST_GPIO_QOM_PATH, on_intercepted, b);
         if (r >= 0)
-                r = sd_event_add_time_relative(b->manager->event, &b->qtest_timer, CLOCK_MONOTONIC,
+                r = sd_event_add_time_relative(b->host->event, &b->qtest.timer, CLOCK_MONOTONIC,
                                                QTEST_RECONCILE_USEC, 1000, on_reconcile_timer, b);
         if (r < 0) {
                 log_warning_errno(r, "board %s: cannot set up the qtest channel: %m", b->config.name);
-                b->qtest = qtest_free(b->qtest);
+                b->qtest.conn = qtest_free(b->qtest.conn);
                 return;
         }
-        board_qtest_apply_driven(b);
+        qtest_apply_driven(b);
 }
 
 static int on_listener(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -217,7 +214,7 @@ static int on_listener(sd_event_source *s, int fd, uint32_t revents, void *userd
         /* The directory lets only QEMU's group in; the kernel's word on the peer is checked anyway,
          * since whoever holds this channel holds the guest's memory. */
         if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-            (cred.uid != 0 && (b->manager->qemu_uid == (uid_t)-1 || cred.uid != b->manager->qemu_uid))) {
+            (cred.uid != 0 && (b->host->qemu_uid == (uid_t)-1 || cred.uid != b->host->qemu_uid))) {
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m, "local uid %u reached the qtest socket of board %s; refused",
                              (unsigned)cred.uid, b->config.name) >= 0) {
@@ -231,15 +228,15 @@ static int on_listener(sd_event_source *s, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-int board_qtest_listen(Board *b) {
+static int qtest_open(Board *b) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *path = NULL;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         mode_t old;
         int r;
 
-        board_qtest_close(b);
-        r = board_qtest_socket_path(b, &path);
+        qtest_close(b);
+        r = pins_qtest_socket_path(b, &path);
         if (r < 0)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -261,48 +258,69 @@ int board_qtest_listen(Board *b) {
                 (void)unlink(path);
                 return r;
         }
-        r = sd_event_add_io(b->manager->event, &b->qtest_listener, fd, EPOLLIN, on_listener, b);
+        r = sd_event_add_io(b->host->event, &b->qtest.listener, fd, EPOLLIN, on_listener, b);
         if (r < 0) {
                 (void)unlink(path);
                 return r;
         }
-        (void)sd_event_source_set_io_fd_own(b->qtest_listener, true);
+        (void)sd_event_source_set_io_fd_own(b->qtest.listener, true);
         TAKE_FD(fd);
-        b->qtest_socket = TAKE_PTR(path);
+        b->qtest.socket = TAKE_PTR(path);
         return 0;
 }
 
-void board_qtest_close(Board *b) {
-        b->qtest = qtest_free(b->qtest);
-        b->qtest_reading = false;
-        b->qtest_levels_known = false;
-        b->qtest_timer = sd_event_source_disable_unref(b->qtest_timer);
-        b->qtest_listener = sd_event_source_disable_unref(b->qtest_listener);
-        if (b->qtest_socket) {
-                (void)unlink(b->qtest_socket);
-                free(b->qtest_socket);
-                b->qtest_socket = NULL;
+static void qtest_close(Board *b) {
+        b->qtest.conn = qtest_free(b->qtest.conn);
+        b->qtest.reading = false;
+        b->qtest.levels_known = false;
+        b->qtest.timer = sd_event_source_disable_unref(b->qtest.timer);
+        b->qtest.listener = sd_event_source_disable_unref(b->qtest.listener);
+        if (b->qtest.socket) {
+                (void)unlink(b->qtest.socket);
+                free(b->qtest.socket);
+                b->qtest.socket = NULL;
         }
 }
 
-bool board_qtest_connected(Board *b) {
-        return b->qtest && qtest_is_open(b->qtest);
+static bool qtest_connected(Board *b) {
+        return b->qtest.conn && qtest_is_open(b->qtest.conn);
 }
 
-int board_qtest_set_pin(Board *b, unsigned pin, bool value) {
+static int qtest_set(Board *b, unsigned pin, bool value) {
         int r;
 
-        if (!b->qtest)
+        if (!b->qtest.conn)
                 return 0; /* remembered in driven_*: applied when QEMU dials */
-        r = qtest_gpio_set(b->qtest, gpio_base(b), pin, value, NULL, NULL);
+        r = qtest_gpio_set(b->qtest.conn, gpio_base(b), pin, value, NULL, NULL);
         if (r < 0)
                 return r;
         mark_busy(b);
         /* An input's new level fires no IRQ: read it back now rather than at the next tick (after
          * the read in flight, if any, which was sent before this write). */
-        if (b->qtest_reading)
-                b->qtest_reread = true;
+        if (b->qtest.reading)
+                b->qtest.reread = true;
         else
                 read_levels(b);
         return 0;
 }
+
+static bool qtest_levels_known(Board *b) {
+        return b->qtest.levels_known;
+}
+
+static void qtest_guest_rebooted(Board *b) {
+        /* QEMU reset the GPIO block: the driven levels go in again now. */
+        qtest_apply_driven(b);
+}
+
+const PinBackend pins_qtest_backend = {
+        .name = "qtest",
+        .levels_from_shim = false,
+        .open = qtest_open,
+        .close = qtest_close,
+        .connected = qtest_connected,
+        .levels_known = qtest_levels_known,
+        .set = qtest_set,
+        .apply_driven = qtest_apply_driven,
+        .guest_rebooted = qtest_guest_rebooted,
+};
