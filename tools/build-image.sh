@@ -13,9 +13,9 @@
 #   sd.img     64 MiB raw SD card, ext4 on the whole device (mke2fs -d, nothing mounted)
 #   meta       description=, cmdline= and models=
 # arm64 packages come from the host's apt lists, armhf and armel from a private
-# index in /var/cache/piemu/apt-ARCH (see tools/guest-debs.sh for why). The .debs
-# are cached in /var/cache/piemu/debs; an up-to-date image is left alone (stamp:
-# this script, images/default/*, the shim, the package versions).
+# index in /var/cache/piemu/apt-ARCH (see tools/lib/image-build.sh for why). The
+# .debs are cached in /var/cache/piemu/debs; an up-to-date image is left alone
+# (stamp: this script, its library, images/default/*, the shim, the package versions).
 # An existing image is never changed in place: the new one is built in a
 # sibling temporary directory and renamed over it.
 set -euo pipefail
@@ -53,13 +53,10 @@ default http://deb.debian.org/debian and http://deb.debian.org/debian-security).
 EOF
 }
 
-die() { echo "$prog: error: $*" >&2; exit 1; }
-say() { echo "$prog: $*"; }
-
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 script_dir=$(dirname -- "$script_path")
-# shellcheck source=tools/guest-debs.sh
-. "$script_dir/guest-debs.sh"
+# shellcheck source=tools/lib/image-build.sh
+. "$script_dir/lib/image-build.sh"
 src_dir=$(readlink -f -- "$script_dir/../images/default")
 # In a checkout the revisions come from piemud's model table itself; an installed copy
 # (/usr/share/piemu/image-builder, see tools/meson.build) has a table generated from it at build
@@ -173,11 +170,8 @@ output=$(readlink -m -- "$output")
 for f in init inittab shell shutdown profile modules sd; do
     [ -e "$src_dir/$f" ] || die "missing $src_dir/$f"
 done
-for t in apt-get apt-cache dpkg-deb depmod modprobe cpio gzip mke2fs fdtput fdtget dtc \
-         sha256sum flock od; do
-    command -v "$t" >/dev/null ||
-        die "'$t' not found; run tools/install-deps.sh (as root) first"
-done
+require_tools "; run tools/install-deps.sh (as root) first" apt-get apt-cache dpkg-deb depmod \
+    modprobe cpio gzip mke2fs fdtput fdtget dtc sha256sum flock od
 
 # The shim must be a static ELF of the image's architecture: the initramfs has no C library.
 shim_hash=none
@@ -199,7 +193,7 @@ if [ -n "$shim" ]; then
         readelf -lW "$shim" 2>/dev/null | grep -q 'Requesting program interpreter'; then
         die "--shim $shim: dynamically linked; the initramfs needs a static binary"
     fi
-    shim_hash=$(sha256sum <"$shim" | cut -d' ' -f1)
+    shim_hash=$(sha256_of "$shim")
 fi
 
 # One build at a time (the cache and the catalog are shared).
@@ -240,17 +234,12 @@ deb_resolve apt_opts "$arch" "${pkgs[@]}" || die "cannot resolve the image's pac
 kver=${kpkg#linux-image-}
 
 # --- Up to date? ----------------------------------------------------------------
-hash_tree() { # content and names of a directory tree, in a stable order
-    (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
-}
 sd_hash=$(printf '%s\n' "size=$sd_size_mib" "label=$sd_label" "$(hash_tree "$src_dir/sd")" |
     sha256sum | cut -d' ' -f1)
 stamp=$(
-    echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
-    echo "lib=$(sha256sum <"$script_dir/guest-debs.sh" | cut -d' ' -f1)"
+    stamp_code "$script_path" "prune=$prune_tool"
     echo "arch=$arch"
     for m in $models; do echo "model=$m=${model_rev[$m]}"; done
-    echo "prune=$(sha256sum <"$prune_tool" | cut -d' ' -f1)"
     echo "sources=$(hash_tree "$src_dir")"
     echo "name=$name"
     echo "shim=$shim_hash"
@@ -263,7 +252,7 @@ read -ra model_list <<<"$models"
 for m in "${model_list[@]:1}"; do outputs+=("dtb.$m"); done
 outputs+=(initrd sd.img meta)
 up_to_date() {
-    [ -f "$output/$stamp_name" ] && [ "$(cat "$output/$stamp_name")" = "$stamp" ] || return 1
+    stamp_is "$output/$stamp_name" "$stamp" || return 1
     local f
     for f in "${outputs[@]}"; do [ -s "$output/$f" ] || return 1; done
 }
@@ -274,53 +263,20 @@ fi
 
 # --- Fetch the .debs into the cache ---------------------------------------------
 work=$(mktemp -d /var/tmp/piemu-build-image.XXXXXX)
-newdir=""
-cleanup() {
-    rm -rf -- "$work"
-    [ -z "$newdir" ] || rm -rf -- "$newdir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-find "$cache_dir" -mindepth 1 -maxdepth 1 -name '.download.??????' -exec rm -rf -- {} +
-fetch() { # $1 package; prints the cached .deb path
-    local p=$1 deb=$cache_dir/${file[$1]} dl
-    if [ -f "$deb" ] && [ "$(sha256sum <"$deb" | cut -d' ' -f1)" = "${sha[$p]}" ]; then
-        echo "$deb"; return
-    fi
-    say "downloading $p:$arch=${ver[$p]}" >&2
-    dl=$(mktemp -d "$cache_dir/.download.XXXXXX")
-    chmod 0755 "$dl"
-    if ! (cd "$dl" && apt-get download -q "${apt_opts[@]}" -o APT::Sandbox::User=root "$p:$arch=${ver[$p]}" >&2); then
-        rm -rf -- "$dl"
-        die "apt-get download $p:$arch=${ver[$p]} failed (network? stale lists: apt-get update)"
-    fi
-    local got=("$dl"/*.deb)
-    if [ "${#got[@]}" != 1 ] || [ "$(sha256sum <"${got[0]}" | cut -d' ' -f1)" != "${sha[$p]}" ]; then
-        rm -rf -- "$dl"
-        die "downloaded $p does not match the SHA256 of the apt lists"
-    fi
-    chmod 0644 "${got[0]}"
-    mv -f -- "${got[0]}" "$deb"
-    rm -rf -- "$dl"
-    # Drop older versions of the same package from the cache.
-    find "$cache_dir" -maxdepth 1 -type f -name "${p}_*_$arch.deb" ! -name "${file[$p]}" -delete
-    [ "$p" != "$kpkg" ] ||
-        find "$cache_dir" -maxdepth 1 -type f -name "linux-image-*-${kflavour}_*_$arch.deb" \
-            ! -name "${file[$p]}" -delete
-    echo "$deb"
-}
-kdeb=$(fetch "$kpkg")
-bdeb=$(fetch busybox-static)
+remove_on_exit "$work"
+remove_leftovers "$cache_dir" '.download.??????'
+kdeb=$(deb_fetch apt_opts "$arch" "$kpkg" "$cache_dir")
+bdeb=$(deb_fetch apt_opts "$arch" busybox-static "$cache_dir")
+# Drop older versions of these packages, and other kernels of this flavour, from the cache.
+find "$cache_dir" -maxdepth 1 -type f \( -name "busybox-static_*_$arch.deb" -o \
+    -name "linux-image-*-${kflavour}_*_$arch.deb" \) ! -name "${file[$kpkg]}" \
+    ! -name "${file[busybox-static]}" -delete
 
 # --- Unpack ------------------------------------------------------------------------
 say "unpacking $kpkg ${ver[$kpkg]} and busybox-static ${ver[busybox-static]}"
 kx=$work/kernel-pkg
 bx=$work/busybox-pkg
-dpkg-deb -x "$kdeb" "$kx"
-dpkg-deb -x "$bdeb" "$bx"
-[ -d "$kx/lib/modules/$kver" ] || die "$kpkg has no lib/modules/$kver"
-[ -x "$bx/bin/busybox" ] || die "busybox-static has no bin/busybox"
+deb_unpack_kernel_busybox "$kdeb" "$kx" "$bdeb" "$bx" "$kver"
 
 # The new image is built in a hidden sibling of the target (same file system),
 # then swapped in with one rename. The catalog may belong to piemud's user: work
@@ -332,10 +288,10 @@ base=$(basename -- "$output")
 [ ! -e "$output" ] || [ -d "$output" ] || die "$output exists and is not a directory"
 mkdir -p "$parent"
 # Leftovers of a build that was killed (we hold the lock: none is running).
-find "$parent" -mindepth 1 -maxdepth 1 \( -name ".$base.new.??????" -o -name ".$base.old.??????" \) \
-    -exec rm -rf -- {} +
+remove_leftovers "$parent" ".$base.new.??????" ".$base.old.??????"
 owner=$(stat -c %u:%g "$parent")   # the image belongs to whoever owns the catalog
 newdir=$(mktemp -d "$parent/.$base.new.XXXXXX")
+remove_on_exit "$newdir"   # (once installed, nothing is left at this path)
 cd "$newdir"
 [ "$(stat -c %u:%a .)" = 0:700 ] || die "$newdir is not our private directory"
 img=.
@@ -344,12 +300,7 @@ vmlinuz=$kx/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver"
 if [ "$arch" = arm64 ]; then
     # QEMU loads a raw arm64 Image (or a gzip'd one); ship it raw.
-    arm64_magic() { [ "$(od -An -c -j56 -N4 "$1" | tr -d ' \n')" = ARMd ]; }
-    case "$(od -An -tx1 -N2 "$vmlinuz" | tr -d ' \n')" in
-        1f8b) gzip -dc <"$vmlinuz" >"$img/kernel" ;;
-        *) cp -- "$vmlinuz" "$img/kernel" ;;
-    esac
-    arm64_magic "$img/kernel" ||
+    arm64_raw_image "$vmlinuz" "$img/kernel" ||
         die "boot/vmlinuz-$kver is neither a raw nor a gzip'd arm64 Image (EFI zboot?)"
 else
     # A 32-bit zImage, which QEMU loads as it is (magic 0x016f2818 at offset 0x24).
@@ -437,12 +388,9 @@ fi
 # --- initramfs --------------------------------------------------------------------
 say "building the initramfs"
 ir=$work/initramfs
-mkdir -p "$ir"/{bin,sbin,usr/bin,usr/sbin,etc/piemu,dev,proc,sys,run,tmp,mnt/sd,root,lib/modules/"$kver"}
+initramfs_skeleton "$ir" "$kver" "$bx/bin/busybox"
+mkdir -p "$ir/etc/piemu" "$ir/mnt/sd"
 chmod 0700 "$ir/root"
-chmod 1777 "$ir/tmp"
-mknod -m 0600 "$ir/dev/console" c 5 1
-mknod -m 0666 "$ir/dev/null" c 1 3
-install -m 0755 "$bx/bin/busybox" "$ir/bin/busybox"
 install -m 0755 "$src_dir/init" "$ir/init"
 install -m 0644 "$src_dir/inittab" "$ir/etc/inittab"
 install -m 0644 "$src_dir/profile" "$ir/etc/profile"
@@ -456,63 +404,22 @@ if [ -n "$shim" ]; then
     install -m 0755 "$shim" "$ir/usr/bin/piemu-gpio-shim"
 fi
 
-# Modules: resolve dependencies (and soft dependencies, which busybox modprobe
-# ignores) against the whole package with the host's kmod, copy the .ko files
-# uncompressed, then index the small tree with depmod.
-depmod -b "$kx" "$kver"
-# A line "MODULE optional" names one that not every kernel flavour has.
+# Modules, with their dependencies. A line "MODULE optional" names one that not
+# every kernel flavour has.
 mods=()
-declare -A optional=()
 while read -r mod flag _; do
     mod=${mod%%#*}
     [ -n "$mod" ] || continue
+    [ "$flag" != optional ] || mod+="?"
     mods+=("$mod")
-    [ "$flag" != optional ] || optional[$mod]=1
 done <"$src_dir/modules"
-: >"$work/load-order"
-for mod in "${mods[@]}"; do
-    if ! deps=$(modprobe -d "$kx" -S "$kver" --show-depends "$mod" 2>&1); then
-        [ -n "${optional[$mod]:-}" ] || die "module $mod: $deps"
-        say "note: $kpkg has no module $mod (optional), leaving it out"
-        continue
-    fi
-    while read -r verb path _; do
-        case "$verb" in
-            builtin) continue ;;
-            insmod) ;;
-            *) die "module $mod: unexpected modprobe output: $verb $path" ;;
-        esac
-        rel=${path#"$kx/lib/modules/$kver/"}
-        ko=${rel%.xz}; ko=${ko%.zst}; ko=${ko%.gz}
-        m=$(basename -- "$ko" .ko)
-        grep -qx -- "$m" "$work/load-order" && continue
-        echo "$m" >>"$work/load-order"
-        mkdir -p "$ir/lib/modules/$kver/$(dirname -- "$ko")"
-        case "$rel" in
-            *.ko.xz) xz -dc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
-            *.ko.zst) zstd -qdc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
-            *.ko.gz) gzip -dc <"$path" >"$ir/lib/modules/$kver/$ko" ;;
-            *.ko) cp -- "$path" "$ir/lib/modules/$kver/$ko" ;;
-            *) die "module $mod: unexpected file $path" ;;
-        esac
-    done <<<"$deps"
-done
+initramfs_modules "$kx" "$kver" "$ir" "$work/load-order" "${mods[@]}"
 {
     echo "# SPDX-License-Identifier: LGPL-2.1-or-later"
     echo "# Generated by tools/build-image.sh: modules /init loads, in this order."
     cat "$work/load-order"
 } >"$ir/etc/piemu/modules"
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-    [ ! -f "$kx/lib/modules/$kver/$f" ] || cp -- "$kx/lib/modules/$kver/$f" "$ir/lib/modules/$kver/"
-done
-depmod -b "$ir" "$kver"
-rm -f "$ir/lib/modules/$kver/modules.builtin.modinfo" "$ir/lib/modules/$kver"/*.bin
-
-# Normalize ownership and times, so the archive depends on its content only.
-chown -R -h 0:0 "$ir"
-find "$ir" -exec touch -h -d @0 {} +
-(cd "$ir" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-    cpio --null -o -H newc --quiet) | gzip -9 -n >"$img/initrd"
+initramfs_pack "$ir" "$img/initrd"
 
 # --- SD card ----------------------------------------------------------------------
 old_stamp_sd=""
@@ -581,8 +488,6 @@ if [ -d "$output" ]; then
 else
     mv -T -- "$newdir" "$output"
 fi
-newdir=""
-
 say "installed $output:"
 (cd "$output" && for f in "${outputs[@]}"; do
     printf '  %-7s %10s bytes\n' "$f" "$(stat -c %s "$f")"

@@ -30,9 +30,10 @@ DESCRIPTION
     on its emulated boards (QEMU raspi3b). Run it as root.
 
     The image is cached: when the output directory holds both files and a stamp
-    matching this script and the versions of every package that would go into
-    the image, nothing is rebuilt. Downloaded .debs are kept in the cache
-    directory, so a rebuild on the same machine downloads nothing again.
+    matching this script, tools/lib/image-build.sh, images/rpios/init and the
+    versions of every package that would go into the image, nothing is
+    rebuilt. Downloaded .debs are kept in the cache directory, so a rebuild on
+    the same machine downloads nothing again.
 
     Steps, each timed:
       resolve    Resolve linux-image-arm64:arm64 (from the host's apt lists, as
@@ -47,8 +48,9 @@ DESCRIPTION
                  into a directory, reusing the cached .debs and the index above.
       customize  Hostname, root password, fstab, serial getty, masked units,
                  kernel modules (a Pi-relevant subset), cache the new .debs.
-      initramfs  busybox-static + SD card and ext4 modules + an /init that
-                 mounts root= and switch_root's to /sbin/init.
+      initramfs  busybox-static + SD card and ext4 modules + an /init
+                 (images/rpios/init) that mounts root= and switch_root's to
+                 /sbin/init.
       fs         mkfs.vfat + mcopy for bootfs, mkfs.ext4 -d for rootfs (files,
                  not mounts), checked with fsck.fat -n and e2fsck -fn.
       disk       Sparse raw disk: sfdisk MBR, dd conv=sparse,notrunc of both
@@ -156,13 +158,11 @@ EXAMPLES
 EOF
 }
 
-die() { echo "$prog: error: $*" >&2; exit 1; }
-warn() { echo "$prog: warning: $*" >&2; }
-say() { echo "$prog: $*"; }
-
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-# shellcheck source=tools/guest-debs.sh
-. "$(dirname -- "$script_path")/guest-debs.sh"
+script_dir=$(dirname -- "$script_path")
+# shellcheck source=tools/lib/image-build.sh
+. "$script_dir/lib/image-build.sh"
+init_src=$(readlink -f -- "$script_dir/../images/rpios/init")
 
 output=/var/cache/piemu/rpios
 cache=""
@@ -195,12 +195,11 @@ cache=$(readlink -m -- "$cache")
 [[ "$mirror" =~ ^(https?|file):// ]] || die "--mirror: not an http(s):// or file:// URL: $mirror"
 [[ "$security_mirror" =~ ^(https?|file):// ]] || die "--security-mirror: not a URL: $security_mirror"
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap --mode=root, binfmt_misc, device nodes)"
-for t in mmdebstrap arch-test apt-get apt-cache /usr/lib/apt/apt-helper dpkg-deb dpkg-query \
-         depmod modprobe cpio gzip xz mkfs.ext4 e2fsck mkfs.vfat fsck.fat mcopy sfdisk dd \
-         truncate flock sha256sum od chroot fdtget fdtput dtc; do
-    command -v "$t" >/dev/null ||
-        die "'$t' not found (packages: mmdebstrap arch-test qemu-user-static e2fsprogs dosfstools mtools fdisk xz-utils cpio kmod)"
-done
+require_tools " (packages: mmdebstrap arch-test qemu-user-static e2fsprogs dosfstools mtools fdisk xz-utils cpio kmod)" \
+    mmdebstrap arch-test apt-get apt-cache /usr/lib/apt/apt-helper dpkg-deb dpkg-query depmod \
+    modprobe cpio gzip xz mkfs.ext4 e2fsck mkfs.vfat fsck.fat mcopy sfdisk dd truncate flock \
+    sha256sum od chroot fdtget fdtput dtc
+[ -f "$init_src" ] || die "missing $init_src (the initramfs' /init, next to this script)"
 
 img_name=piemu-rpios-test.img
 stamp_name=.piemu-rpios-stamp
@@ -274,30 +273,11 @@ flock -w 1800 9 || die "another build is using $cache"
 exec 8<"$output"
 flock -w 1800 8 || die "another build is writing $output"
 
-work=""
-unmount_below() { # lazily unmount anything mounted at or below $1 (deepest first)
-    local m
-    awk -v p="$1" '$5 == p || index($5, p "/") == 1 {print $5}' /proc/self/mountinfo |
-        sort -r | while read -r m; do umount -l -- "$m" 2>/dev/null || true; done
-}
-cleanup() {
-    local rc=$?
-    if [ -n "$work" ] && [ -d "$work" ]; then
-        unmount_below "$work"
-        rm -rf --one-file-system -- "$work"
-    fi
-    rm -f -- "$output"/."$img_name".tmp.* 2>/dev/null || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-# Leftovers of a build that was killed (we hold the lock: none is running).
-for d in "$cache"/.work.??????; do
-    [ -d "$d" ] || continue
-    unmount_below "$d"
-    rm -rf --one-file-system -- "$d"
-done
+# Leftovers of a build that was killed (we hold the locks: none is running).
+remove_leftovers "$cache" '.work.??????'
+remove_leftovers "$output" ".$img_name.tmp.??????"
 work=$(mktemp -d "$cache/.work.XXXXXX")
+remove_on_exit "$work"
 export DEBIAN_FRONTEND=noninteractive
 
 # --- resolve ------------------------------------------------------------------------
@@ -305,6 +285,7 @@ phase resolve
 # The arm64 kernel and busybox, from the host's apt lists (tools/build-image.sh
 # does the same), with our own binary cache of them (Debian's container images
 # turn apt's off; apt rebuilds it when the lists change).
+# shellcheck disable=SC2034 # (passed by name)
 host_apt=(-o "Dir::Cache::pkgcache=$cache/host-pkgcache.bin" -o Dir::Cache::srcpkgcache=)
 kpkg=$(deb_kernel_package host_apt arm64 linux-image-arm64) || true
 [ -n "$kpkg" ] || die "cannot resolve linux-image-arm64:arm64; is the arm64 architecture" \
@@ -378,15 +359,14 @@ say "kernel $kpkg ${ver[$kpkg]}, busybox-static ${ver[busybox-static]}," \
 
 # --- up to date? -------------------------------------------------------------------
 stamp=$(
-    echo "script=$(sha256sum <"$script_path" | cut -d' ' -f1)"
-    echo "lib=$(sha256sum <"$(dirname -- "$script_path")/guest-debs.sh" | cut -d' ' -f1)"
+    stamp_code "$script_path" "init=$init_src"
     echo "mirror=$mirror"
     [ "$used_security" = 0 ] || echo "security=$security_mirror"
     for p in "${arm64_pkgs[@]}"; do echo "arm64=$p=${ver[$p]}"; done
     sed 's/^/armhf=/' "$work/resolved"
 )
 up_to_date() {
-    [ -f "$output/$stamp_name" ] && [ "$(cat "$output/$stamp_name")" = "$stamp" ] || return 1
+    stamp_is "$output/$stamp_name" "$stamp" || return 1
     [ -s "$output/$img_name" ] && [ -s "$output/$img_name.xz" ] &&
         [ ! "$output/$img_name" -nt "$output/$stamp_name" ]
 }
@@ -425,41 +405,16 @@ fi
 phase fetch
 debs64=$cache/debs-arm64
 mkdir -p "$debs64"
-fetch() { # $1 package; prints the cached .deb path
-    local p=$1 deb=$debs64/${file[$1]} dl other=/var/cache/piemu/debs/${file[$1]}
-    if [ -f "$deb" ] && [ "$(sha256sum <"$deb" | cut -d' ' -f1)" = "${sha[$p]}" ]; then
-        echo "$deb"; return
-    fi
-    # tools/build-image.sh's cache may have it already (read only).
-    if [ -f "$other" ] && [ "$(sha256sum <"$other" | cut -d' ' -f1)" = "${sha[$p]}" ]; then
-        cp -- "$other" "$deb.tmp" && mv -f -- "$deb.tmp" "$deb"
-    else
-        say "downloading $p:arm64=${ver[$p]}" >&2
-        dl=$work/download-$p
-        mkdir -p "$dl"
-        (cd "$dl" && apt-get download -q "${host_apt[@]}" -o APT::Sandbox::User=root \
-            "$p:arm64=${ver[$p]}" </dev/null >&2) ||
-            die "apt-get download $p:arm64=${ver[$p]} failed (network? stale lists: apt-get update)"
-        local got=("$dl"/*.deb)
-        [ "${#got[@]}" = 1 ] && [ "$(sha256sum <"${got[0]}" | cut -d' ' -f1)" = "${sha[$p]}" ] ||
-            die "downloaded $p does not match the SHA256 of the apt lists"
-        mv -f -- "${got[0]}" "$deb"
-    fi
-    chmod 0644 "$deb"
-    echo "$deb"
-}
-kdeb=$(fetch "$kpkg")
-bdeb=$(fetch busybox-static)
+remove_leftovers "$debs64" '.download.??????'
+# tools/build-image.sh's cache may have them already (read only).
+kdeb=$(deb_fetch host_apt arm64 "$kpkg" "$debs64" /var/cache/piemu/debs)
+bdeb=$(deb_fetch host_apt arm64 busybox-static "$debs64" /var/cache/piemu/debs)
 # Keep only these two in the cache.
 find "$debs64" -maxdepth 1 -type f -name '*.deb' ! -name "${file[$kpkg]}" \
     ! -name "${file[busybox-static]}" -delete
 kx=$work/kernel-pkg
 bx=$work/busybox-pkg
-dpkg-deb -x "$kdeb" "$kx"
-dpkg-deb -x "$bdeb" "$bx"
-[ -d "$kx/lib/modules/$kver" ] || die "$kpkg has no lib/modules/$kver"
-[ -x "$bx/bin/busybox" ] || die "busybox-static has no bin/busybox"
-depmod -b "$kx" "$kver"
+deb_unpack_kernel_busybox "$kdeb" "$kx" "$bdeb" "$bx" "$kver"
 
 # --- rootfs: mmdebstrap ------------------------------------------------------------
 phase rootfs
@@ -607,157 +562,11 @@ EOF
 # --- initramfs ---------------------------------------------------------------------
 phase initramfs
 ir=$work/initramfs
-mkdir -p "$ir"/{bin,sbin,usr/bin,usr/sbin,etc,dev,proc,sys,run,tmp,root,lib/modules/"$kver"}
-chmod 1777 "$ir/tmp"
-mknod -m 0600 "$ir/dev/console" c 5 1
-mknod -m 0666 "$ir/dev/null" c 1 3
-install -m 0755 "$bx/bin/busybox" "$ir/bin/busybox"
-: >"$work/load-order"
-for mod in "${initramfs_modules[@]}"; do
-    deps=$(modprobe -d "$kx" -S "$kver" --show-depends "$mod" 2>&1) || die "module $mod: $deps"
-    while read -r verb path _; do
-        case "$verb" in
-            builtin) continue ;;
-            insmod) ;;
-            *) die "module $mod: unexpected modprobe output: $verb $path" ;;
-        esac
-        rel=${path#"$mdir/"}
-        m=$(basename -- "$rel" .ko)
-        grep -qx -- "$m" "$work/load-order" && continue
-        echo "$m" >>"$work/load-order"
-        mkdir -p "$ir/lib/modules/$kver/$(dirname -- "$rel")"
-        case "$rel" in
-            *.ko) cp -- "$path" "$ir/lib/modules/$kver/$rel" ;;
-            *) die "module $mod: unexpected (compressed?) file $path" ;;
-        esac
-    done <<<"$deps"
-done
+initramfs_skeleton "$ir" "$kver" "$bx/bin/busybox"
+initramfs_modules "$kx" "$kver" "$ir" "$work/load-order" "${initramfs_modules[@]}"
 cp -- "$work/load-order" "$ir/etc/modules-load"
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-    [ ! -f "$mdir/$f" ] || cp -- "$mdir/$f" "$ir/lib/modules/$kver/"
-done
-depmod -b "$ir" "$kver"
-rm -f "$ir/lib/modules/$kver/modules.builtin.modinfo" "$ir/lib/modules/$kver"/*.bin
-cat >"$ir/init" <<'EOF'
-#!/bin/busybox sh
-# SPDX-License-Identifier: LGPL-2.1-or-later
-# /init of initramfs8 of the piemu Raspberry Pi OS-shaped test image (made by
-# tools/build-rpios-image.sh). Loads the SD card and ext4 modules, waits for
-# the root= device, mounts it and switch_root's to init= (default /sbin/init).
-# Understands root=PARTUUID=<mbr-disk-id>-<nn> | UUID= | LABEL= | /dev/...,
-# rootfstype=, rootflags=, rootwait, rootdelay=, ro, rw (read-only unless rw,
-# as the kernel and initramfs-tools do) and init=.
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-/bin/busybox mount -t proc -o nosuid,nodev,noexec proc /proc
-/bin/busybox --install -s
-mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
-
-# To the kernel log: every console shows it, with the kernel's time stamps.
-log() { echo "<5>initramfs: $*" >/dev/kmsg 2>/dev/null || echo "initramfs: $*"; }
-err() { echo "<3>initramfs: $*" >/dev/kmsg 2>/dev/null || echo "initramfs: $*" >&2; }
-rescue() {
-    err "$*"
-    err "starting a shell on /dev/console; exit it to try again"
-    setsid cttyhack sh -i
-}
-
-root="" fstype="" flags="" mode=ro init=/sbin/init rootwait=0 rootdelay=0
-for arg in $(cat /proc/cmdline); do
-    case "$arg" in
-        root=*) root=${arg#root=} ;;
-        rootfstype=*) fstype=${arg#rootfstype=} ;;
-        rootflags=*) flags=${arg#rootflags=} ;;
-        rootwait) rootwait=1 ;;
-        rootdelay=*) rootdelay=${arg#rootdelay=} ;;
-        ro) mode=ro ;;
-        rw) mode=rw ;;
-        init=*) init=${arg#init=} ;;
-    esac
-done
-
-while read -r mod; do
-    modprobe "$mod" || err "could not load module $mod"
-done </etc/modules-load
-
-# PARTUUID of an MBR partition: the disk identifier (4 bytes at offset 440,
-# little-endian) as 8 hex digits, "-", the partition number as 2 hex digits.
-# (Cheap tests first: this runs ten times a second while waiting.)
-want_disk="" want_num=""
-case "$root" in
-    PARTUUID=????????-??)
-        want=$(echo "${root#PARTUUID=}" | tr 'A-F' 'a-f')
-        want_disk=${want%-*} want_num=$((0x${want#*-})) ;;
-    PARTUUID=*) err "root=$root: only MBR PARTUUIDs (<8 hex digits>-<2 hex digits>) are understood" ;;
-esac
-by_partuuid() {
-    [ -n "$want_disk" ] || return 1
-    for part in /sys/class/block/*; do
-        [ -f "$part/partition" ] || continue
-        read -r n <"$part/partition"
-        [ "$n" = "$want_num" ] || continue
-        disk=$(readlink -f "$part/..")
-        disk=${disk##*/}
-        [ -b "/dev/$disk" ] || continue
-        set -- $(dd if="/dev/$disk" bs=512 count=1 2>/dev/null | od -An -v -tx1 -j440 -N4)
-        [ $# = 4 ] && [ "$4$3$2$1" = "$want_disk" ] && { echo "/dev/${part##*/}"; return 0; }
-    done
-    return 1
-}
-resolve() {
-    case "$root" in
-        PARTUUID=*) by_partuuid ;;
-        UUID=*|LABEL=*) findfs "$root" 2>/dev/null ;;
-        /dev/*) [ -b "$root" ] && echo "$root" ;;
-        *) return 1 ;;
-    esac
-}
-
-[ -n "$root" ] || rescue "no root= on the kernel command line"
-[ "$rootdelay" -gt 0 ] 2>/dev/null && { log "rootdelay: waiting $rootdelay s"; sleep "$rootdelay"; }
-while :; do
-    # Without rootwait, give the (asynchronously probed) SD card 30 s.
-    read -r up _ </proc/uptime
-    start=${up%%.*} last=${up%%.*}
-    while :; do
-        dev=$(resolve) && [ -b "$dev" ] && break
-        dev=""
-        read -r up _ </proc/uptime
-        now=${up%%.*}
-        [ "$rootwait" = 1 ] || [ $((now - start)) -lt 30 ] || break
-        if [ $((now - last)) -ge 10 ]; then
-            log "waiting for root=$root ($((now - start)) s)"
-            last=$now
-        fi
-        usleep 100000
-    done
-    if [ -z "$dev" ]; then
-        rescue "root=$root did not show up within 30 s (rootwait waits for ever)"
-        continue
-    fi
-    mkdir -p /root
-    if mount ${fstype:+-t "$fstype"} -o "$mode${flags:+,$flags}" "$dev" /root; then
-        if [ -x "/root$init" ] || [ -L "/root$init" ]; then
-            break
-        fi
-        umount /root
-        rescue "$init not found on $dev"
-    else
-        rescue "could not mount $dev (${fstype:-auto}, $mode${flags:+,$flags}) on /root"
-    fi
-done
-log "root=$root is $dev, mounted $mode; switching to $init"
-mount --move /dev /root/dev
-mount --move /sys /root/sys
-mount --move /proc /root/proc
-exec switch_root /root "$init" "$@"
-EOF
-chmod 0755 "$ir/init"
-chown -R -h 0:0 "$ir"
-find "$ir" -exec touch -h -d @0 {} +
-(cd "$ir" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-    cpio --null -o -H newc --quiet) | gzip -9 -n >"$work/initramfs8"
+install -m 0755 "$init_src" "$ir/init"
+initramfs_pack "$ir" "$work/initramfs8"
 say "initramfs8: $(stat -c %s "$work/initramfs8") bytes, modules: $(paste -sd' ' "$work/load-order")"
 
 # --- bootfs and rootfs file systems ------------------------------------------------
@@ -766,11 +575,7 @@ boot=$work/bootfs
 mkdir -p "$boot"
 vmlinuz=$kx/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver"
-case "$(od -An -tx1 -N2 "$vmlinuz" | tr -d ' \n')" in
-    1f8b) gzip -dc <"$vmlinuz" >"$boot/kernel8.img" ;;
-    *) cp -- "$vmlinuz" "$boot/kernel8.img" ;;
-esac
-[ "$(od -An -c -j56 -N4 "$boot/kernel8.img" | tr -d ' \n')" = ARMd ] ||
+arm64_raw_image "$vmlinuz" "$boot/kernel8.img" ||
     die "boot/vmlinuz-$kver is neither a raw nor a gzip'd arm64 Image"
 cp -- "$work/initramfs8" "$boot/initramfs8"
 dtb_src=$kx/usr/lib/linux-image-$kver/$dtb_rel
@@ -881,6 +686,7 @@ say "rootfs: $root_mib MiB of files in a $rootfs_mib MiB ext4; disk $disk_mib Mi
 # --- disk ---------------------------------------------------------------------------
 phase disk
 tmp_img=$(mktemp "$output/.$img_name.tmp.XXXXXX")
+remove_on_exit "$tmp_img"
 truncate -s "${disk_mib}M" "$tmp_img"
 sfdisk -q --no-reread --no-tell-kernel "$tmp_img" >"$work/sfdisk.log" 2>&1 <<EOF || die "sfdisk failed: $(cat "$work/sfdisk.log")"
 label: dos
@@ -902,6 +708,7 @@ rm -f -- "$root_img" "$boot_img"
 # --- xz ----------------------------------------------------------------------------
 phase xz
 tmp_xz=$(mktemp "$output/.$img_name.tmp.XXXXXX")
+remove_on_exit "$tmp_xz"
 xz -T0 -3 -c <"$tmp_img" >"$tmp_xz" || die "xz failed"
 phase_end
 
