@@ -500,6 +500,17 @@ int ctl_open_board(char *argv[], sd_bus **ret_bus, char **ret_path) {
         return ctl_board_path(*ret_bus, argv[1], ret_path);
 }
 
+int ctl_run_on_board(char *argv[], ctl_board_run_t run) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_open_board(argv, &bus, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return run(bus, argv[1], path);
+}
+
 /* The unique name currently owning org.piemu. Signals are matched on it, so that nobody else on the
  * bus can inject fake serial output or pin changes into what we print. Returns an exit status. */
 int ctl_daemon_owner(sd_bus *bus, char **ret_unique) {

@@ -752,12 +752,5 @@ int verb_send(int argc, char *argv[]) {
 }
 
 int verb_console(int argc, char *argv[]) {
-        _cleanup_free_ char *path = NULL;
-        sd_bus *bus;
-        int r;
-
-        r = ctl_open_board(argv, &bus, &path);
-        if (r != CTL_EXIT_OK)
-                return r;
-        return run_console(bus, argv[1], path);
+        return ctl_run_on_board(argv, run_console);
 }

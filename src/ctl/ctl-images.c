@@ -73,6 +73,24 @@ int ctl_open_image_file(const char *what, const char *path, int *ret_fd) {
         return CTL_EXIT_OK;
 }
 
+/* Both forms of ImportImage end their call with options (a{sv}): opened with the description... */
+static int open_import_options(sd_bus_message *m) {
+        int r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg_description)
+                r = sd_bus_message_append(m, "{sv}", "description", "s", arg_description);
+        return r;
+}
+
+/* ...and closed and sent here, r being how building the call went. An import may take minutes. */
+static int send_import(sd_bus *bus, sd_bus_message *m, const char *name, int r) {
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error(NULL, r, "import the image", NULL, name);
+        return ctl_call_message(bus, m, ctl_call_timeout(IMPORT_TIMEOUT), true, NULL, "import the image",
+                                NULL, name);
+}
+
 /* import-image NAME FILE: one Raspberry Pi OS-style .img or .img.xz, which piemud takes apart. */
 static int import_disk_image(const char *name, const char *file) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
@@ -100,17 +118,10 @@ static int import_disk_image(const char *name, const char *file) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "sh", name, sd);
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && arg_description)
-                r = sd_bus_message_append(m, "{sv}", "description", "s", arg_description);
+                r = open_import_options(m);
         if (r >= 0 && arg_model)
                 r = sd_bus_message_append(m, "{sv}", "model", "s", arg_model);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return ctl_error(NULL, r, "import the image", NULL, name);
-        return ctl_call_message(bus, m, ctl_call_timeout(IMPORT_TIMEOUT), true, NULL, "import the image",
-                                NULL, name);
+        return send_import(bus, m, name, r);
 }
 
 /* import-image NAME --kernel=FILE --dtb=FILE --sd=FILE [--initrd=FILE]: the files as they are. */
@@ -155,20 +166,12 @@ static int import_boot_files(const char *name) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "shhh", name, kernel, dtb, sd);
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && arg_description)
-                r = sd_bus_message_append(m, "{sv}", "description", "s", arg_description);
+                r = open_import_options(m);
         if (r >= 0 && arg_cmdline)
                 r = sd_bus_message_append(m, "{sv}", "cmdline", "s", arg_cmdline);
         if (r >= 0 && initrd >= 0)
                 r = sd_bus_message_append(m, "{sv}", "initrd", "h", initrd);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return ctl_error(NULL, r, "import the image", NULL, name);
-
-        return ctl_call_message(bus, m, ctl_call_timeout(IMPORT_TIMEOUT), true, NULL, "import the image",
-                                NULL, name);
+        return send_import(bus, m, name, r);
 }
 
 int verb_import_image(int argc, char *argv[]) {

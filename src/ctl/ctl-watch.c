@@ -823,14 +823,7 @@ finish:
 }
 
 int verb_watch(int argc, char *argv[]) {
-        _cleanup_free_ char *path = NULL;
-        sd_bus *bus;
-        int r;
-
-        r = ctl_open_board(argv, &bus, &path);
-        if (r != CTL_EXIT_OK)
-                return r;
-        return run_watch(bus, argv[1], path);
+        return ctl_run_on_board(argv, run_watch);
 }
 
 int verb_wait(int argc, char *argv[]) {

@@ -178,6 +178,9 @@ int ctl_call(sd_bus *bus, const char *path, const char *iface, const char *membe
              const char *image, const char *types, ...);
 int ctl_board_path(sd_bus *bus, const char *name, char **ret_path);
 int ctl_open_board(char *argv[], sd_bus **ret_bus, char **ret_path);
+/* The same, then run(bus, name, path): a verb that lives on one board. Returns an exit status. */
+typedef int (*ctl_board_run_t)(sd_bus *bus, const char *name, const char *path);
+int ctl_run_on_board(char *argv[], ctl_board_run_t run);
 int ctl_check_name(const char *kind, const char *name);
 int ctl_daemon_owner(sd_bus *bus, char **ret_unique);
 uint64_t ctl_call_timeout(uint64_t verb_default);
