@@ -119,7 +119,7 @@ case "$arch" in
         model_dtb=([raspi2b]=bcm2836-rpi-2-b.dtb)
         # QEMU's raspi2b has four CPUs; under piemu's single-threaded TCG this kernel brings all
         # four up and then crawls (no shell within 300 s, measured); with one it boots (the
-        # slowest of the six all the same: see README's table).
+        # slowest of the six all the same: see docs/models.md).
         cmdline="$cmdline maxcpus=1"
         ;;
     armel)

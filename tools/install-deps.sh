@@ -43,7 +43,7 @@ if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources
         > /etc/apt/sources.list.d/piemu-bookworm-backports.list
 fi
 # The arm64 guest image is built from the host's arm64 lists (armhf and armel come from private
-# indexes: see tools/guest-debs.sh).
+# indexes: see tools/lib/image-build.sh).
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
 fi

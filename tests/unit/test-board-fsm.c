@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* board-fsm.c: every verb in every state, with and without an operation in flight and libvirtd,
- * against the rules as the README and piemud(8) state them (written out here independently of the
+ * against the rules as docs/dbus-api.md and piemud(8) state them (written out here independently of the
  * table), and every lifecycle event in every state and operation. */
 
 #include <stdio.h>
