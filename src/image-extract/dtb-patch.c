@@ -135,17 +135,16 @@ static void frames_free(Frame *f, size_t n) {
         }
 }
 
-/* The whole tree as the devicetree specification lays it out (version 17), every offset and length
- * checked against the buffer, before any libfdt function looks at it: header, memory reservation
- * block, a single unnamed root, properties whose names lie in the strings block, no duplicate
- * property names in a node and no duplicate node names among siblings. */
-static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
-        Frame frames[MAX_DEPTH] = {};
+/* Where the structure and strings blocks are, from a header that has passed dtb_check_header(). */
+typedef struct Blocks {
+        uint32_t off_struct, size_struct, off_strings, size_strings;
+} Blocks;
+
+/* The header, and the bounds of the three blocks it points to: within the tree, the tree within the
+ * buffer, the memory reservations terminated, no two blocks overlapping. */
+static int dtb_check_header(const uint8_t *b, size_t size, Blocks *ret, const char **ret_error) {
         uint32_t total, off_struct, off_strings, off_rsv, version, last_comp, size_strings, size_struct;
-        const uint8_t *st, *strings;
-        size_t pos = 0, depth = 0, rsv_end;
-        bool root_seen = false;
-        int r = 0;
+        size_t rsv_end;
 
         total = be32_at(b + 4);
         off_struct = be32_at(b + 8);
@@ -188,110 +187,139 @@ static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
             ranges_overlap(off_struct, size_struct, off_strings, size_strings))
                 return fail(ret_error, -EBADMSG, "device tree blocks overlap");
 
-        st = b + off_struct;
-        strings = b + off_strings;
+        *ret = (Blocks){off_struct, size_struct, off_strings, size_strings};
+        return 0;
+}
+
+/* A walk through the structure block: where it is, and the names seen in each open node. */
+typedef struct Walk {
+        const uint8_t *st, *strings;
+        size_t size_struct, size_strings;
+        size_t pos, depth;
+        bool root_seen;
+        Frame frames[MAX_DEPTH];
+} Walk;
+
+/* FDT_BEGIN_NODE, its tag read: the node's name, noted in its parent. */
+static int walk_begin_node(Walk *w, const char **ret_error) {
+        const uint8_t *nul = memchr(w->st + w->pos, '\0', w->size_struct - w->pos);
+        size_t n;
+        int r;
+
+        if (!nul)
+                return fail(ret_error, -EBADMSG, "node name not terminated");
+        n = (size_t)(nul - (w->st + w->pos));
+        if (w->depth == 0 ? w->root_seen || n != 0 : n == 0)
+                return fail(ret_error, -EBADMSG,
+                            w->depth == 0 ? "more than one root node" : "empty node name");
+        if (w->depth >= MAX_DEPTH)
+                return fail(ret_error, -EBADMSG, "nodes nested too deeply");
+        if (w->depth > 0) {
+                Frame *parent = &w->frames[w->depth - 1];
+                r = names_add(&parent->children, &parent->n_children, &parent->cap_children,
+                              (const char *)w->st + w->pos, n);
+                if (r < 0)
+                        return fail(ret_error, r, "out of memory");
+        }
+        w->root_seen = true;
+        w->depth++;
+        /* the name, its NUL, padding to 4 (within the block: size_struct % 4 == 0) */
+        w->pos += (n + 1 + 3) & ~(size_t)3;
+        return 0;
+}
+
+/* FDT_END_NODE: the node's property names and its children's names must each be unique. */
+static int walk_end_node(Walk *w, const char **ret_error) {
+        Frame *f;
+
+        if (w->depth == 0)
+                return fail(ret_error, -EBADMSG, "unbalanced end of node");
+        f = &w->frames[--w->depth];
+        if (!names_unique(f->props, f->n_props) || !names_unique(f->children, f->n_children))
+                return fail(ret_error, -EBADMSG, "duplicate property or node names");
+        frames_free(f, 1);
+        *f = (Frame){};
+        return 0;
+}
+
+/* FDT_PROP, its tag read: length and name offset in bounds, the name noted in its node. */
+static int walk_prop(Walk *w, const char **ret_error) {
+        uint32_t len, nameoff;
+        const uint8_t *nul;
+        Frame *f;
+        int r;
+
+        if (w->depth == 0 || w->size_struct - w->pos < 8)
+                return fail(ret_error, -EBADMSG, "property outside a node");
+        len = be32_at(w->st + w->pos);
+        nameoff = be32_at(w->st + w->pos + 4);
+        w->pos += 8;
+        if (len > w->size_struct - w->pos)
+                return fail(ret_error, -EBADMSG, "property value out of bounds");
+        if (nameoff >= w->size_strings ||
+            !(nul = memchr(w->strings + nameoff, '\0', w->size_strings - nameoff)) ||
+            nul == w->strings + nameoff)
+                return fail(ret_error, -EBADMSG, "property name out of bounds");
+        f = &w->frames[w->depth - 1];
+        r = names_add(&f->props, &f->n_props, &f->cap_props, (const char *)w->strings + nameoff,
+                      (size_t)(nul - (w->strings + nameoff)));
+        if (r < 0)
+                return fail(ret_error, r, "out of memory");
+        w->pos += ((size_t)len + 3) & ~(size_t)3;
+        if (w->pos > w->size_struct)
+                return fail(ret_error, -EBADMSG, "property value out of bounds");
+        return 0;
+}
+
+/* The structure block, token by token up to FDT_END: a single unnamed root, balanced nodes. */
+static int walk_structure(Walk *w, const char **ret_error) {
         for (;;) {
                 uint32_t tag;
+                int r;
 
-                if (size_struct - pos < 4) {
-                        r = fail(ret_error, -EBADMSG, "structure block ends without FDT_END");
-                        break;
-                }
-                tag = be32_at(st + pos);
-                pos += 4;
+                if (w->size_struct - w->pos < 4)
+                        return fail(ret_error, -EBADMSG, "structure block ends without FDT_END");
+                tag = be32_at(w->st + w->pos);
+                w->pos += 4;
 
-                if (tag == FDT_BEGIN_NODE) {
-                        const uint8_t *nul = memchr(st + pos, '\0', size_struct - pos);
-                        size_t n;
-
-                        if (!nul) {
-                                r = fail(ret_error, -EBADMSG, "node name not terminated");
-                                break;
-                        }
-                        n = (size_t)(nul - (st + pos));
-                        if (depth == 0 ? root_seen || n != 0 : n == 0) {
-                                r = fail(ret_error, -EBADMSG,
-                                         depth == 0 ? "more than one root node" : "empty node name");
-                                break;
-                        }
-                        if (depth >= MAX_DEPTH) {
-                                r = fail(ret_error, -EBADMSG, "nodes nested too deeply");
-                                break;
-                        }
-                        if (depth > 0) {
-                                Frame *parent = &frames[depth - 1];
-                                r = names_add(&parent->children, &parent->n_children, &parent->cap_children,
-                                              (const char *)st + pos, n);
-                                if (r < 0) {
-                                        r = fail(ret_error, r, "out of memory");
-                                        break;
-                                }
-                        }
-                        root_seen = true;
-                        depth++;
-                        /* the name, its NUL, padding to 4 (within the block: size_struct % 4 == 0) */
-                        pos += (n + 1 + 3) & ~(size_t)3;
-                } else if (tag == FDT_END_NODE) {
-                        Frame *f;
-
-                        if (depth == 0) {
-                                r = fail(ret_error, -EBADMSG, "unbalanced end of node");
-                                break;
-                        }
-                        f = &frames[--depth];
-                        if (!names_unique(f->props, f->n_props) ||
-                            !names_unique(f->children, f->n_children)) {
-                                r = fail(ret_error, -EBADMSG, "duplicate property or node names");
-                                break;
-                        }
-                        frames_free(f, 1);
-                        *f = (Frame){};
-                } else if (tag == FDT_PROP) {
-                        uint32_t len, nameoff;
-                        const uint8_t *nul;
-                        Frame *f;
-
-                        if (depth == 0 || size_struct - pos < 8) {
-                                r = fail(ret_error, -EBADMSG, "property outside a node");
-                                break;
-                        }
-                        len = be32_at(st + pos);
-                        nameoff = be32_at(st + pos + 4);
-                        pos += 8;
-                        if (len > size_struct - pos) {
-                                r = fail(ret_error, -EBADMSG, "property value out of bounds");
-                                break;
-                        }
-                        if (nameoff >= size_strings ||
-                            !(nul = memchr(strings + nameoff, '\0', size_strings - nameoff)) ||
-                            nul == strings + nameoff) {
-                                r = fail(ret_error, -EBADMSG, "property name out of bounds");
-                                break;
-                        }
-                        f = &frames[depth - 1];
-                        r = names_add(&f->props, &f->n_props, &f->cap_props, (const char *)strings + nameoff,
-                                      (size_t)(nul - (strings + nameoff)));
-                        if (r < 0) {
-                                r = fail(ret_error, r, "out of memory");
-                                break;
-                        }
-                        pos += ((size_t)len + 3) & ~(size_t)3;
-                        if (pos > size_struct) {
-                                r = fail(ret_error, -EBADMSG, "property value out of bounds");
-                                break;
-                        }
-                } else if (tag == FDT_NOP)
-                        continue;
+                if (tag == FDT_BEGIN_NODE)
+                        r = walk_begin_node(w, ret_error);
+                else if (tag == FDT_END_NODE)
+                        r = walk_end_node(w, ret_error);
+                else if (tag == FDT_PROP)
+                        r = walk_prop(w, ret_error);
+                else if (tag == FDT_NOP)
+                        r = 0;
                 else if (tag == FDT_END) {
-                        if (depth != 0 || !root_seen)
-                                r = fail(ret_error, -EBADMSG, "unbalanced nodes at FDT_END");
-                        break;
-                } else {
-                        r = fail(ret_error, -EBADMSG, "unknown structure block tag");
-                        break;
-                }
+                        if (w->depth != 0 || !w->root_seen)
+                                return fail(ret_error, -EBADMSG, "unbalanced nodes at FDT_END");
+                        return 0;
+                } else
+                        return fail(ret_error, -EBADMSG, "unknown structure block tag");
+                if (r < 0)
+                        return r;
         }
-        frames_free(frames, MAX_DEPTH);
+}
+
+/* The whole tree as the devicetree specification lays it out (version 17), every offset and length
+ * checked against the buffer, before any libfdt function looks at it: header, memory reservation
+ * block, a single unnamed root, properties whose names lie in the strings block, no duplicate
+ * property names in a node and no duplicate node names among siblings. */
+static int dtb_validate(const uint8_t *b, size_t size, const char **ret_error) {
+        Walk w = {};
+        Blocks bl;
+        int r;
+
+        r = dtb_check_header(b, size, &bl, ret_error);
+        if (r < 0)
+                return r;
+
+        w.st = b + bl.off_struct;
+        w.strings = b + bl.off_strings;
+        w.size_struct = bl.size_struct;
+        w.size_strings = bl.size_strings;
+        r = walk_structure(&w, ret_error);
+        frames_free(w.frames, MAX_DEPTH);
         return r;
 }
 
@@ -323,13 +351,12 @@ static int find_i2c_arm(const void *fdt) {
         return node;
 }
 
-int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, int i2c_arm, void **ret,
-              size_t *ret_size, const char **ret_error) {
+/* A checked copy of the tree in *ret, aligned and with EXTRA_ROOM to grow (*ret_size bytes). */
+static int dtb_open_checked(const void *in, size_t size, void **ret, size_t *ret_size,
+                            const char **ret_error) {
         _cleanup_free_ void *copy = NULL, *out = NULL;
-        char pl011_path[PATH_BUF], mini_path[PATH_BUF] = "";
-        const char *status, *old;
         size_t out_size;
-        int r, node, aliases;
+        int r;
 
         if (size > DTB_PATCH_MAX_SIZE)
                 return fail(ret_error, -EFBIG, "larger than 1 MiB");
@@ -360,11 +387,14 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, i
         if (r < 0)
                 return fail_fdt(ret_error, r);
 
-        node = find_pl011(out);
-        if (node == -FDT_ERR_NOTFOUND)
-                return fail(ret_error, -ENODEV, "no PL011 UART (compatible \"arm,pl011\")");
-        if (node < 0)
-                return fail_fdt(ret_error, node);
+        *ret_size = out_size;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* Deletes the "bluetooth" children of node. */
+static int delete_bluetooth_children(void *fdt, int node, const char **ret_error) {
+        int r;
 
         /* Deleting a node moves everything after it, but not its parent, which comes first: node
          * stays valid, the iteration starts over. */
@@ -372,9 +402,9 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, i
                 int child;
 
                 again = false;
-                fdt_for_each_subnode(child, out, node) {
-                        if (node_name_is(out, child, "bluetooth")) {
-                                r = fdt_del_node(out, child);
+                fdt_for_each_subnode(child, fdt, node) {
+                        if (node_name_is(fdt, child, "bluetooth")) {
+                                r = fdt_del_node(fdt, child);
                                 if (r < 0)
                                         return fail_fdt(ret_error, r);
                                 again = true;
@@ -384,69 +414,140 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, i
                 if (!again && child != -FDT_ERR_NOTFOUND)
                         return fail_fdt(ret_error, child);
         }
+        return 0;
+}
 
-        r = fdt_get_path(out, node, pl011_path, sizeof(pl011_path));
+/* The PL011 made QEMU's serial0: without bluetooth children, enabled; its path in path. */
+static int prepare_pl011(void *fdt, char path[static PATH_BUF], const char **ret_error) {
+        const char *status;
+        int r, node;
+
+        node = find_pl011(fdt);
+        if (node == -FDT_ERR_NOTFOUND)
+                return fail(ret_error, -ENODEV, "no PL011 UART (compatible \"arm,pl011\")");
+        if (node < 0)
+                return fail_fdt(ret_error, node);
+
+        r = delete_bluetooth_children(fdt, node, ret_error);
+        if (r < 0)
+                return r;
+
+        r = fdt_get_path(fdt, node, path, PATH_BUF);
         if (r < 0)
                 return fail_fdt(ret_error, r);
         /* An alias is a path: it must lead back here (siblings with the same name, or "serial"
          * next to an earlier "serial@1", would make it name another node). */
-        if (fdt_path_offset(out, pl011_path) != node)
+        if (fdt_path_offset(fdt, path) != node)
                 return fail(ret_error, -EBADMSG, "the PL011's path is ambiguous");
 
-        status = getprop_string(out, node, "status");
-        if (fdt_getprop(out, node, "status", NULL) &&
+        status = getprop_string(fdt, node, "status");
+        if (fdt_getprop(fdt, node, "status", NULL) &&
             (!status || (!streq(status, "okay") && !streq(status, "ok")))) {
-                r = fdt_setprop_string(out, node, "status", "okay");
+                r = fdt_setprop_string(fdt, node, "status", "okay");
                 if (r < 0)
                         return fail_fdt(ret_error, r);
         }
+        return 0;
+}
 
-        node = fdt_node_offset_by_compatible(out, -1, "brcm,bcm2835-aux-uart");
+/* The mini UART's path in path, or "" if there is none. */
+static int find_mini_uart_path(const void *fdt, char path[static PATH_BUF], const char **ret_error) {
+        int r, node;
+
+        node = fdt_node_offset_by_compatible(fdt, -1, "brcm,bcm2835-aux-uart");
         if (node >= 0) {
-                r = fdt_get_path(out, node, mini_path, sizeof(mini_path));
+                r = fdt_get_path(fdt, node, path, PATH_BUF);
                 if (r < 0)
                         return fail_fdt(ret_error, r);
-                if (fdt_path_offset(out, mini_path) != node)
+                if (fdt_path_offset(fdt, path) != node)
                         return fail(ret_error, -EBADMSG, "the mini UART's path is ambiguous");
         } else if (node != -FDT_ERR_NOTFOUND)
                 return fail_fdt(ret_error, node);
+        return 0;
+}
 
-        aliases = ensure_root_child(out, "aliases");
+/* /aliases: serial0 the PL011, serial1 the mini UART if there is one, else not the PL011. */
+static int set_serial_aliases(void *fdt, const char *pl011_path, const char *mini_path,
+                              const char **ret_error) {
+        const char *old;
+        int r, aliases;
+
+        aliases = ensure_root_child(fdt, "aliases");
         if (aliases < 0)
                 return fail_fdt(ret_error, aliases);
-        r = fdt_setprop_string(out, aliases, "serial0", pl011_path);
+        r = fdt_setprop_string(fdt, aliases, "serial0", pl011_path);
         if (r < 0)
                 return fail_fdt(ret_error, r);
         if (mini_path[0])
-                r = fdt_setprop_string(out, aliases, "serial1", mini_path);
+                r = fdt_setprop_string(fdt, aliases, "serial1", mini_path);
         else {
-                old = getprop_string(out, aliases, "serial1");
-                r = old && streq(old, pl011_path) ? fdt_delprop(out, aliases, "serial1") : 0;
+                old = getprop_string(fdt, aliases, "serial1");
+                r = old && streq(old, pl011_path) ? fdt_delprop(fdt, aliases, "serial1") : 0;
         }
         if (r < 0)
                 return fail_fdt(ret_error, r);
+        return 0;
+}
 
-        if (i2c_arm >= 0) {
-                node = find_i2c_arm(out);
-                if (node == -FDT_ERR_NOTFOUND)
-                        return fail(ret_error, -ENODEV,
-                                    "dtparam=i2c_arm: the tree has no I2C bus for it "
-                                    "(__overrides__/i2c_arm, i2c1, i2c@7e804000)");
-                if (node < 0)
-                        return fail_fdt(ret_error, node);
-                r = fdt_setprop_string(out, node, "status", i2c_arm ? "okay" : "disabled");
-                if (r < 0)
-                        return fail_fdt(ret_error, r);
-        }
+/* dtparam=i2c_arm=on/off: the header's I2C bus enabled or disabled. */
+static int set_i2c_arm(void *fdt, bool on, const char **ret_error) {
+        int r, node;
 
-        node = ensure_root_child(out, "system");
+        node = find_i2c_arm(fdt);
+        if (node == -FDT_ERR_NOTFOUND)
+                return fail(ret_error, -ENODEV,
+                            "dtparam=i2c_arm: the tree has no I2C bus for it "
+                            "(__overrides__/i2c_arm, i2c1, i2c@7e804000)");
         if (node < 0)
                 return fail_fdt(ret_error, node);
-        r = fdt_setprop_u32(out, node, "linux,revision", revision);
-        if (r >= 0)
-                r = fdt_setprop_u64(out, node, "linux,serial", serial);
+        r = fdt_setprop_string(fdt, node, "status", on ? "okay" : "disabled");
         if (r < 0)
                 return fail_fdt(ret_error, r);
+        return 0;
+}
+
+/* /system's linux,revision and linux,serial, which the firmware sets on real hardware. */
+static int set_board_identity(void *fdt, uint32_t revision, uint64_t serial, const char **ret_error) {
+        int r, node;
+
+        node = ensure_root_child(fdt, "system");
+        if (node < 0)
+                return fail_fdt(ret_error, node);
+        r = fdt_setprop_u32(fdt, node, "linux,revision", revision);
+        if (r >= 0)
+                r = fdt_setprop_u64(fdt, node, "linux,serial", serial);
+        if (r < 0)
+                return fail_fdt(ret_error, r);
+        return 0;
+}
+
+int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, int i2c_arm, void **ret,
+              size_t *ret_size, const char **ret_error) {
+        _cleanup_free_ void *out = NULL;
+        char pl011_path[PATH_BUF], mini_path[PATH_BUF] = "";
+        size_t out_size;
+        int r;
+
+        r = dtb_open_checked(in, size, &out, &out_size, ret_error);
+        if (r < 0)
+                return r;
+        r = prepare_pl011(out, pl011_path, ret_error);
+        if (r < 0)
+                return r;
+        r = find_mini_uart_path(out, mini_path, ret_error);
+        if (r < 0)
+                return r;
+        r = set_serial_aliases(out, pl011_path, mini_path, ret_error);
+        if (r < 0)
+                return r;
+        if (i2c_arm >= 0) {
+                r = set_i2c_arm(out, i2c_arm, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        r = set_board_identity(out, revision, serial, ret_error);
+        if (r < 0)
+                return r;
 
         r = fdt_pack(out);
         if (r < 0)

@@ -280,18 +280,50 @@ static char *stderr_line(const char *s, size_t n) {
         return out;
 }
 
-_printf_(2, 3) static void set_message(char **ret_message, const char *fmt, ...) {
+/* One run of the helper, from its spawn to the verdict. */
+typedef struct Run {
+        /* The helper's stdin (the image), its fd 3 (the output directory) and the write ends of its
+         * stdout and stderr, copied above FD_HIGH; ours to close once it has them. */
+        int in_hi, dir_hi, out_w, err_w;
+        int out_r, err_r, pidfd;
+        Buf out, err;
+        pid_t pid;
+        int status; /* its wait status */
+        bool timed_out;
+        /* where a failure goes, each optional */
+        ImageExtractError *ret_error;
+        char **ret_message;
+} Run;
+
+static void run_done(Run *run) {
+        safe_close(run->in_hi);
+        safe_close(run->dir_hi);
+        safe_close(run->out_w);
+        safe_close(run->err_w);
+        safe_close(run->out_r);
+        safe_close(run->err_r);
+        safe_close(run->pidfd);
+        free(run->out.data);
+        free(run->err.data);
+}
+
+/* A failure for the caller: its kind in *ret_error, a message in *ret_message; returns errnum. Reads
+ * no errno before the message is made, so that a "%m" in fmt is the caller's errno. */
+_printf_(4, 5) static int run_fail(Run *run, ImageExtractError kind, int errnum, const char *fmt, ...) {
         va_list ap;
         char *m;
 
-        if (!ret_message)
-                return;
+        if (run->ret_error)
+                *run->ret_error = kind;
+        if (!run->ret_message)
+                return errnum;
         va_start(ap, fmt);
         if (vasprintf(&m, fmt, ap) < 0)
                 m = NULL;
         va_end(ap);
-        free(*ret_message);
-        *ret_message = m;
+        free(*run->ret_message);
+        *run->ret_message = m;
+        return errnum;
 }
 
 static void format_duration(uint64_t usec, char *buf, size_t size) {
@@ -317,47 +349,251 @@ static bool model_ok(const char *m) {
         return true;
 }
 
-int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, const char *model, bool dtb_only,
-                      uint64_t max_size, uint64_t timeout_usec, ImageExtractResult *ret,
-                      ImageExtractError *ret_error, char **ret_message) {
-        _cleanup_close_ int in_hi = -EBADF, dir_hi = -EBADF, out_r = -EBADF, out_w = -EBADF, err_r = -EBADF,
-                            err_w = -EBADF, pidfd = -EBADF;
-        _cleanup_free_ char *out_data = NULL, *err_data = NULL, *model_arg = NULL, *size_arg = NULL,
-                            *line = NULL;
-        Buf out = {}, err = {};
-        char *argv[5], *envp[8];
-        size_t argc = 0, envc = 0;
+/* The pipes for the helper's stdout and stderr, and copies above FD_HIGH of every fd it gets. */
+static int run_open_fds(Run *run, int image_fd, int outdir_fd) {
+        int pipefd[2], r;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -errno, "cannot create a pipe: %m");
+        run->out_r = pipefd[0];
+        run->out_w = pipefd[1];
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -errno, "cannot create a pipe: %m");
+        run->err_r = pipefd[0];
+        run->err_w = pipefd[1];
+        /* Copies above FD_HIGH of everything the child gets, CLOEXEC like every fd here: dup2()
+         * clears the flag only on the child's 0..3. */
+        if ((r = dup_high(image_fd)) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate the image fd: %s",
+                                errstr(-r));
+        run->in_hi = r;
+        if ((r = dup_high(outdir_fd)) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, r,
+                                "cannot duplicate the output directory fd: %s", errstr(-r));
+        run->dir_hi = r;
+        if ((r = dup_high(run->out_w)) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate a pipe: %s",
+                                errstr(-r));
+        safe_close(run->out_w);
+        run->out_w = r;
+        if ((r = dup_high(run->err_w)) < 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate a pipe: %s",
+                                errstr(-r));
+        safe_close(run->err_w);
+        run->err_w = r;
+        return 0;
+}
+
+/* Starts the helper on run's fds (stdin, stdout, stderr, 3) and nothing else, with an empty signal
+ * mask, default signal dispositions and a process group of its own. */
+static int run_spawn(Run *run, const char *helper_path, char *argv[], char *envp[]) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
-        uint64_t deadline;
-        bool timed_out = false, exited = false;
+        int r;
+
+        sigemptyset(&none);
+        sigfillset(&all);
+        r = posix_spawnattr_init(&attr);
+        if (r != 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawnattr_init: %s", errstr(r));
+        /* piemud blocks the signals sd-event handles and ignores SIGPIPE: the helper must start
+         * with neither. Its own process group lets a timeout kill its mcopy children too. */
+        r = posix_spawnattr_setflags(&attr,
+                                     POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&attr, &none);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(&attr, &all);
+        if (r == 0)
+                r = posix_spawnattr_setpgroup(&attr, 0);
+        if (r != 0) {
+                posix_spawnattr_destroy(&attr);
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawnattr: %s", errstr(r));
+        }
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0) {
+                posix_spawnattr_destroy(&attr);
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawn_file_actions_init: %s",
+                                errstr(r));
+        }
+        r = posix_spawn_file_actions_adddup2(&fa, run->in_hi, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, run->out_w, 1);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, run->err_w, 2);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, run->dir_hi, 3);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+        /* Other threads of piemud may open fds without O_CLOEXEC at any moment; the helper closes
+         * everything above 3 itself too. */
+        if (r == 0)
+                r = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+#endif
+        if (r == 0)
+                r = posix_spawn(&run->pid, helper_path, &fa, &attr, argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (r != 0)
+                return run_fail(run, IMAGE_EXTRACT_SPAWN_FAILED, -r, "cannot run %s: %s", helper_path,
+                                errstr(r));
+        return 0;
+}
+
+/* Reads the helper's stdout and stderr until it has exited and closed both, or until the deadline
+ * (then run->timed_out, and it is still to be killed). The helper is not reaped here. */
+static int run_collect_output(Run *run, uint64_t deadline) {
+        bool exited = false;
         uint64_t grace = UINT64_MAX;
+        int r, e;
+
+        for (;;) {
+                struct pollfd p[3];
+                nfds_t np = 0;
+                int ms = -1, out_i = -1, err_i = -1, pid_i = -1;
+                uint64_t until = exited ? grace : deadline;
+
+                if (exited && run->out.eof && run->err.eof)
+                        break;
+                if (!exited && run->pidfd < 0) {
+                        siginfo_t si = {};
+                        if (waitid(P_PID, (id_t)run->pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
+                            si.si_pid == run->pid)
+                                goto exited;
+                        ms = 50;
+                }
+
+                if (!run->out.eof) {
+                        out_i = (int)np;
+                        p[np++] = (struct pollfd){.fd = run->out_r, .events = POLLIN};
+                }
+                if (!run->err.eof) {
+                        err_i = (int)np;
+                        p[np++] = (struct pollfd){.fd = run->err_r, .events = POLLIN};
+                }
+                if (!exited && run->pidfd >= 0) {
+                        pid_i = (int)np;
+                        p[np++] = (struct pollfd){.fd = run->pidfd, .events = POLLIN};
+                }
+
+                if (until != UINT64_MAX) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC), left;
+                        if (now >= until) {
+                                /* past the deadline: kill; past the grace period: stop reading */
+                                run->timed_out = !exited;
+                                break;
+                        }
+                        left = (until - now + 999) / 1000;
+                        if (ms < 0 || left < (uint64_t)ms)
+                                ms = left > INT32_MAX ? INT32_MAX : (int)left;
+                }
+
+                r = poll(p, np, ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        e = -errno;
+                        (void)kill(-run->pid, SIGKILL);
+                        (void)kill(run->pid, SIGKILL);
+                        (void)waitpid(run->pid, &run->status, __WALL);
+                        return run_fail(run, IMAGE_EXTRACT_INTERNAL, e, "poll: %s", errstr(-e));
+                }
+                if (out_i >= 0 && p[out_i].revents && buf_read(&run->out, run->out_r) < 0)
+                        run->out.eof = true;
+                if (err_i >= 0 && p[err_i].revents && buf_read(&run->err, run->err_r) < 0)
+                        run->err.eof = true;
+                if (pid_i < 0 || !p[pid_i].revents)
+                        continue;
+        exited:
+                /* Gone: anything left in its group goes too, and whatever still holds a pipe
+                 * gets a second to let go. */
+                exited = true;
+                (void)kill(-run->pid, SIGKILL);
+                grace = now_usec(CLOCK_MONOTONIC) + 1000000;
+        }
+        return 0;
+}
+
+/* The verdict on a reaped helper: its result parsed into *ret, or the failure, told with the line
+ * of its stderr that says why. */
+static int run_verdict(Run *run, bool dtb_only, uint64_t timeout_usec, ImageExtractResult *ret) {
+        _cleanup_free_ char *line = NULL;
         ImageExtractError kind;
-        pid_t pid;
-        int pipefd[2], status = 0, r, e;
         char dur[32];
+        int r, e;
+
+        kind = image_extract_classify(run->status, run->timed_out, &e);
+        line = stderr_line(run->err.data, run->err.n);
+
+        if (kind == IMAGE_EXTRACT_OK) {
+                if (run->out.overflow)
+                        return run_fail(run, IMAGE_EXTRACT_BAD_OUTPUT, -EIO, "%s (more than %d bytes)",
+                                        image_extract_error_to_string(IMAGE_EXTRACT_BAD_OUTPUT), STDOUT_MAX);
+                r = image_extract_result_parse(run->out.data, run->out.n, dtb_only, ret);
+                if (r == -ENOMEM)
+                        return run_fail(run, IMAGE_EXTRACT_INTERNAL, r, "out of memory");
+                if (r < 0)
+                        return run_fail(run, IMAGE_EXTRACT_BAD_OUTPUT, -EIO, "%s",
+                                        image_extract_error_to_string(IMAGE_EXTRACT_BAD_OUTPUT));
+                if (run->ret_error)
+                        *run->ret_error = IMAGE_EXTRACT_OK;
+                return 0;
+        }
+
+        switch (kind) {
+        case IMAGE_EXTRACT_TIMEOUT:
+                format_duration(timeout_usec, dur, sizeof(dur));
+                return run_fail(run, kind, e, "the image extractor timed out after %s; killed", dur);
+        case IMAGE_EXTRACT_CRASHED:
+                if (WIFSIGNALED(run->status)) {
+                        const char *sig = sigabbrev_np(WTERMSIG(run->status));
+                        int s = WTERMSIG(run->status);
+                        return run_fail(run, kind, e, "the image extractor %s (signal SIG%s)%s%s",
+                                        s == SIGXCPU   ? "ran out of CPU time"
+                                        : s == SIGALRM ? "ran out of time"
+                                        : s == SIGXFSZ ? "exceeded its file size limit"
+                                                       : "crashed",
+                                        sig ? sig : "?", line ? ": " : "", strempty(line));
+                }
+                return run_fail(run, kind, e, "the image extractor failed with exit status %d%s%s",
+                                WEXITSTATUS(run->status), line ? ": " : "", strempty(line));
+        default:
+                return run_fail(run, kind, e, "%s", line ?: image_extract_error_to_string(kind));
+        }
+}
+
+int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, const char *model, bool dtb_only,
+                      uint64_t max_size, uint64_t timeout_usec, ImageExtractResult *ret,
+                      ImageExtractError *ret_error, char **ret_message) {
+        _cleanup_(run_done) Run run = {
+                .in_hi = -EBADF,
+                .dir_hi = -EBADF,
+                .out_w = -EBADF,
+                .err_w = -EBADF,
+                .out_r = -EBADF,
+                .err_r = -EBADF,
+                .pidfd = -EBADF,
+                .ret_error = ret_error,
+                .ret_message = ret_message,
+        };
+        _cleanup_free_ char *model_arg = NULL, *size_arg = NULL;
+        char *argv[5], *envp[8];
+        size_t argc = 0, envc = 0;
+        uint64_t deadline;
+        int r, e;
 
         if (ret_message)
                 *ret_message = NULL;
-#define FAIL(k, errnum, ...)                                                                                \
-        do {                                                                                                \
-                if (ret_error)                                                                              \
-                        *ret_error = (k);                                                                   \
-                set_message(ret_message, __VA_ARGS__);                                                      \
-                return (errnum);                                                                            \
-        } while (0)
 
         if (!helper_path || !model || !model_ok(model) || image_fd < 0 || outdir_fd < 0 || !ret)
-                FAIL(IMAGE_EXTRACT_USAGE, -EINVAL, "invalid arguments for the image extractor");
+                return run_fail(&run, IMAGE_EXTRACT_USAGE, -EINVAL,
+                                "invalid arguments for the image extractor");
 
-        out_data = malloc(STDOUT_MAX);
-        err_data = malloc(STDERR_MAX);
-        if (!out_data || !err_data || asprintf(&model_arg, "--model=%s", model) < 0 ||
+        run.out = (Buf){.data = malloc(STDOUT_MAX), .max = STDOUT_MAX};
+        run.err = (Buf){.data = malloc(STDERR_MAX), .max = STDERR_MAX};
+        if (!run.out.data || !run.err.data || asprintf(&model_arg, "--model=%s", model) < 0 ||
             asprintf(&size_arg, "--max-size=%" PRIu64, max_size) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -ENOMEM, "out of memory");
-        out = (Buf){.data = out_data, .max = STDOUT_MAX};
-        err = (Buf){.data = err_data, .max = STDERR_MAX};
+                return run_fail(&run, IMAGE_EXTRACT_SPAWN_FAILED, -ENOMEM, "out of memory");
 
         argv[argc++] = (char *)helper_path;
         argv[argc++] = model_arg;
@@ -382,201 +618,39 @@ int image_extract_run(const char *helper_path, int image_fd, int outdir_fd, cons
 #endif
         envp[envc] = NULL;
 
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -errno, "cannot create a pipe: %m");
-        out_r = pipefd[0];
-        out_w = pipefd[1];
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -errno, "cannot create a pipe: %m");
-        err_r = pipefd[0];
-        err_w = pipefd[1];
-        /* Copies above FD_HIGH of everything the child gets, CLOEXEC like every fd here: dup2()
-         * clears the flag only on the child's 0..3. */
-        if ((r = dup_high(image_fd)) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate the image fd: %s", errstr(-r));
-        in_hi = r;
-        if ((r = dup_high(outdir_fd)) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate the output directory fd: %s",
-                     errstr(-r));
-        dir_hi = r;
-        if ((r = dup_high(out_w)) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate a pipe: %s", errstr(-r));
-        safe_close(out_w);
-        out_w = r;
-        if ((r = dup_high(err_w)) < 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, r, "cannot duplicate a pipe: %s", errstr(-r));
-        safe_close(err_w);
-        err_w = r;
+        r = run_open_fds(&run, image_fd, outdir_fd);
+        if (r < 0)
+                return r;
+        r = run_spawn(&run, helper_path, argv, envp);
+        if (r < 0)
+                return r;
 
-        sigemptyset(&none);
-        sigfillset(&all);
-        r = posix_spawnattr_init(&attr);
-        if (r != 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawnattr_init: %s", errstr(r));
-        /* piemud blocks the signals sd-event handles and ignores SIGPIPE: the helper must start
-         * with neither. Its own process group lets a timeout kill its mcopy children too. */
-        r = posix_spawnattr_setflags(&attr,
-                                     POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-        if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &none);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &all);
-        if (r == 0)
-                r = posix_spawnattr_setpgroup(&attr, 0);
-        if (r != 0) {
-                posix_spawnattr_destroy(&attr);
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawnattr: %s", errstr(r));
-        }
-        r = posix_spawn_file_actions_init(&fa);
-        if (r != 0) {
-                posix_spawnattr_destroy(&attr);
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -r, "posix_spawn_file_actions_init: %s", errstr(r));
-        }
-        r = posix_spawn_file_actions_adddup2(&fa, in_hi, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, err_w, 2);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, dir_hi, 3);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-        /* Other threads of piemud may open fds without O_CLOEXEC at any moment; the helper closes
-         * everything above 3 itself too. */
-        if (r == 0)
-                r = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-#endif
-        if (r == 0)
-                r = posix_spawn(&pid, helper_path, &fa, &attr, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        if (r != 0)
-                FAIL(IMAGE_EXTRACT_SPAWN_FAILED, -r, "cannot run %s: %s", helper_path, errstr(r));
-
-        out_w = safe_close(out_w);
-        err_w = safe_close(err_w);
-        in_hi = safe_close(in_hi);
-        dir_hi = safe_close(dir_hi);
+        run.out_w = safe_close(run.out_w);
+        run.err_w = safe_close(run.err_w);
+        run.in_hi = safe_close(run.in_hi);
+        run.dir_hi = safe_close(run.dir_hi);
 
         /* pidfd: the exit is seen even if the helper closes its stdout and stderr and lingers.
          * Without one (old kernels) the exit is polled for. The helper is never reaped before
          * the end: while it is a zombie, its process group id cannot be reused, so kill(-pid)
          * can only hit its own group. */
-        pidfd = pidfd_open_compat(pid);
+        run.pidfd = pidfd_open_compat(run.pid);
         deadline = timeout_usec > 0 ? now_usec(CLOCK_MONOTONIC) + timeout_usec : UINT64_MAX;
 
-        for (;;) {
-                struct pollfd p[3];
-                nfds_t np = 0;
-                int ms = -1, out_i = -1, err_i = -1, pid_i = -1;
-                uint64_t until = exited ? grace : deadline;
+        r = run_collect_output(&run, deadline);
+        if (r < 0)
+                return r;
 
-                if (exited && out.eof && err.eof)
-                        break;
-                if (!exited && pidfd < 0) {
-                        siginfo_t si = {};
-                        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
-                            si.si_pid == pid)
-                                goto exited;
-                        ms = 50;
-                }
-
-                if (!out.eof) {
-                        out_i = (int)np;
-                        p[np++] = (struct pollfd){.fd = out_r, .events = POLLIN};
-                }
-                if (!err.eof) {
-                        err_i = (int)np;
-                        p[np++] = (struct pollfd){.fd = err_r, .events = POLLIN};
-                }
-                if (!exited && pidfd >= 0) {
-                        pid_i = (int)np;
-                        p[np++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-                }
-
-                if (until != UINT64_MAX) {
-                        uint64_t now = now_usec(CLOCK_MONOTONIC), left;
-                        if (now >= until) {
-                                /* past the deadline: kill; past the grace period: stop reading */
-                                timed_out = !exited;
-                                break;
-                        }
-                        left = (until - now + 999) / 1000;
-                        if (ms < 0 || left < (uint64_t)ms)
-                                ms = left > INT32_MAX ? INT32_MAX : (int)left;
-                }
-
-                r = poll(p, np, ms);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        e = -errno;
-                        (void)kill(-pid, SIGKILL);
-                        (void)kill(pid, SIGKILL);
-                        (void)waitpid(pid, &status, __WALL);
-                        FAIL(IMAGE_EXTRACT_INTERNAL, e, "poll: %s", errstr(-e));
-                }
-                if (out_i >= 0 && p[out_i].revents && buf_read(&out, out_r) < 0)
-                        out.eof = true;
-                if (err_i >= 0 && p[err_i].revents && buf_read(&err, err_r) < 0)
-                        err.eof = true;
-                if (pid_i < 0 || !p[pid_i].revents)
-                        continue;
-        exited:
-                /* Gone: anything left in its group goes too, and whatever still holds a pipe
-                 * gets a second to let go. */
-                exited = true;
-                (void)kill(-pid, SIGKILL);
-                grace = now_usec(CLOCK_MONOTONIC) + 1000000;
+        if (run.timed_out) {
+                (void)kill(-run.pid, SIGKILL);
+                (void)kill(run.pid, SIGKILL);
         }
-
-        if (timed_out) {
-                (void)kill(-pid, SIGKILL);
-                (void)kill(pid, SIGKILL);
-        }
-        while ((r = waitpid(pid, &status, __WALL)) < 0 && errno == EINTR)
+        while ((r = waitpid(run.pid, &run.status, __WALL)) < 0 && errno == EINTR)
                 ;
         if (r < 0) {
                 e = -errno;
-                FAIL(IMAGE_EXTRACT_INTERNAL, e, "waitpid: %s", errstr(-e));
+                return run_fail(&run, IMAGE_EXTRACT_INTERNAL, e, "waitpid: %s", errstr(-e));
         }
 
-        kind = image_extract_classify(status, timed_out, &e);
-        line = stderr_line(err.data, err.n);
-
-        if (kind == IMAGE_EXTRACT_OK) {
-                if (out.overflow)
-                        FAIL(IMAGE_EXTRACT_BAD_OUTPUT, -EIO, "%s (more than %d bytes)",
-                             image_extract_error_to_string(IMAGE_EXTRACT_BAD_OUTPUT), STDOUT_MAX);
-                r = image_extract_result_parse(out.data, out.n, dtb_only, ret);
-                if (r == -ENOMEM)
-                        FAIL(IMAGE_EXTRACT_INTERNAL, r, "out of memory");
-                if (r < 0)
-                        FAIL(IMAGE_EXTRACT_BAD_OUTPUT, -EIO, "%s",
-                             image_extract_error_to_string(IMAGE_EXTRACT_BAD_OUTPUT));
-                if (ret_error)
-                        *ret_error = IMAGE_EXTRACT_OK;
-                return 0;
-        }
-
-        switch (kind) {
-        case IMAGE_EXTRACT_TIMEOUT:
-                format_duration(timeout_usec, dur, sizeof(dur));
-                FAIL(kind, e, "the image extractor timed out after %s; killed", dur);
-        case IMAGE_EXTRACT_CRASHED:
-                if (WIFSIGNALED(status)) {
-                        const char *sig = sigabbrev_np(WTERMSIG(status));
-                        int s = WTERMSIG(status);
-                        FAIL(kind, e, "the image extractor %s (signal SIG%s)%s%s",
-                             s == SIGXCPU   ? "ran out of CPU time"
-                             : s == SIGALRM ? "ran out of time"
-                             : s == SIGXFSZ ? "exceeded its file size limit"
-                                            : "crashed",
-                             sig ? sig : "?", line ? ": " : "", strempty(line));
-                }
-                FAIL(kind, e, "the image extractor failed with exit status %d%s%s", WEXITSTATUS(status),
-                     line ? ": " : "", strempty(line));
-        default:
-                FAIL(kind, e, "%s", line ?: image_extract_error_to_string(kind));
-        }
-#undef FAIL
+        return run_verdict(&run, dtb_only, timeout_usec, ret);
 }

@@ -814,32 +814,21 @@ _Noreturn static void mcopy_child(Ctx *c, const char *name, int out_w, int err_w
         _exit(127);
 }
 
-/* Reads ::name from the boot partition: 0, -ENOENT if there is no such file, -EFBIG if it is
- * larger than f->max, -EIO if mcopy failed otherwise (c->mtools_msg says how), -ETIMEDOUT. */
-static int fat_read(Ctx *c, const char *name, FatFile *f) {
-        _cleanup_close_ int out_r = -EBADF, err_r = -EBADF;
-        int out_p[2], err_p[2], status = 0, r = 0;
-        char err[MCOPY_STDERR_MAX + 1];
-        size_t err_n = 0, cap = 0;
-        bool out_eof = false, err_eof = false, killed = false;
-        uint64_t deadline = now_msec() + MCOPY_TIMEOUT_SEC * 1000;
-        uint8_t buf[65536];
+/* Starts mcopy on ::name, with pipes for its stdout and stderr (their read ends in *ret_out_r and
+ * *ret_err_r, set as soon as they exist, for the caller to close). Returns its pid or -errno. */
+static pid_t mcopy_start(Ctx *c, const char *name, int *ret_out_r, int *ret_err_r) {
+        int out_p[2], err_p[2], r;
         pid_t pid;
-
-        c->mtools_msg[0] = '\0';
-        f->size = 0;
-        if (!rpi_boot_name_is_valid(name))
-                return -ENOENT;
 
         if (pipe2(out_p, O_CLOEXEC) < 0)
                 return -errno;
-        out_r = out_p[0];
+        *ret_out_r = out_p[0];
         if (pipe2(err_p, O_CLOEXEC) < 0) {
                 r = -errno;
                 safe_close(out_p[1]);
                 return r;
         }
-        err_r = err_p[0];
+        *ret_err_r = err_p[0];
 
         pid = fork();
         if (pid < 0) {
@@ -852,6 +841,46 @@ static int fat_read(Ctx *c, const char *name, FatFile *f) {
                 mcopy_child(c, name, out_p[1], err_p[1]);
         safe_close(out_p[1]);
         safe_close(err_p[1]);
+        return pid;
+}
+
+/* Appends n bytes of the file to f: to its fd, or to its data (*cap bytes allocated). 0, -EFBIG
+ * past f->max, -ENOMEM, or the write's error. */
+static int fat_file_append(FatFile *f, size_t *cap, const uint8_t *p, size_t n) {
+        int r = 0;
+
+        if ((uint64_t)n > f->max - f->size)
+                return -EFBIG;
+        if (f->fd >= 0)
+                r = write_all(f->fd, p, n);
+        else {
+                if (f->size + n > *cap) {
+                        size_t ncap = *cap ? *cap * 2 : 65536;
+                        uint8_t *d;
+
+                        while (ncap < f->size + n)
+                                ncap *= 2;
+                        d = realloc(f->data, ncap);
+                        if (!d)
+                                return -ENOMEM;
+                        f->data = d;
+                        *cap = ncap;
+                }
+                memcpy(f->data + f->size, p, n);
+        }
+        if (r < 0)
+                return r;
+        f->size += n;
+        return 0;
+}
+
+/* Reads mcopy's stdout into f and the start of its stderr into err (*err_n bytes, at most
+ * MCOPY_STDERR_MAX) until both are closed: 0, -ETIMEDOUT past deadline (msec), or what failed. */
+static int mcopy_read_output(int out_r, int err_r, uint64_t deadline, FatFile *f, char *err, size_t *err_n) {
+        bool out_eof = false, err_eof = false;
+        uint8_t buf[65536];
+        size_t cap = 0;
+        int r;
 
         while (!out_eof || !err_eof) {
                 struct pollfd p[2] = {{.fd = out_eof ? -1 : out_r, .events = POLLIN},
@@ -859,51 +888,23 @@ static int fat_read(Ctx *c, const char *name, FatFile *f) {
                 uint64_t now = now_msec();
                 ssize_t l;
 
-                if (now >= deadline) {
-                        r = -ETIMEDOUT;
-                        break;
-                }
+                if (now >= deadline)
+                        return -ETIMEDOUT;
                 if (poll(p, 2, (int)(deadline - now)) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = -errno;
-                        break;
+                        return -errno;
                 }
                 if (p[0].revents) {
                         l = read(out_r, buf, sizeof(buf));
-                        if (l < 0 && errno != EINTR && errno != EAGAIN) {
-                                r = -errno;
-                                break;
-                        }
+                        if (l < 0 && errno != EINTR && errno != EAGAIN)
+                                return -errno;
                         if (l == 0)
                                 out_eof = true;
                         if (l > 0) {
-                                if ((uint64_t)l > f->max - f->size) {
-                                        r = -EFBIG;
-                                        break;
-                                }
-                                if (f->fd >= 0)
-                                        r = write_all(f->fd, buf, (size_t)l);
-                                else {
-                                        if (f->size + (size_t)l > cap) {
-                                                size_t ncap = cap ? cap * 2 : 65536;
-                                                uint8_t *d;
-
-                                                while (ncap < f->size + (size_t)l)
-                                                        ncap *= 2;
-                                                d = realloc(f->data, ncap);
-                                                if (!d) {
-                                                        r = -ENOMEM;
-                                                        break;
-                                                }
-                                                f->data = d;
-                                                cap = ncap;
-                                        }
-                                        memcpy(f->data + f->size, buf, (size_t)l);
-                                }
+                                r = fat_file_append(f, &cap, buf, (size_t)l);
                                 if (r < 0)
-                                        break;
-                                f->size += (size_t)l;
+                                        return r;
                         }
                 }
                 if (p[1].revents) {
@@ -911,14 +912,38 @@ static int fat_read(Ctx *c, const char *name, FatFile *f) {
                         l = read(err_r, buf, sizeof(buf));
                         if (l == 0 || (l < 0 && errno != EINTR && errno != EAGAIN))
                                 err_eof = true;
-                        else if (l > 0 && err_n < MCOPY_STDERR_MAX) {
-                                size_t k = MCOPY_STDERR_MAX - err_n < (size_t)l ? MCOPY_STDERR_MAX - err_n
-                                                                                : (size_t)l;
-                                memcpy(err + err_n, buf, k);
-                                err_n += k;
+                        else if (l > 0 && *err_n < MCOPY_STDERR_MAX) {
+                                size_t k = MCOPY_STDERR_MAX - *err_n < (size_t)l ? MCOPY_STDERR_MAX - *err_n
+                                                                                 : (size_t)l;
+                                memcpy(err + *err_n, buf, k);
+                                *err_n += k;
                         }
                 }
         }
+        return 0;
+}
+
+/* Reads ::name from the boot partition: 0, -ENOENT if there is no such file, -EFBIG if it is
+ * larger than f->max, -EIO if mcopy failed otherwise (c->mtools_msg says how), -ETIMEDOUT. */
+static int fat_read(Ctx *c, const char *name, FatFile *f) {
+        _cleanup_close_ int out_r = -EBADF, err_r = -EBADF;
+        int status = 0, r;
+        char err[MCOPY_STDERR_MAX + 1];
+        size_t err_n = 0;
+        bool killed = false;
+        uint64_t deadline = now_msec() + MCOPY_TIMEOUT_SEC * 1000;
+        pid_t pid;
+
+        c->mtools_msg[0] = '\0';
+        f->size = 0;
+        if (!rpi_boot_name_is_valid(name))
+                return -ENOENT;
+
+        pid = mcopy_start(c, name, &out_r, &err_r);
+        if (pid < 0)
+                return pid;
+
+        r = mcopy_read_output(out_r, err_r, deadline, f, err, &err_n);
         if (r < 0) {
                 (void)kill(pid, SIGKILL);
                 killed = true;
