@@ -490,7 +490,7 @@ static int set_serial_aliases(void *fdt, const char *pl011_path, const char *min
 }
 
 /* dtparam=i2c_arm=on/off: the header's I2C bus enabled or disabled. */
-static int set_i2c_arm(void *fdt, bool on, const char **ret_error) {
+static int set_i2c_arm(void *fdt, bool on, const char *pl011_path, const char **ret_error) {
         int r, node;
 
         node = find_i2c_arm(fdt);
@@ -500,6 +500,10 @@ static int set_i2c_arm(void *fdt, bool on, const char **ret_error) {
                             "(__overrides__/i2c_arm, i2c1, i2c@7e804000)");
         if (node < 0)
                 return fail_fdt(ret_error, node);
+        /* Only a forged tree names its console UART as the I2C bus: switching it would undo the
+         * console just set up (and a second patch would differ from the first). */
+        if (node == fdt_path_offset(fdt, pl011_path))
+                return fail(ret_error, -EBADMSG, "dtparam=i2c_arm: the tree's I2C bus is its console UART");
         r = fdt_setprop_string(fdt, node, "status", on ? "okay" : "disabled");
         if (r < 0)
                 return fail_fdt(ret_error, r);
@@ -541,7 +545,7 @@ int dtb_patch(const void *in, size_t size, uint32_t revision, uint64_t serial, i
         if (r < 0)
                 return r;
         if (i2c_arm >= 0) {
-                r = set_i2c_arm(out, i2c_arm, ret_error);
+                r = set_i2c_arm(out, i2c_arm, pl011_path, ret_error);
                 if (r < 0)
                         return r;
         }
