@@ -191,6 +191,13 @@ int qtest_format_irq_intercept_out(char *buf, size_t size, const char *path) {
         return finish(snprintf(buf, size, "irq_intercept_out %s\n", path), size);
 }
 
+int qtest_format_set_irq_in(char *buf, size_t size, const char *path, unsigned line, bool level) {
+        if (!qtest_qom_path_is_valid(path) || line >= QTEST_GPIO_NPINS)
+                return -EINVAL;
+        return finish(snprintf(buf, size, "set_irq_in %s unnamed-gpio-in %u %d\n", path, line, (int)level),
+                      size);
+}
+
 const char *qtest_line_type_to_string(QtestLineType t) {
         switch (t) {
         case QTEST_LINE_UNKNOWN:

@@ -106,6 +106,10 @@ int qtest_format_writel(char *buf, size_t size, uint64_t addr,
 /* path: 1-QTEST_PATH_MAX bytes of [A-Za-z0-9/_.[]-]: a space would make it a named intercept, a
  * newline a second command. */
 int qtest_format_irq_intercept_out(char *buf, size_t size, const char *path);
+/* "set_irq_in PATH unnamed-gpio-in LINE LEVEL\n": drives the device's input line. QEMU asserts
+ * (aborts) on a line the device does not have: only for a device known to have it (piemu's QEMU's
+ * GPIO block has QTEST_GPIO_NPINS inputs; stock QEMU 10's has none). line < QTEST_GPIO_NPINS. */
+int qtest_format_set_irq_in(char *buf, size_t size, const char *path, unsigned line, bool level);
 
 bool qtest_qom_path_is_valid(const char *path);
 const char *qtest_line_type_to_string(QtestLineType t);

@@ -16,6 +16,7 @@
 typedef enum {
         CMD_INTERCEPT,
         CMD_WRITEL,
+        CMD_SET_IRQ_IN,
         CMD_READL,
         CMD_LEVELS_LO, /* GPLEV0 of a gpio_read_levels; its CMD_LEVELS_HI follows right behind */
         CMD_LEVELS_HI,
@@ -133,6 +134,7 @@ static void complete(Qtest *q, const Cmd *c, int r, uint64_t value) {
         switch (c->kind) {
         case CMD_INTERCEPT:
         case CMD_WRITEL:
+        case CMD_SET_IRQ_IN:
                 if (c->cb.done)
                         c->cb.done(q, r, c->userdata);
                 break;
@@ -426,6 +428,19 @@ int qtest_writel(Qtest *q, uint64_t addr, uint32_t value, qtest_done_cb cb, void
         if (!q)
                 return -EINVAL;
         n = qtest_format_writel(buf, sizeof(buf), addr, value);
+        if (n < 0)
+                return n;
+        return enqueue(q, buf, (size_t)n, &c, 1);
+}
+
+int qtest_set_irq_in(Qtest *q, const char *path, unsigned line, bool level, qtest_done_cb cb, void *userdata) {
+        char buf[QTEST_CMD_MAX + 1];
+        Cmd c = {.kind = CMD_SET_IRQ_IN, .cb.done = cb, .userdata = userdata};
+        int n;
+
+        if (!q)
+                return -EINVAL;
+        n = qtest_format_set_irq_in(buf, sizeof(buf), path, line, level);
         if (n < 0)
                 return n;
         return enqueue(q, buf, (size_t)n, &c, 1);

@@ -235,6 +235,15 @@ static void test_format(void) {
         CHECK(qtest_format_irq_intercept_out(buf, sizeof(buf), QTEST_GPIO_QOM_PATH) > 0);
         CHECK_STREQ(buf, "irq_intercept_out /machine/soc/peripherals/gpio\n");
         CHECK(qtest_format_irq_intercept_out(buf, sizeof(buf), "/machine/unattached/device[12]") > 0);
+        CHECK(qtest_format_set_irq_in(buf, sizeof(buf), QTEST_GPIO_QOM_PATH, 17, true) == 62);
+        CHECK_STREQ(buf, "set_irq_in /machine/soc/peripherals/gpio unnamed-gpio-in 17 1\n");
+        CHECK(qtest_format_set_irq_in(buf, sizeof(buf), QTEST_GPIO_QOM_PATH, 53, false) > 0);
+        CHECK_STREQ(buf, "set_irq_in /machine/soc/peripherals/gpio unnamed-gpio-in 53 0\n");
+        /* a line the block has not (QEMU would abort on it), or a path that is two words */
+        CHECK(qtest_format_set_irq_in(buf, sizeof(buf), QTEST_GPIO_QOM_PATH, 54, true) == -EINVAL);
+        CHECK(qtest_format_set_irq_in(buf, sizeof(buf), "/machine/soc gpio", 1, true) == -EINVAL);
+        CHECK(qtest_format_set_irq_in(buf, sizeof(buf), NULL, 1, true) == -EINVAL);
+        CHECK(qtest_format_set_irq_in(buf, 20, QTEST_GPIO_QOM_PATH, 1, true) == -ENOBUFS);
 
         /* too small: nothing half-written is claimed */
         CHECK(qtest_format_readl(buf, 17, 0x3f200034) == -ENOBUFS);

@@ -227,7 +227,17 @@ static void test_order_and_values(void) {
         peer_send(&f, "OK 0x00000000ffffffff\n");
         expect_events("readl 0 0xffffffff;");
 
+        /* an input line driven: OK completes it, FAIL fails that command only */
+        CHECK(qtest_set_irq_in(f.q, QTEST_GPIO_QOM_PATH, 17, true, on_done_tagged, "in17") == 0);
+        CHECK(qtest_set_irq_in(f.q, QTEST_GPIO_QOM_PATH, 4, false, on_done, &f) == 0);
+        expect_sent(&f, "set_irq_in /machine/soc/peripherals/gpio unnamed-gpio-in 17 1\n"
+                        "set_irq_in /machine/soc/peripherals/gpio unnamed-gpio-in 4 0\n");
+        peer_send(&f, "OK\nFAIL Unknown device\n");
+        expect_events("done[in17] 0;done -121;");
+        CHECK(qtest_is_open(f.q));
+
         /* bad arguments queue nothing */
+        CHECK(qtest_set_irq_in(f.q, QTEST_GPIO_QOM_PATH, 54, true, on_done, &f) == -EINVAL);
         CHECK(qtest_gpio_set(f.q, BASE, 54, true, on_done, &f) == -EINVAL);
         CHECK(qtest_intercept_gpio(f.q, "/a b", on_done, &f) == -EINVAL);
         CHECK(qtest_intercept_gpio(f.q, "/a\nwritel 0 0", on_done, &f) == -EINVAL);
