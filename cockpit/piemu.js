@@ -127,9 +127,13 @@
         const tr = board.row;
         tr.dataset.state = board.state;
         tr.dataset.guestReady = String(board.guestReady);
+        tr.dataset.gpioInterrupts = String(board.gpioInterrupts);
         c.state.textContent = board.state;
         c.state.className = "state state-" + board.state;
         c.guest.textContent = board.state === "running" ? (board.guestReady ? "ready" : "booting") : "";
+        // piemu's own QEMU: the guest's GPIO has interrupts (edge detection) on this run.
+        if (board.state === "running" && board.gpioInterrupts)
+            c.guest.textContent += " · GPIO interrupts";
         c.owner.textContent = board.ownerName || String(board.owner);
         c.model.textContent = board.model;
         c.image.textContent = board.image + (board.persistent ? " (persistent)" : "");
@@ -168,7 +172,8 @@
             return boards.get(name);
         const board = {
             name, path, owner: owner === undefined ? -1 : owner, ownerName: "",
-            state: "", guestReady: false, model: "", image: "", persistent: false, lastError: "",
+            state: "", guestReady: false, gpioInterrupts: false, model: "", image: "", persistent: false,
+            lastError: "",
         };
         boards.set(name, board);
         makeRow(board);
@@ -202,6 +207,7 @@
         if ("Owner" in props) board.owner = val("Owner");
         if ("State" in props) board.state = val("State");
         if ("GuestReady" in props) board.guestReady = !!val("GuestReady");
+        if ("GpioInterrupts" in props) board.gpioInterrupts = !!val("GpioInterrupts");
         if ("Model" in props) board.model = val("Model");
         if ("Image" in props) board.image = val("Image");
         if ("Persistent" in props) board.persistent = !!val("Persistent");

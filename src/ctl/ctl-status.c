@@ -13,7 +13,7 @@
 typedef struct BoardInfo {
         char *name, *image, *model, *cmdline, *state, *last_error, *gpio_path;
         uint32_t owner;
-        int persistent, guest_ready;
+        int persistent, guest_ready, gpio_interrupts;
         uint16_t serial_port, gpio_port;
         uint64_t dropped;
         unsigned seen;
@@ -33,6 +33,7 @@ enum {
         SEEN_GPIO_PORT = 1u << 10,
         SEEN_DROPPED = 1u << 11,
         SEEN_GPIO_PATH = 1u << 12,
+        SEEN_GPIO_INTERRUPTS = 1u << 13,
 };
 
 static void board_info_done(BoardInfo *i) {
@@ -67,6 +68,7 @@ static int read_board_info(sd_bus_message *m, BoardInfo *info) {
                 {"GpioPort", "q", SEEN_GPIO_PORT, offsetof(BoardInfo, gpio_port)},
                 {"DroppedGpioLines", "t", SEEN_DROPPED, offsetof(BoardInfo, dropped)},
                 {"GpioPath", "s", SEEN_GPIO_PATH, offsetof(BoardInfo, gpio_path)},
+                {"GpioInterrupts", "b", SEEN_GPIO_INTERRUPTS, offsetof(BoardInfo, gpio_interrupts)},
         };
         int r;
 
@@ -243,6 +245,7 @@ static void print_status_json(const BoardInfo *info, const char *path, const Rec
                 {"last_error", SEEN_LAST_ERROR, 's', &info->last_error},
                 {"dropped_gpio_lines", SEEN_DROPPED, 't', &info->dropped},
                 {"gpio_path", SEEN_GPIO_PATH, 's', &info->gpio_path},
+                {"gpio_interrupts", SEEN_GPIO_INTERRUPTS, 'b', &info->gpio_interrupts},
         };
 
         json_init(&j, stdout, arg_json);
@@ -296,6 +299,8 @@ static void print_status_text(const char *name, const BoardInfo *info, const cha
         print_port("Serial port", info->seen & SEEN_SERIAL_PORT, info->serial_port);
         print_port("GPIO port", info->seen & SEEN_GPIO_PORT, info->gpio_port);
         print_field("GPIO path", info->seen & SEEN_GPIO_PATH ? info->gpio_path : NULL);
+        print_field("GPIO IRQs",
+                    info->seen & SEEN_GPIO_INTERRUPTS ? (info->gpio_interrupts ? "yes" : "no") : NULL);
         print_field("Last error",
                     info->seen & SEEN_LAST_ERROR && !isempty(info->last_error) ? info->last_error : NULL);
         snprintf(dropped, sizeof(dropped), "%" PRIu64, info->dropped);

@@ -584,7 +584,8 @@ static void domain_xml_write_devices(Builder *b, const BoardConfig *c, const Ima
 
 /* QEMU arguments libvirt has no XML for, if the board needs any: qtest and the I2C devices. Records
  * a failure in b->r. */
-static void domain_xml_write_qemu_args(Builder *b, const BoardConfig *c, const char *e_qtest) {
+static void domain_xml_write_qemu_args(Builder *b, const BoardConfig *c, const char *e_qtest,
+                                       bool piemu_qemu) {
         int r;
 
         if (!e_qtest && c->n_i2c == 0)
@@ -614,6 +615,10 @@ static void domain_xml_write_qemu_args(Builder *b, const BoardConfig *c, const c
                 }
                 fprintf(b->f, "    <qemu:arg value='-device'/>\n    <qemu:arg value='%s'/>\n", arg);
         }
+        /* piemu's own QEMU (event detection, input lines) runs the board: the wrapper reads this.
+         * Only with qtest, the one path that uses what it adds. */
+        if (e_qtest && piemu_qemu)
+                fprintf(b->f, "    <qemu:env name='" PIEMU_QEMU_ENV "' value='" PIEMU_QEMU_ENV_OWN "'/>\n");
         fprintf(b->f, "  </qemu:commandline>\n");
 }
 
@@ -641,7 +646,7 @@ int domain_xml_build(const BoardConfig *c, const ImagePaths *img, const char *uu
                 return r;
         domain_xml_write_head(&b, c, model, uuid, &s);
         domain_xml_write_devices(&b, c, img, &s);
-        domain_xml_write_qemu_args(&b, c, s.qtest);
+        domain_xml_write_qemu_args(&b, c, s.qtest, img->piemu_qemu);
         fprintf(b.f, "</domain>\n");
         return builder_finish(&b, ret);
 }
@@ -731,7 +736,9 @@ int board_volume_name(const char *board, char **ret) {
         return 0;
 }
 
-bool domain_xml_has_qtest(const char *xml) {
+/* Whether the domain's <qemu:commandline> (libvirt's qemu namespace only) has an element `element`
+ * with value='value' (and, if name is not NULL, name='name'). */
+static bool qemu_commandline_has(const char *xml, const char *element, const char *name, const char *value) {
         xmlDoc *doc = xml ? read_xml(xml) : NULL;
         const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
         bool found = false;
@@ -742,14 +749,26 @@ bool domain_xml_has_qtest(const char *xml) {
                     xmlStrcmp(n->name, (const xmlChar *)"commandline") != 0)
                         continue;
                 for (const xmlNode *a = n->children; a && !found; a = a->next) {
-                        xmlChar *v =
-                                a->type == XML_ELEMENT_NODE ? xmlGetProp(a, (const xmlChar *)"value") : NULL;
-                        found = v && xmlStrcmp(v, (const xmlChar *)"-qtest") == 0;
+                        if (a->type != XML_ELEMENT_NODE || xmlStrcmp(a->name, (const xmlChar *)element) != 0)
+                                continue;
+                        xmlChar *v = xmlGetProp(a, (const xmlChar *)"value");
+                        xmlChar *nm = name ? xmlGetProp(a, (const xmlChar *)"name") : NULL;
+                        found = v && xmlStrcmp(v, (const xmlChar *)value) == 0 &&
+                                (!name || (nm && xmlStrcmp(nm, (const xmlChar *)name) == 0));
                         xmlFree(v);
+                        xmlFree(nm);
                 }
         }
         xmlFreeDoc(doc);
         return found;
+}
+
+bool domain_xml_has_qtest(const char *xml) {
+        return qemu_commandline_has(xml, "arg", NULL, "-qtest");
+}
+
+bool domain_xml_runs_piemu_qemu(const char *xml) {
+        return qemu_commandline_has(xml, "env", PIEMU_QEMU_ENV, PIEMU_QEMU_ENV_OWN);
 }
 
 bool domain_xml_has_tls_lines(const char *xml) {

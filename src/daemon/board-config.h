@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "qemu-flavor.h"
+
 #define PIEMU_DOMAIN_PREFIX   "piemu-"
 #define PIEMU_POOL_NAME       "piemu"
 #define PIEMU_METADATA_URI    "https://piemu.org/xmlns/board/1"
@@ -60,6 +62,9 @@ typedef struct ImagePaths {
         /* piemud's listening socket for QEMU's qtest channel (GPIO with no agent in the guest), or
          * NULL: the board then has GPIO only through a shim in the guest. */
         const char *qtest_socket;
+        /* With qtest_socket: piemu's own QEMU runs the board (PIEMU_QEMU_ENV in its environment, which
+         * piemu's QEMU wrapper reads). */
+        bool piemu_qemu;
 } ImagePaths;
 
 void board_config_done(BoardConfig *c);
@@ -102,5 +107,7 @@ int board_volume_name(const char *board, char **ret);
 bool domain_xml_has_tls_lines(const char *xml);
 /* Pure: true if the domain XML gives QEMU a qtest channel (piemu's agentless GPIO path). */
 bool domain_xml_has_qtest(const char *xml);
+/* Whether the domain runs piemu's own QEMU (PIEMU_QEMU_ENV=PIEMU_QEMU_ENV_OWN in <qemu:commandline>). */
+bool domain_xml_runs_piemu_qemu(const char *xml);
 /* The -qtest argument that makes QEMU dial `socket_path` (and dial again after piemud restarts). */
 int qtest_chardev_arg(const char *socket_path, char **ret);

@@ -494,7 +494,9 @@ static int property_get_owner(sd_bus *bus, const char *path, const char *interfa
 static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Board *b = userdata;
-        bool v = streq(property, "Persistent") ? b->config.persistent : b->guest_ready;
+        bool v = streq(property, "Persistent")       ? b->config.persistent
+                 : streq(property, "GpioInterrupts") ? b->qtest.inputs
+                                                     : b->guest_ready;
         return sd_bus_message_append(reply, "b", (int)v);
 }
 
@@ -538,6 +540,7 @@ const sd_bus_vtable board_vtable[] = {
         /* "qtest" (QEMU's own view of the pins, no agent needed in the guest) or "shim" (a board
          * started by an older piemu, or a host without the qtest directory). Set at each Start. */
         SD_BUS_PROPERTY("GpioPath", "s", property_get_gpio_path, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GpioInterrupts", "b", property_get_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* A counter that a flooding guest bumps constantly: not worth a signal per change. */
         SD_BUS_PROPERTY("DroppedGpioLines", "t", property_get_dropped, 0, 0),
         SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),

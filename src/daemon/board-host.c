@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "board-host.h"
 
+#include <unistd.h>
+
 #include "log.h"
 
 int board_host_tls(BoardHost *h, TlsCreds **ret, char **ret_problem) {
@@ -15,4 +17,9 @@ int board_host_tls(BoardHost *h, TlsCreds **ret, char **ret_problem) {
         }
         *ret = h->tls;
         return 0;
+}
+
+bool board_host_piemu_qemu(const BoardHost *h) {
+        /* One access() on the loop per Start: a local file's inode, like the image catalog's reads. */
+        return h->piemu_qemu && access(h->piemu_qemu, X_OK) == 0;
 }

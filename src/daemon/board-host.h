@@ -49,6 +49,9 @@ typedef struct BoardHost {
         /* Where QEMU dials the boards' qtest channels (the agentless GPIO path); NULL when the
          * directory is missing or others could reach it: boards then have GPIO through a shim only. */
         char *qtest_dir;
+        /* piemu's own QEMU (qemu-flavor.h), which the emulator (piemu's wrapper) runs for a board that
+         * asks; NULL when the emulator is not the wrapper. */
+        const char *piemu_qemu;
         bool exiting;             /* piemud exits; boards run on (their ports stay in systemd's store) */
         bool loaded;              /* boards found at start-up are in; later changes are announced */
         bool inject_stop_failure; /* PIEMUD_INJECT_FAULT=stop (tests only): Stop fails, power stays on */
@@ -59,3 +62,6 @@ typedef struct BoardHost {
 /* piemud's TLS credentials, loaded if they were not yet. On failure *ret_problem (if given) says
  * which file is missing or wrong. */
 int board_host_tls(BoardHost *h, TlsCreds **ret, char **ret_problem);
+/* Whether a board started now gets piemu's own QEMU: it is installed (checked at each Start, so that
+ * installing or removing it needs no restart of piemud). */
+bool board_host_piemu_qemu(const BoardHost *h);

@@ -249,6 +249,13 @@ static void on_serial_intruder(Serial *s, uid_t uid, const char *what, unsigned 
         board_set_last_error(b, m);
 }
 
+/* Which GPIO back end the board has from now on: qtest where piemud has the directory for its
+ * sockets, and then with piemu's own QEMU's input lines and interrupts where that QEMU runs it. */
+static void set_gpio_back_end(Board *b, bool qtest, bool piemu_qemu) {
+        b->pins.backend = qtest ? &pins_qtest_backend : &pins_shim_backend;
+        b->qtest.inputs = qtest && piemu_qemu;
+}
+
 /* Opens both lines and the GPIO back end's channel: TLS listeners QEMU dials (`fixed`: on the ports in
  * the board's config, for a domain that runs already), or plain clients of QEMU's ports for a board
  * from before TLS lines. */
@@ -508,6 +515,7 @@ static int board_domain_xml(Board *b, const Image *img, char **ret) {
                 .sd_format = img->sd_format,
                 .cmdline = img->cmdline,
                 .qtest_socket = b->qtest.socket, /* NULL unless the qtest back end listens */
+                .piemu_qemu = b->qtest.inputs,
         };
         return domain_xml_build(&b->config, &paths, isempty(b->uuid) ? NULL : b->uuid, b->host->emulator,
                                 ret);
@@ -531,7 +539,7 @@ int board_start(Board *b, const Image *img, sd_bus_message *reply_to, sd_bus_err
                         b->config.name, strempty(problem));
         /* piemud listens before QEMU exists: the ports are ours from the first moment, and nobody can
          * be in QEMU's way, because QEMU is the one who dials. */
-        b->pins.backend = b->host->qtest_dir ? &pins_qtest_backend : &pins_shim_backend;
+        set_gpio_back_end(b, b->host->qtest_dir != NULL, board_host_piemu_qemu(b->host));
         r = open_lines(b, false, false);
         if (r >= 0)
                 r = job_new(b, &j);
@@ -554,14 +562,16 @@ int board_start(Board *b, const Image *img, sd_bus_message *reply_to, sd_bus_err
         b->pins.levels = 0;
         b->shim.dropped_lines = 0;
         property_changed(b, "GpioPath");
+        property_changed(b, "GpioInterrupts");
         set_state(b, BOARD_STARTING);
         return 0;
 }
 
-int board_attach(Board *b, bool paused, bool plain_lines, bool qtest) {
+int board_attach(Board *b, const VmDomainInfo *d) {
+        bool paused = d->paused, plain_lines = !d->tls_lines;
         int r;
 
-        b->pins.backend = qtest && b->host->qtest_dir ? &pins_qtest_backend : &pins_shim_backend;
+        set_gpio_back_end(b, d->qtest && b->host->qtest_dir, d->piemu_qemu);
         r = open_lines(b, true, plain_lines);
         if (r < 0) {
                 log_error_errno(r, "board %s: cannot open its lines on ports %u/%u: %m", b->config.name,
@@ -814,29 +824,29 @@ static void cleanup_leftovers(Board *b) {
                 job_free(j);
 }
 
-static void reconcile_state(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
+static void reconcile_state(Board *b, const VmDomainInfo *d) {
         if (b->needs_cleanup && (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED)) {
                 /* A Start that failed while libvirtd was away may have left a paused domain. */
                 cleanup_leftovers(b);
                 return;
         }
-        if (active) {
+        if (d->active) {
                 if (b->state == BOARD_STOPPED || b->state == BOARD_CRASHED) {
                         log_info("board %s: started while piemud could not see it; taking over its lines",
                                  b->config.name);
-                        (void)board_attach(b, paused, !tls_lines, qtest);
+                        (void)board_attach(b, d);
                 }
                 return;
         }
         if (b->state == BOARD_RUNNING || (b->state == BOARD_STARTING && b->waiting_for_lines)) {
                 log_info("board %s: its domain stopped while libvirtd was away", b->config.name);
-                board_domain_stopped(b, crashed);
+                board_domain_stopped(b, d->crashed);
         }
 }
 
-void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest) {
+void board_reconcile(Board *b, const VmDomainInfo *d) {
         assert(b->op == BOARD_OP_NONE);
-        reconcile_state(b, active, paused, crashed, tls_lines, qtest);
+        reconcile_state(b, d);
         /* Settings changed while libvirtd was away: saved now, or after what reconcile_state started. */
         board_saver_maybe(b);
 }

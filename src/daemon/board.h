@@ -23,6 +23,7 @@
 #include "pi-models.h"
 #include "pins-qtest.h"
 #include "pins-shim.h"
+#include "vm.h"
 #include "watchers.h"
 
 struct Board {
@@ -75,14 +76,14 @@ int board_stop(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 int board_delete(Board *b, sd_bus_message *reply_to, sd_bus_error *error);
 /* Whether a verb may run now (board-fsm.c's table, and libvirtd reachable); error set if not. */
 int board_check_verb(Board *b, BoardVerb verb, sd_bus_error *error);
-/* Takes over a domain found running at start-up: listens on its lines again (QEMU dials back), or
- * connects plainly to a board started by an older piemu (`plain_lines`). A running guest is
- * `running` at once; a paused one (piemud died mid-Start) is resumed once its lines are up. `qtest`:
- * the domain has a qtest channel (and piemud has its directory). */
-int board_attach(Board *b, bool paused, bool plain_lines, bool qtest);
+/* Takes over a domain found running (at start-up, or after a reconnect): listens on its lines again
+ * (QEMU dials back), or connects plainly to a board started by an older piemu (no TLS lines). A
+ * running guest is `running` at once; a paused one (piemud died mid-Start) is resumed once its
+ * lines are up. */
+int board_attach(Board *b, const VmDomainInfo *d);
 void board_domain_stopped(Board *b, bool crashed);
 /* After a reconnect to libvirtd: how the domain is now (no operation may be in flight). */
-void board_reconcile(Board *b, bool active, bool paused, bool crashed, bool tls_lines, bool qtest);
+void board_reconcile(Board *b, const VmDomainInfo *d);
 void board_guest_rebooted(Board *b);
 
 /* Sets an integer property of the I2C device at address through QEMU's monitor (qom-set) and answers

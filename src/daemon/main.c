@@ -27,6 +27,7 @@ static bool arg_tcg_multi = false;
 static const char *arg_tls_dir = NULL;
 static const char *arg_qemu_user = "libvirt-qemu";
 static const char *arg_qtest_dir = QTEST_DIR_DEFAULT;
+static bool arg_piemu_qemu = true;
 
 static void help(void) {
         printf("Usage: piemud [OPTIONS...]\n"
@@ -66,6 +67,13 @@ static void help(void) {
                "                          socket reads and writes the guest's memory. If it is not,\n"
                "                          boards get GPIO through a guest shim only. \"\" turns the\n"
                "                          qtest path off.\n"
+               "     --qemu=auto|stock    Which QEMU runs a board piemud starts (default: auto).\n"
+               "                          auto: piemu's own build of QEMU, %s,\n"
+               "                          where it is installed (tools/build-qemu.sh; checked at each\n"
+               "                          Start), else Debian's. piemu's has GPIO input lines and\n"
+               "                          event detection: the guest gets GPIO interrupts (the board's\n"
+               "                          GpioInterrupts property). It needs --tcg-threads=single and\n"
+               "                          the qtest path. stock: always Debian's, %s.\n"
                "\n"
                "Files:\n"
                "  %s/<name>/{kernel,dtb,sd.img,meta[,initrd]}   the image catalog\n"
@@ -83,7 +91,8 @@ static void help(void) {
                "\n"
                "See piemud(8) and piemuctl(1).\n",
                PIEMU_LIBVIRT_URI, PIEMU_IMAGES_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT, QTEST_DIR_DEFAULT,
-               PIEMU_IMAGES_DIR, PIEMU_POOL_DIR, PIEMU_QEMU_WRAPPER, TLS_DIR_DEFAULT);
+               PIEMU_OWN_QEMU, PIEMU_QEMU, PIEMU_IMAGES_DIR, PIEMU_POOL_DIR, PIEMU_QEMU_WRAPPER,
+               TLS_DIR_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -97,6 +106,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TLS_DIR,
                 ARG_QEMU_USER,
                 ARG_QTEST_DIR,
+                ARG_QEMU,
         };
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
@@ -109,6 +119,7 @@ static int parse_argv(int argc, char *argv[]) {
                 {"tls-dir", required_argument, NULL, ARG_TLS_DIR},
                 {"qemu-user", required_argument, NULL, ARG_QEMU_USER},
                 {"qtest-dir", required_argument, NULL, ARG_QTEST_DIR},
+                {"qemu", required_argument, NULL, ARG_QEMU},
                 {},
         };
         int c, l;
@@ -162,6 +173,16 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_QTEST_DIR:
                         arg_qtest_dir = optarg;
+                        break;
+                case ARG_QEMU:
+                        if (streq(optarg, "auto"))
+                                arg_piemu_qemu = true;
+                        else if (streq(optarg, "stock"))
+                                arg_piemu_qemu = false;
+                        else {
+                                fprintf(stderr, "piemud: --qemu takes auto or stock, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case '?':
                         return -EINVAL;
@@ -228,6 +249,9 @@ static int run(int argc, char *argv[]) {
                                           PIEMU_QEMU_WRAPPER);
                 else if (!(m->host.emulator = strdup(PIEMU_QEMU_WRAPPER)))
                         r = log_oom();
+                /* Only the wrapper can run piemu's QEMU for a board (qemu-flavor.h). */
+                else if (arg_piemu_qemu)
+                        m->host.piemu_qemu = PIEMU_OWN_QEMU;
         }
         if (r >= 0 && streq_ptr(getenv("PIEMUD_INJECT_FAULT"), "stop")) {
                 /* For the test suite: the failed-Stop path (the domain keeps running) on demand. */
@@ -268,10 +292,13 @@ static int run(int argc, char *argv[]) {
                 /* The running boards took their ports back; the rest stopped while piemud was away. */
                 fdstore_release_unclaimed();
         if (r >= 0) {
-                log_info("piemud %s ready on the %s bus as org.piemu (QEMU: %s)", PIEMU_VERSION,
+                log_info("piemud %s ready on the %s bus as org.piemu (QEMU: %s%s)", PIEMU_VERSION,
                          arg_user_bus ? "user" : "system",
                          m->host.emulator ? "single-threaded TCG via " PIEMU_QEMU_WRAPPER
-                                          : "libvirt's default, multi-threaded TCG");
+                                          : "libvirt's default, multi-threaded TCG",
+                         !m->host.piemu_qemu               ? ""
+                         : board_host_piemu_qemu(&m->host) ? "; piemu's own QEMU with GPIO interrupts"
+                                                           : "; piemu's own QEMU not installed");
                 sd_notify(0, "READY=1\nSTATUS=Serving org.piemu");
                 r = sd_event_loop(e);
                 if (r < 0)

@@ -509,7 +509,7 @@ static int add_found_board(Manager *m, const VmDomainInfo *d) {
         if (d->active) {
                 log_info("board %s: found %s, taking over its lines", b->config.name,
                          d->paused ? "paused" : "running");
-                (void)board_attach(b, d->paused, !d->tls_lines, d->qtest);
+                (void)board_attach(b, d);
         } else
                 log_debug("board %s: found, stopped", b->config.name);
         return 0;
@@ -539,8 +539,7 @@ static void reconcile_boards(Manager *m, VmDomainInfo *l, size_t n) {
                         manager_remove_board(m, b); /* shifts the array: same i again */
                         continue;
                 }
-                board_reconcile(b, d->active, d->paused, d->crashed, d->tls_lines,
-                                d->qtest && m->host.qtest_dir);
+                board_reconcile(b, d);
                 i++;
         }
         for (size_t i = 0; i < n; i++)

@@ -50,6 +50,14 @@ int pins_qtest_socket_path(Board *b, char **ret) {
 }
 
 static void read_levels(Board *b);
+
+/* piemu's QEMU has input lines: the host drives the pin as an input (an output pin stays the
+ * guest's). Stock QEMU has none: GPSET/GPCLR set the level whatever the pin's function. */
+static int drive(Board *b, unsigned pin, bool value) {
+        if (b->qtest.inputs)
+                return qtest_set_irq_in(b->qtest.conn, QTEST_GPIO_QOM_PATH, pin, value, NULL, NULL);
+        return qtest_gpio_set(b->qtest.conn, gpio_base(b), pin, value, NULL, NULL);
+}
 static void qtest_close(Board *b);
 
 /* Something happened on the pins: read GPLEV often for a while, starting within
@@ -163,8 +171,7 @@ static void qtest_apply_driven(Board *b) {
                 return;
         for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
                 if (b->pins.driven_mask & (UINT64_C(1) << pin))
-                        (void)qtest_gpio_set(b->qtest.conn, gpio_base(b), pin,
-                                             b->pins.driven_values & (UINT64_C(1) << pin), NULL, NULL);
+                        (void)drive(b, pin, b->pins.driven_values & (UINT64_C(1) << pin));
         read_levels(b);
 }
 
@@ -187,7 +194,8 @@ static void take_connection(Board *b, int fd) {
         }
         TAKE_FD(owned);
         r = qtest_intercept_gpio(b->qtest.conn, QTEST_GPIO_QOM_PATH, on_intercepted, b);
-        if (r >= 0)
+        /* piemu's QEMU reports every change of an output (an IRQ for each): nothing to poll for. */
+        if (r >= 0 && !b->qtest.inputs)
                 r = sd_event_add_time_relative(b->host->event, &b->qtest.timer, CLOCK_MONOTONIC,
                                                QTEST_RECONCILE_USEC, 1000, on_reconcile_timer, b);
         if (r < 0) {
@@ -291,7 +299,7 @@ static int qtest_set(Board *b, unsigned pin, bool value) {
 
         if (!b->qtest.conn)
                 return 0; /* remembered in driven_*: applied when QEMU dials */
-        r = qtest_gpio_set(b->qtest.conn, gpio_base(b), pin, value, NULL, NULL);
+        r = drive(b, pin, value);
         if (r < 0)
                 return r;
         mark_busy(b);

@@ -25,6 +25,10 @@ typedef struct PinsQtest {
         bool reading, reread;      /* a GPLEV read in flight; another wanted after it */
         bool levels_known;         /* GPLEV read at least once on this connection */
         uint64_t busy_until;       /* CLOCK_MONOTONIC µs: GPLEV read often until then */
+        /* piemu's own QEMU runs the board: its GPIO block has input lines (SetPin drives those),
+         * detects events (the guest gets GPIO interrupts) and raises an output IRQ for every change
+         * of an output, so GPLEV is not polled. Stock QEMU has none of that. */
+        bool inputs;
 } PinsQtest;
 
 extern const PinBackend pins_qtest_backend;

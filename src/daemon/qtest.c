@@ -433,7 +433,8 @@ int qtest_writel(Qtest *q, uint64_t addr, uint32_t value, qtest_done_cb cb, void
         return enqueue(q, buf, (size_t)n, &c, 1);
 }
 
-int qtest_set_irq_in(Qtest *q, const char *path, unsigned line, bool level, qtest_done_cb cb, void *userdata) {
+int qtest_set_irq_in(Qtest *q, const char *path, unsigned line, bool level, qtest_done_cb cb,
+                     void *userdata) {
         char buf[QTEST_CMD_MAX + 1];
         Cmd c = {.kind = CMD_SET_IRQ_IN, .cb.done = cb, .userdata = userdata};
         int n;

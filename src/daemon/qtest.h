@@ -83,7 +83,8 @@ int qtest_writel(Qtest *q, uint64_t addr, uint32_t value, qtest_done_cb cb, void
 
 /* set_irq_in PATH unnamed-gpio-in LINE LEVEL: drives an input line of the device. Only for a device
  * that has the line (see qtest_format_set_irq_in: stock QEMU aborts otherwise). */
-int qtest_set_irq_in(Qtest *q, const char *path, unsigned line, bool level, qtest_done_cb cb, void *userdata);
+int qtest_set_irq_in(Qtest *q, const char *path, unsigned line, bool level, qtest_done_cb cb,
+                     void *userdata);
 
 /* GPIO helpers; base is the GPIO block's address (see qtest-proto.h). */
 /* writel 1<<pin to GPSETn or GPCLRn. The guest reads the level in GPLEV. QEMU raises an output IRQ

@@ -329,6 +329,7 @@ int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, ch
                                 if (xml) {
                                         l[n].tls_lines = domain_xml_has_tls_lines(xml);
                                         l[n].qtest = domain_xml_has_qtest(xml);
+                                        l[n].piemu_qemu = domain_xml_runs_piemu_qemu(xml);
                                 } else
                                         virResetLastError();
                         }

@@ -42,9 +42,10 @@ typedef struct VmDomainInfo {
         char uuid[VIR_UUID_STRING_BUFLEN];
         bool active;
         bool paused;
-        bool crashed;   /* inactive because it crashed */
-        bool tls_lines; /* active, and its serial lines are TLS (else plain TCP from an older piemu) */
-        bool qtest;     /* active, and QEMU has a qtest channel (the agentless GPIO path) */
+        bool crashed;    /* inactive because it crashed */
+        bool tls_lines;  /* active, and its serial lines are TLS (else plain TCP from an older piemu) */
+        bool qtest;      /* active, and QEMU has a qtest channel (the agentless GPIO path) */
+        bool piemu_qemu; /* active, and piemu's own QEMU runs it (qemu-flavor.h) */
 } VmDomainInfo;
 int vm_list_piemu_domains(virConnectPtr c, VmDomainInfo **ret, size_t *ret_n, char **ret_error);
 void vm_domain_info_free_many(VmDomainInfo *l, size_t n);

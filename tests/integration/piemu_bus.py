@@ -20,6 +20,9 @@ PROMPT = b"piemu:"
 BOOT_TIMEOUT = float(os.environ.get("PIEMU_BOOT_TIMEOUT", "120"))
 # Every board name this test session created, for the leak check at the end.
 CREATED = set()
+# piemu's own QEMU (meson option piemu-qemu, built by tools/build-qemu.sh): boards started while it
+# is installed have GpioInterrupts.
+PIEMU_QEMU = "/usr/lib/piemu/qemu/bin/qemu-system-aarch64"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 

@@ -31,7 +31,7 @@ TIMESTAMP_RE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
 EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STATE, EXIT_ACCESS, EXIT_TIMEOUT, EXIT_NO_DAEMON = 2, 3, 4, 5, 6, 7
 STATUS_KEYS = {
     "name", "image", "model", "cmdline", "owner", "state", "persistent", "guest_ready", "serial_port",
-    "gpio_port", "last_error", "dropped_gpio_lines", "gpio_path", "path", "recent_serial",
+    "gpio_port", "last_error", "dropped_gpio_lines", "gpio_path", "gpio_interrupts", "path", "recent_serial",
 }
 BOARD_VERBS = [
     ["status"], ["start"], ["stop"], ["restart"], ["delete"], ["send", "{}", "hello"], ["set-pin", "{}", "3", "1"],
@@ -397,6 +397,8 @@ def test_status_json(running_board):
     assert isinstance(st["gpio_port"], int) and st["gpio_port"] > 0
     assert isinstance(st["dropped_gpio_lines"], int)
     assert st["gpio_path"] == "qtest"
+    # piemu's own QEMU where it is installed (tools/build-qemu.sh), and then only there
+    assert st["gpio_interrupts"] is os.access(pb.PIEMU_QEMU, os.X_OK)
     assert st["path"].startswith("/org/piemu/board/")
     assert isinstance(st["recent_serial"], str) and re.search(PROMPT_RE, st["recent_serial"])
     assert st["image"] and st["model"] == "raspi3b"

@@ -3,6 +3,7 @@
 
 #include "accel-args.h"
 #include "chardev-args.h"
+#include "qemu-choice.h"
 #include "tests.h"
 
 static void run(int argc, char **argv, int expect_changed) {
@@ -98,12 +99,23 @@ static void test_chardev_nodelay(void) {
         CHECK(chardev_args_nodelay(3, none, &storage) == 0 && storage == NULL);
 }
 
+static void test_qemu_choice(void) {
+        CHECK_STREQ(qemu_choose(NULL, "/stock", "/own"), "/stock");
+        CHECK_STREQ(qemu_choose("piemu", "/stock", "/own"), "/own");
+        /* anything else is Debian's QEMU: only piemud's one value picks piemu's */
+        CHECK_STREQ(qemu_choose("", "/stock", "/own"), "/stock");
+        CHECK_STREQ(qemu_choose("piemu ", "/stock", "/own"), "/stock");
+        CHECK_STREQ(qemu_choose("PIEMU", "/stock", "/own"), "/stock");
+        CHECK_STREQ(qemu_choose("/tmp/evil", "/stock", "/own"), "/stock");
+}
+
 int main(void) {
         test_chardev_nodelay();
         test_libvirt_command_line();
         test_options_kept();
         test_left_alone();
         test_several();
+        test_qemu_choice();
         printf("test-accel-args: ok\n");
         return 0;
 }

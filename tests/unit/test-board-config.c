@@ -250,6 +250,27 @@ static void test_qtest(void) {
         CHECK_CONTAINS(xml, "<qemu:arg value='-qtest-log'/>\n    <qemu:arg value='none'/>");
         CHECK(domain_xml_has_qtest(xml));
         CHECK(domain_xml_has_tls_lines(xml));
+        CHECK(!domain_xml_runs_piemu_qemu(xml));
+        CHECK(!strstr(xml, "qemu:env"));
+
+        /* piemu's own QEMU: said in QEMU's environment, for the wrapper; only along with qtest. */
+        with.piemu_qemu = true;
+        free(xml);
+        xml = NULL;
+        CHECK(domain_xml_build(&c, &with, NULL, NULL, &xml) == 0);
+        CHECK_CONTAINS(xml, "<qemu:env name='PIEMU_QEMU' value='piemu'/>\n  </qemu:commandline>");
+        CHECK(domain_xml_runs_piemu_qemu(xml));
+        CHECK(domain_xml_has_qtest(xml));
+        free(plain);
+        plain = NULL;
+        ImagePaths no_qtest = img;
+        no_qtest.piemu_qemu = true;
+        CHECK(domain_xml_build(&c, &no_qtest, NULL, NULL, &plain) == 0);
+        CHECK(!domain_xml_runs_piemu_qemu(plain) && !strstr(plain, "qemu:env"));
+        CHECK(!domain_xml_runs_piemu_qemu("<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+                                          "<qemu:commandline><qemu:env name='PIEMU_QEMU' value='x'/>"
+                                          "<qemu:arg value='piemu'/></qemu:commandline></domain>"));
+        with.piemu_qemu = false;
 
         /* A comma would let the path add chardev options; relative paths are not ours. */
         CHECK(qtest_chardev_arg("/run/x,server=on", &arg) == -EINVAL);
