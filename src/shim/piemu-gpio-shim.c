@@ -17,6 +17,7 @@
 #include "gpio-proto.h"
 #include "gpio-regs.h"
 #include "macro.h"
+#include "shim-edges.h"
 #include "shim-loop.h"
 #include "shim-tty.h"
 
@@ -33,6 +34,8 @@ static void help(void) {
                "                         [--verbose]\n"
                "  piemu-gpio-shim get PIN\n"
                "  piemu-gpio-shim set PIN 0|1\n"
+               "  piemu-gpio-shim edges PIN N TIMEOUT_MS\n"
+               "  piemu-gpio-shim follow IN OUT N TIMEOUT_MS\n"
                "  piemu-gpio-shim --help | --version\n"
                "\n"
                "Bridge the GPIO pins of an emulated Raspberry Pi 3B (QEMU machine raspi3b) to\n"
@@ -52,6 +55,16 @@ static void help(void) {
                "  mirror IN OUT Make OUT an output and copy IN's level onto it, as fast as the\n"
                "                CPU allows (a busy loop, for latency benches), until SIGTERM or\n"
                "                SIGINT.\n"
+               "  edges PIN N TIMEOUT_MS\n"
+               "                Wait for N edges on PIN through the kernel's GPIO character\n"
+               "                device (/dev/gpiochip0, edge events: the GPIO interrupt path a\n"
+               "                program takes) and print \"rising|falling <timestamp ns>\" for each.\n"
+               "                Fails (exit 1) if one does not come within TIMEOUT_MS. Needs a GPIO\n"
+               "                block that detects events: piemu's own QEMU (the board's\n"
+               "                GpioInterrupts); QEMU's stock model has none.\n"
+               "  follow IN OUT N TIMEOUT_MS\n"
+               "                The same for IN, and copy each edge's level onto OUT (made an\n"
+               "                output) as it comes: a program reacting to an interrupt.\n"
                "  blink PIN MS N\n"
                "                Make PIN an output and toggle it every MS milliseconds, N times,\n"
                "                on an absolute clock (for latency benches: the host compares\n"
@@ -239,6 +252,46 @@ static int cmd_blink(const char *pin_arg, const char *ms_arg, const char *n_arg)
         return EXIT_SUCCESS;
 }
 
+static int parse_count(const char *what, const char *s, unsigned long max, unsigned long *ret) {
+        char *end;
+
+        errno = 0;
+        *ret = strtoul(s, &end, 10);
+        if (errno || *end || !s[0] || *ret < 1 || *ret > max) {
+                fprintf(stderr, "piemu-gpio-shim: invalid %s '%s': expected 1-%lu.\n", what, s, max);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* edges PIN N TIMEOUT_MS, or (out_arg set) follow IN OUT N TIMEOUT_MS. */
+static int cmd_edges(const char *pin_arg, const char *out_arg, const char *n_arg, const char *timeout_arg) {
+        ShimEdges e = {.chip = "/dev/gpiochip0"};
+        unsigned long n, timeout;
+        GpioRegs regs;
+        int r;
+
+        if (parse_pin_arg(pin_arg, &e.pin) < 0 || (out_arg && parse_pin_arg(out_arg, &e.follow_pin) < 0) ||
+            parse_count("count", n_arg, 1000000, &n) < 0 ||
+            parse_count("timeout", timeout_arg, 3600000, &timeout) < 0)
+                return EXIT_USAGE;
+        if (out_arg && e.pin == e.follow_pin) {
+                fprintf(stderr, "piemu-gpio-shim: follow needs two different pins.\n");
+                return EXIT_USAGE;
+        }
+        e.count = n;
+        e.timeout_ms = (unsigned)timeout;
+        if (out_arg) {
+                if (open_regs(&regs) < 0)
+                        return EXIT_FAILURE;
+                e.follow = &regs;
+        }
+        r = shim_edges_run(&e);
+        if (out_arg)
+                gpio_regs_close(&regs);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 static int cmd_daemon(const char *device, unsigned interval_ms, unsigned idle_interval_ms, bool verbose) {
         _cleanup_close_ int fd = -EBADF, sigfd = -EBADF;
         char found[PATH_MAX];
@@ -404,5 +457,16 @@ int main(int argc, char *argv[]) {
                         return usage_error("usage: piemu-gpio-shim blink PIN MS N");
                 return cmd_blink(argv[optind + 1], argv[optind + 2], argv[optind + 3]);
         }
-        return usage_error("unknown command '%s': expected daemon, get, set, mirror or blink.", cmd);
+        if (streq(cmd, "edges")) {
+                if (nargs != 3)
+                        return usage_error("usage: piemu-gpio-shim edges PIN N TIMEOUT_MS");
+                return cmd_edges(argv[optind + 1], NULL, argv[optind + 2], argv[optind + 3]);
+        }
+        if (streq(cmd, "follow")) {
+                if (nargs != 4)
+                        return usage_error("usage: piemu-gpio-shim follow IN OUT N TIMEOUT_MS");
+                return cmd_edges(argv[optind + 1], argv[optind + 2], argv[optind + 3], argv[optind + 4]);
+        }
+        return usage_error(
+                "unknown command '%s': expected daemon, get, set, mirror, blink, edges or follow.", cmd);
 }

@@ -612,6 +612,14 @@ static void test_cli(const char *exe) {
                 {{"daemon", "--idle-interval-ms", "x"}},
                 {{"get", "1", "--idle-interval-ms", "5"}},
                 {{"frobnicate"}},
+                {{"edges", "17", "10"}},
+                {{"edges", "17", "0", "1000"}},
+                {{"edges", "54", "1", "1000"}},
+                {{"edges", "17", "1", "0"}},
+                {{"edges", "17", "1", "1000", "x"}},
+                {{"follow", "17", "17", "1", "1000"}},
+                {{"follow", "17", "23", "1"}},
+                {{"follow", "17", "54", "1", "1000"}},
                 {{NULL}},
         };
         char out[16384];
@@ -628,6 +636,10 @@ static void test_cli(const char *exe) {
 
         CHECK(run_cli(exe, (const char *const[]){"--help", NULL}, out, sizeof(out)) == 0);
         CHECK(strstr(out, "daemon") && strstr(out, "--interval-ms") && strstr(out, "set PIN 0|1"));
+        CHECK(strstr(out, "edges PIN N TIMEOUT_MS") && strstr(out, "follow IN OUT N TIMEOUT_MS"));
+        /* No GPIO character device here: a failure (1), with a message, not a usage error. */
+        CHECK(access("/dev/gpiochip0", F_OK) == 0 ||
+              run_cli(exe, (const char *const[]){"edges", "17", "1", "10", NULL}, out, sizeof(out)) == 1);
         CHECK(run_cli(exe, (const char *const[]){"--version", NULL}, out, sizeof(out)) == 0);
         CHECK(strncmp(out, "piemu-gpio-shim ", 16) == 0);
 }
