@@ -83,10 +83,16 @@ def web_user(bus):
     return pwd.getpwnam(USER)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cockpit(web_user):
     """cockpit-ws without TLS on 127.0.0.1, its session (cockpit-bridge) running as the test user.
-    Started after the page is installed: the bridge lists the packages when it starts."""
+    Started after the page is installed: the bridge lists the packages when it starts.
+
+    One per test: --local-session gives a cockpit-ws one session, and cockpit-ws ends it once no
+    browser has used it for its idle timeout (15 s); a later login then goes to cockpit-session,
+    which only root's cockpit-ws may run ("Internal error in login process"). A test that prepares
+    for longer than that before it opens the page (an image built on a busy machine) would find
+    the module's session gone."""
     home = tempfile.mkdtemp(prefix="piemu-cockpit-")
     os.chown(home, web_user.pw_uid, web_user.pw_gid)
     os.chmod(home, 0o700)
