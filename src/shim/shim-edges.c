@@ -64,6 +64,10 @@ int shim_edges_run(const ShimEdges *e) {
                 return fd;
         if (e->follow)
                 gpio_regs_set_function(e->follow, e->follow_pin, GPIO_FSEL_OUTPUT);
+        /* From here on no edge is lost (the kernel queues them): whoever drives the pin may start. */
+        printf("watching GPIO %u\n", e->pin);
+        if (fflush(stdout) != 0)
+                return -EIO;
         for (unsigned long i = 0; i < e->count; i++) {
                 r = next_edge(fd, e->timeout_ms, &ev);
                 if (r == -ETIME) {

@@ -18,7 +18,8 @@ typedef struct ShimEdges {
         unsigned follow_pin;
 } ShimEdges;
 
-/* Prints "rising|falling <timestamp ns>" for each of count edges, in order, flushed at once.
+/* Prints "watching GPIO <pin>" once the line is requested (no edge is lost after it), then
+ * "rising|falling <timestamp ns>" for each of count edges, in order, each flushed at once.
  * Returns 0 when all came, -ETIME when one did not within timeout_ms, other negative errnos with a
  * message on stderr. */
 int shim_edges_run(const ShimEdges *e);
