@@ -213,31 +213,29 @@ install_build_deps() {
         "${missing[@]}" >&2
 }
 
-# Copy the files of tree $1 that differ into tree $2 and delete what $1 lacks, so an
-# unchanged file keeps its time stamp and ninja rebuilds only what the patches touch.
-sync_tree() {
-    python3 - "$1" "$2" <<'PY'
-import filecmp, os, shutil, sys
-new, old = sys.argv[1], sys.argv[2]
-changed = 0
-for root, dirs, files in os.walk(new):
-    rel = os.path.relpath(root, new)
-    os.makedirs(os.path.join(old, rel), exist_ok=True)
-    for f in files:
-        a, b = os.path.join(root, f), os.path.join(old, rel, f)
-        if not os.path.exists(b) or not filecmp.cmp(a, b, shallow=False):
-            shutil.copy2(a, b)
-            os.utime(b)
-            changed += 1
-for root, dirs, files in os.walk(old, topdown=True):
-    rel = os.path.relpath(root, old)
-    dirs[:] = [d for d in dirs if d != '.git']
-    for f in files:
-        if not os.path.exists(os.path.join(new, rel, f)):
-            os.unlink(os.path.join(root, f))
-            changed += 1
-print(changed)
-PY
+# The files a set of patches touches.
+patched_files() {
+    sed -n 's|^--- a/||p; s|^+++ b/||p' "$@" | sort -u
+}
+
+# Bring tree $2 to tree $1 for the files the old and the new patches touch (the rest
+# is the same tarball): a file that differs is copied, one $1 lacks is deleted, and
+# every other file keeps its time stamp, so ninja rebuilds only what changed.
+sync_patched() {
+    local new=$1 old=$2 list=$3 f n=0
+    while read -r f; do
+        if [ -e "$new/$f" ]; then
+            if ! cmp -s "$new/$f" "$old/$f"; then
+                mkdir -p "$(dirname "$old/$f")"
+                cp "$new/$f" "$old/$f"
+                n=$((n + 1))
+            fi
+        elif [ -e "$old/$f" ]; then
+            rm -f "$old/$f"
+            n=$((n + 1))
+        fi
+    done <"$list"
+    echo "$n"
 }
 
 build() {
@@ -260,15 +258,18 @@ build() {
             die "$(basename "$p") does not apply"
     done
     prepare_tree "$fresh/$orig_dir"
-    if [ -d "$src" ]; then
-        n=$(sync_tree "$fresh/$orig_dir" "$src")
-        rm -rf "$fresh"
+    if [ -d "$src" ] && [ -s "$work/patched-files" ]; then
+        { cat "$work/patched-files"; patched_files "${patches[@]}"; } | sort -u >"$work/sync-files"
+        n=$(sync_patched "$fresh/$orig_dir" "$src" "$work/sync-files")
+        rm -rf "$fresh" "$work/sync-files"
         say "unpacked and patched (${#patches[@]} patches) in $(since "$t") s: $n files changed"
     else
+        rm -rf "$src"
         mv "$fresh/$orig_dir" "$src"
         rm -rf "$fresh"
         say "unpacked and patched (${#patches[@]} patches) in $(since "$t") s"
     fi
+    patched_files "${patches[@]}" >"$work/patched-files"
 
     if [ ! -e "$bld/build.ninja" ]; then
         t=$(now)
