@@ -19,6 +19,9 @@ tools/setup.sh
 step "Unit tests and fuzz-corpus replays (gcc, -Werror)"
 meson test -C build --print-errorlogs
 
+step "piemu's QEMU patches: their qtests and QEMU's other raspi qtests"
+tools/build-qemu.sh --check
+
 step "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 if [ ! -f build-asan/build.ninja ]; then
     meson setup build-asan --prefix=/usr --sysconfdir=/etc --localstatedir=/var \

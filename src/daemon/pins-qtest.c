@@ -60,14 +60,33 @@ static int drive(Board *b, unsigned pin, bool value) {
 }
 static void qtest_close(Board *b);
 
+/* Stock QEMU fires no IRQ for some changes, so GPLEV is always read. piemu's QEMU fires one for
+ * every change of an output, but qtest itself keeps its own idea of each intercepted line and sends
+ * an IRQ only when the level differs from it: that idea starts at 0 on every new connection (a
+ * pin high when piemud reconnects has its first fall swallowed), and a guest reboot resets the pins
+ * without telling qtest (a pin high before has its first rise swallowed). Until each such pin has
+ * changed once, GPLEV is read as on stock QEMU. */
+static bool wants_polling(const Board *b) {
+        return !b->qtest.inputs || (b->qtest.unsynced_high | b->qtest.unsynced_low) != 0;
+}
+
+/* Pins out of step with qtest's idea stop being so once they are seen at that idea's level. */
+static void sync_seen(Board *b, uint64_t levels) {
+        b->qtest.unsynced_high &= levels;
+        b->qtest.unsynced_low &= ~levels;
+}
+
 /* Something happened on the pins: read GPLEV often for a while, starting within
  * QTEST_RECONCILE_USEC. */
 static void mark_busy(Board *b) {
         uint64_t now = now_usec(CLOCK_MONOTONIC), next = 0;
 
+        if (!wants_polling(b))
+                return;
         b->qtest.busy_until = now + QTEST_BUSY_USEC;
-        if (b->qtest.timer && sd_event_source_get_time(b->qtest.timer, &next) >= 0 &&
-            next > now + QTEST_RECONCILE_USEC) {
+        if (b->qtest.timer &&
+            (sd_event_source_get_time(b->qtest.timer, &next) < 0 || next > now + QTEST_RECONCILE_USEC ||
+             !sd_event_source_get_enabled(b->qtest.timer, NULL))) {
                 (void)sd_event_source_set_time(b->qtest.timer, now + QTEST_RECONCILE_USEC);
                 (void)sd_event_source_set_enabled(b->qtest.timer, SD_EVENT_ONESHOT);
         }
@@ -87,6 +106,12 @@ static void on_levels(Qtest *q, int r, uint64_t levels, void *userdata) {
         }
         bool first = !b->qtest.levels_known;
         b->qtest.levels_known = true;
+        if (first && b->qtest.inputs)
+                /* qtest's idea of every line is 0 on this connection; a pin the host drives high is an
+                 * input, whose level no output IRQ reports anyway. */
+                b->qtest.unsynced_high =
+                        levels & ~(b->pins.driven_mask & b->pins.driven_values) & QTEST_GPIO_MASK;
+        sync_seen(b, levels);
         if (((levels ^ b->pins.levels) & QTEST_GPIO_MASK) != 0) {
                 mark_busy(b);
                 for (unsigned pin = 0; pin < GPIO_PROTO_NPINS; pin++)
@@ -113,6 +138,8 @@ static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
         int r;
 
         read_levels(b);
+        if (!wants_polling(b))
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF); /* until mark_busy() wants it */
         r = sd_event_source_set_time_relative(
                 s, now_usec(CLOCK_MONOTONIC) < b->qtest.busy_until ? QTEST_RECONCILE_USEC : QTEST_IDLE_USEC);
         if (r >= 0)
@@ -138,6 +165,11 @@ static void on_irq(Qtest *q, unsigned line, bool level, void *userdata) {
                 board_pins_changed(b, line, !level, ts);
         }
         board_pins_changed(b, line, level, ts);
+        if (line < GPIO_PROTO_NPINS) {
+                /* qtest sent it: its idea of the line is the pin's level again */
+                b->qtest.unsynced_high &= ~(UINT64_C(1) << line);
+                b->qtest.unsynced_low &= ~(UINT64_C(1) << line);
+        }
         mark_busy(b);
 }
 
@@ -185,6 +217,7 @@ static void take_connection(Board *b, int fd) {
         b->qtest.reading = false;
         b->qtest.timer = sd_event_source_disable_unref(b->qtest.timer);
         b->qtest.levels_known = false;
+        b->qtest.unsynced_high = b->qtest.unsynced_low = 0; /* a new connection: qtest's idea is all 0 */
         b->qtest.busy_until = now_usec(CLOCK_MONOTONIC) + QTEST_BUSY_USEC;
 
         r = qtest_new(b->host->event, owned, &cb, b, &b->qtest.conn);
@@ -194,8 +227,8 @@ static void take_connection(Board *b, int fd) {
         }
         TAKE_FD(owned);
         r = qtest_intercept_gpio(b->qtest.conn, QTEST_GPIO_QOM_PATH, on_intercepted, b);
-        /* piemu's QEMU reports every change of an output (an IRQ for each): nothing to poll for. */
-        if (r >= 0 && !b->qtest.inputs)
+        /* On piemu's QEMU the timer runs only while wants_polling() (from the first read on). */
+        if (r >= 0)
                 r = sd_event_add_time_relative(b->host->event, &b->qtest.timer, CLOCK_MONOTONIC,
                                                QTEST_RECONCILE_USEC, 1000, on_reconcile_timer, b);
         if (r < 0) {
@@ -317,7 +350,12 @@ static bool qtest_levels_known(Board *b) {
 }
 
 static void qtest_guest_rebooted(Board *b) {
-        /* QEMU reset the GPIO block: the driven levels go in again now. */
+        /* QEMU reset the GPIO block without telling qtest: outputs that were high are low now, and
+         * qtest still thinks them high (wants_polling). The driven levels go in again now. */
+        if (b->qtest.inputs)
+                b->qtest.unsynced_low |=
+                        b->pins.levels & ~(b->pins.driven_mask & b->pins.driven_values) & QTEST_GPIO_MASK;
+        mark_busy(b);
         qtest_apply_driven(b);
 }
 

@@ -29,6 +29,9 @@ typedef struct PinsQtest {
          * detects events (the guest gets GPIO interrupts) and raises an output IRQ for every change
          * of an output, so GPLEV is not polled. Stock QEMU has none of that. */
         bool inputs;
+        /* piemu's QEMU: pins whose next change qtest may not report (pins-qtest.c, wants_polling):
+         * high when this connection began, or high before the guest's reset. */
+        uint64_t unsynced_high, unsynced_low;
 } PinsQtest;
 
 extern const PinBackend pins_qtest_backend;
