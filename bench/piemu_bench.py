@@ -7,6 +7,11 @@
                                             the agentless path: SetPin -> guest mirror ->
                                             GpioChanged, a guest-made change's lateness, and an
                                             idle board's QEMU CPU and piemud wakeups
+  bench/piemu_bench.py gpio-irq [--rounds N] [--seconds S]
+                                            GPIO interrupts (piemu's QEMU): SetPin -> the guest's edge
+                                            handler -> an output -> GpioChanged, against Debian's
+                                            QEMU's busy-loop mirror; idle QEMU CPU with interrupts
+                                            armed and piemud's wakeups, each side by side
   bench/piemu_bench.py gpio-lines [--rounds N]
                                             the same round trip over plain TCP lines (as an older
                                             piemu made them) and over the TLS lines, one board,
@@ -226,6 +231,91 @@ def bench_gpio_qtest(args):
     finally:
         s.delete()
         q.delete()
+
+
+def round_trips(b, rounds, warmup=20):
+    """SetPin(17) -> GpioChanged(23) round trips in ms, whatever the guest does in between."""
+    lat = []
+    for i in range(warmup + rounds):
+        value = i % 2 == 0
+        mark = len(b.gpio)
+        t0 = time.monotonic()
+        b.call("SetPin", "(ub)", (17, value))
+        while not any(p == 23 and v == value for p, v, _ in b.gpio[mark:]):
+            pb.GLib.MainContext.default().iteration(True)
+        if i >= warmup:
+            lat.append((time.monotonic() - t0) * 1000)
+    return lat
+
+
+def piemud_wakeups(seconds):
+    pid = piemud_pid()
+    sw = lambda: proc_status(pid, "voluntary_ctxt_switches") + proc_status(pid, "nonvoluntary_ctxt_switches")
+    s0 = sw()
+    time.sleep(seconds)
+    return (sw() - s0) / seconds
+
+
+def bench_gpio_irq(args):
+    """One run, one image: board S on Debian's QEMU (started by a piemud with --qemu=stock), board P
+    on piemu's (GpioInterrupts). P's guest waits for edges on 17 and copies each onto 23 from its
+    handler (piemu-gpio-shim follow: poll() on the GPIO character device, no CPU while waiting);
+    S's guest can only spin (piemu-gpio-shim mirror). Each idle: QEMU's CPU (P with its edge
+    request armed) and piemud's wakeups with only that board running."""
+    piemud_restart("--qemu=stock")
+    try:
+        conn = pb.system_bus()
+        s = pb.Board.create(conn, name=pb.unique_name("bench"))
+        s.call("Start")
+    finally:
+        piemud_restart()
+    conn = pb.private_system_bus()
+    s = pb.Board(conn, s.name, s.path)
+    p = None
+    try:
+        s.watch()
+        s.wait_prompt_recent()
+        s.wait_for(lambda: s.prop("GuestReady") is True, 120, "GuestReady")
+        assert s.prop("GpioInterrupts") is False
+        time.sleep(3)
+        s_cpu = qemu_idle_cpu(s, args.seconds)
+        s_wake = piemud_wakeups(args.seconds)
+        s.run("piemu-gpio-shim mirror 17 23 & echo mirror=$!", rb"mirror=(\d+)")
+        spin = re.findall(rb"mirror=(\d+)", bytes(s.serial))[-1].decode()
+        time.sleep(1)
+        s_lat = round_trips(s, args.rounds)
+        s.run(f"kill {spin}; echo killed", rb"\nkilled")
+        s.delete()
+        s = None
+
+        p = booted_board(conn)
+        assert p.prop("GpioInterrupts") is True
+        p.wait_for(lambda: p.prop("GuestReady") is True, 120, "GuestReady")
+        n = 2 * (20 + args.rounds) + 2
+        mark = len(p.serial)
+        p.call("SendSerial", "(ay)", (f"piemu-gpio-shim follow 17 23 {n} 3600000 > /dev/null & echo follow=$!\n".encode(),))
+        p.wait_serial(rb"follow=(\d+)", 30, start=mark)
+        follow = re.findall(rb"follow=(\d+)", bytes(p.serial))[-1].decode()
+        time.sleep(3)
+        p_cpu = qemu_idle_cpu(p, args.seconds)
+        p_wake = piemud_wakeups(args.seconds)
+        p_lat = round_trips(p, args.rounds)
+        p.run(f"kill {follow}; echo killed", rb"\nkilled")
+        print(f"gpio-irq [Debian's QEMU, busy-loop mirror]: SetPin(17) -> GpioChanged(23), {len(s_lat)} rounds: "
+              f"median {statistics.median(s_lat):.2f} ms, p99 {pct(s_lat, 99):.2f} ms; idle QEMU {s_cpu:.2f} % of a "
+              f"core; piemud {s_wake:.2f} wakeups/s")
+        print(f"gpio-irq [piemu's QEMU, edge handler]: SetPin(17) -> GpioChanged(23), {len(p_lat)} rounds: "
+              f"median {statistics.median(p_lat):.2f} ms, p99 {pct(p_lat, 99):.2f} ms; idle QEMU with the edge "
+              f"request armed {p_cpu:.2f} % of a core; piemud {p_wake:.2f} wakeups/s")
+        print(f"gpio-irq: targets: median <= 2 ms (ratio {statistics.median(p_lat) / 2:.2f}), p99 <= 10 ms (ratio "
+              f"{pct(p_lat, 99) / 10:.2f}); edge handler / busy loop median {statistics.median(p_lat) / statistics.median(s_lat):.2f}; "
+              f"idle QEMU CPU piemu/Debian {p_cpu / max(s_cpu, 1e-9):.2f}; piemud wakeups piemu/Debian "
+              f"{p_wake / max(s_wake, 1e-9):.2f}")
+    finally:
+        if s:
+            s.delete()
+        if p:
+            p.delete()
 
 
 PIEMUD_TLS_DIR = "/etc/piemu/tls"  # piemud's side of the lines, see tools/setup-tls.sh
@@ -664,7 +754,7 @@ def bench_wires(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpio", "gpio-qtest", "gpio-lines", "start", "list", "idle", "loop", "flood", "console", "soak", "wires",
+    ap.add_argument("what", choices=["gpio", "gpio-qtest", "gpio-irq", "gpio-lines", "start", "list", "idle", "loop", "flood", "console", "soak", "wires",
                                      "all"])
     ap.add_argument("--cycles", type=int, default=300)
     ap.add_argument("--calls", type=int, default=100000)
