@@ -142,6 +142,36 @@ def piemud_restart(extra_args=""):
                    stdout=subprocess.DEVNULL)
 
 
+def started_by_other_piemud(extra_args):
+    """A board started by a piemud run with extra_args, which keeps what it got from that Start (its
+    GPIO path, its QEMU) after piemud is restarted the normal way. Returns a new bus connection and
+    the board on it."""
+    piemud_restart(extra_args)
+    try:
+        conn = pb.system_bus()
+        b = pb.Board.create(conn, name=pb.unique_name("bench"))
+        b.call("Start")
+    finally:
+        piemud_restart()
+    conn = pb.private_system_bus()
+    return conn, pb.Board(conn, b.name, b.path)
+
+
+def round_trips(b, rounds, warmup=20):
+    """SetPin(17) -> GpioChanged(23) round trips in ms, whatever the guest does in between."""
+    lat = []
+    for i in range(warmup + rounds):
+        value = i % 2 == 0
+        mark = len(b.gpio)
+        t0 = time.monotonic()
+        b.call("SetPin", "(ub)", (17, value))
+        while not any(p == 23 and v == value for p, v, _ in b.gpio[mark:]):
+            pb.GLib.MainContext.default().iteration(True)
+        if i >= warmup:
+            lat.append((time.monotonic() - t0) * 1000)
+    return lat
+
+
 def gpio_path_figures(b, args):
     """Idle QEMU CPU, a guest-made change's lateness, and SetPin -> guest mirror -> GpioChanged."""
     time.sleep(3)
@@ -162,16 +192,7 @@ def gpio_path_figures(b, args):
     b.run("piemu-gpio-shim mirror 17 23 & echo mirror=$!", rb"mirror=(\d+)")
     pid = re.findall(rb"mirror=(\d+)", bytes(b.serial))[-1].decode()
     time.sleep(1)
-    lat = []
-    for i in range(20 + args.rounds):
-        value = i % 2 == 0
-        mark = len(b.gpio)
-        t0 = time.monotonic()
-        b.call("SetPin", "(ub)", (17, value))
-        while not any(p == 23 and v == value for p, v, _ in b.gpio[mark:]):
-            pb.GLib.MainContext.default().iteration(True)
-        if i >= 20:
-            lat.append((time.monotonic() - t0) * 1000)
+    lat = round_trips(b, args.rounds)
     # The same round trip from a C client (no Python in the way), on its own bus connection.
     client = os.path.join(os.environ.get("PIEMU_BUILD", os.path.join(os.path.dirname(__file__), "..", "build")),
                           "bench", "bench-gpio-client")
@@ -190,15 +211,7 @@ def bench_gpio_qtest(args):
     every 13 ms on its own (each GpioChanged's lateness over the fastest edge); a guest busy loop
     mirroring input 17 onto output 23 (SetPin(17) -> GpioChanged(23), through a Python client
     whose bare bus call costs ~0.4 ms here); and piemud's wakeups with both idle."""
-    piemud_restart("--qtest-dir=")
-    try:
-        conn = pb.system_bus()
-        s = pb.Board.create(conn, name=pb.unique_name("bench"))
-        s.call("Start")
-    finally:
-        piemud_restart()
-    conn = pb.private_system_bus()
-    s = pb.Board(conn, s.name, s.path)
+    conn, s = started_by_other_piemud("--qtest-dir=")
     q = booted_board(conn)
     try:
         s.watch()
@@ -233,21 +246,6 @@ def bench_gpio_qtest(args):
         q.delete()
 
 
-def round_trips(b, rounds, warmup=20):
-    """SetPin(17) -> GpioChanged(23) round trips in ms, whatever the guest does in between."""
-    lat = []
-    for i in range(warmup + rounds):
-        value = i % 2 == 0
-        mark = len(b.gpio)
-        t0 = time.monotonic()
-        b.call("SetPin", "(ub)", (17, value))
-        while not any(p == 23 and v == value for p, v, _ in b.gpio[mark:]):
-            pb.GLib.MainContext.default().iteration(True)
-        if i >= warmup:
-            lat.append((time.monotonic() - t0) * 1000)
-    return lat
-
-
 def piemud_wakeups(seconds):
     pid = piemud_pid()
     sw = lambda: proc_status(pid, "voluntary_ctxt_switches") + proc_status(pid, "nonvoluntary_ctxt_switches")
@@ -262,15 +260,7 @@ def bench_gpio_irq(args):
     handler (piemu-gpio-shim follow: poll() on the GPIO character device, no CPU while waiting);
     S's guest can only spin (piemu-gpio-shim mirror). Each idle: QEMU's CPU (P with its edge
     request armed) and piemud's wakeups with only that board running."""
-    piemud_restart("--qemu=stock")
-    try:
-        conn = pb.system_bus()
-        s = pb.Board.create(conn, name=pb.unique_name("bench"))
-        s.call("Start")
-    finally:
-        piemud_restart()
-    conn = pb.private_system_bus()
-    s = pb.Board(conn, s.name, s.path)
+    conn, s = started_by_other_piemud("--qemu=stock")
     p = None
     try:
         s.watch()

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Small helpers for talking to the real piemud over the real system bus (GDBus)."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -233,3 +234,17 @@ class Board:
         except GLib.Error as e:
             if dbus_error_name(e) != "org.piemu.Error.NoSuchBoard":
                 raise
+
+
+@contextlib.contextmanager
+def running_board(conn, **options):
+    """A new board, started, with its shell and its guest shim up (GuestReady); deleted after."""
+    b = Board.create(conn, **options)
+    try:
+        b.watch()
+        b.call("Start")
+        b.wait_prompt()
+        b.wait_for(lambda: b.prop("GuestReady") is True, 30, "GuestReady (the shim's HELLO)")
+        yield b
+    finally:
+        b.delete()

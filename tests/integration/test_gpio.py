@@ -11,15 +11,8 @@ import piemu_bus as pb
 
 @pytest.fixture(scope="module")
 def gpio_board(bus):
-    b = pb.Board.create(bus)
-    try:
-        b.watch()
-        b.call("Start")
-        b.wait_prompt()
-        b.wait_for(lambda: b.prop("GuestReady") is True, 30, "GuestReady (the shim's HELLO)")
+    with pb.running_board(bus) as b:
         yield b
-    finally:
-        b.delete()
 
 
 def wait_gpio(b, pin, value, start, timeout=15):

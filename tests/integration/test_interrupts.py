@@ -26,15 +26,8 @@ def require_piemu_qemu():
 @pytest.fixture(scope="module")
 def irq_board(bus):
     require_piemu_qemu()
-    b = pb.Board.create(bus)
-    try:
-        b.watch()
-        b.call("Start")
-        b.wait_prompt()
-        b.wait_for(lambda: b.prop("GuestReady") is True, 30, "GuestReady (the shim's HELLO)")
+    with pb.running_board(bus) as b:
         yield b
-    finally:
-        b.delete()
 
 
 def pulse(b, pin, n):
